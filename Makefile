@@ -1,0 +1,63 @@
+# cmet-ops — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# every store a run writes lives inside the project's working folder
+WORK := $(CURDIR)/.cmet
+export PREFECT_HOME := $(WORK)/prefect
+export MLFLOW_TRACKING_URI ?= sqlite:///$(WORK)/mlflow/mlflow.db
+export BENTOML_HOME := $(WORK)/bentoml
+export DO_NOT_TRACK := 1
+export BENTOML_DO_NOT_TRACK := true
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export PYTHONUNBUFFERED := 1
+CMET := $(BIN)/cmet
+
+.PHONY: help setup run test test-full lint bench ui schedule bento serve clean models
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip wheel
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@rm -f $(VENV)/.installed-*; touch $@
+
+setup: $(STAMP) ## create .venv and install the project from its own files (idempotent, fast the second time)
+
+run: setup ## the whole pipeline on the embedded default (Prefect flow: data -> checks -> tune -> train -> eval -> gate -> registry -> bento)
+	$(CMET) pipeline run
+
+test: setup ## the fast test suite
+	$(BIN)/python -m pytest -q
+
+test-full: setup ## every test, the slow ones too (PostgreSQL, browser, bento)
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+lint: setup ## ruff
+	$(BIN)/ruff check cmet flows serving data_checks tests bench
+	$(BIN)/ruff format --check cmet flows serving data_checks tests bench
+
+bench: setup ## benchmarks: writes bench/results/ and prints the tables
+	$(BIN)/python -m bench.run
+
+ui: setup ## MLflow UI (and the Prefect UI) on localhost against the project's stores
+	$(CMET) ui
+
+schedule: setup ## a Prefect deployment of the flow with the cron schedule from config, served by this process
+	$(CMET) schedule
+
+bento: setup ## build the BentoML service from the registry's champion
+	$(CMET) bento build
+
+serve: setup ## serve the latest bento on localhost
+	$(CMET) bento serve
+
+clean: ## remove run outputs (keeps .venv)
+	rm -rf outputs .cmet/cache

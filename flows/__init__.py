@@ -1,0 +1,1 @@
+"""Orchestration: Prefect flows that compose the ``cmet`` library, and the full ``cmet`` command."""

@@ -1,0 +1,41 @@
+"""Shared fixtures: composed configs (Hydra compose API), the ../shared data, a temp project root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("CMET_SHARED", ROOT.parent / "shared"))
+RELEASE = SHARED / "data" / "cmet_release"
+
+
+def pytest_configure(config):
+    # keep every store of the test session inside the project's working folder
+    from cmet.env import configure_local_env
+
+    configure_local_env(ROOT)
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def release_dir() -> Path:
+    """The authors' release data in ../shared; tests that need it skip cleanly without it."""
+    if not RELEASE.is_dir():
+        pytest.skip(f"../shared release data not present at {RELEASE}")
+    return RELEASE
+
+
+@pytest.fixture
+def compose_cfg(tmp_path):
+    """compose_cfg(*overrides) -> DictConfig with all run outputs under tmp_path."""
+    from cmet.config import compose
+
+    def _compose(*overrides: str):
+        return compose([f"paths.work_dir={tmp_path}/work", *overrides])
+
+    return _compose
