@@ -1,0 +1,211 @@
+"""Package a model as a self-contained bento: registry champion (or a bundle folder) -> BentoML model
+store -> ``bentoml.bentos.build``.
+
+:func:`build_bento` is the pipeline's last step (``build_bento("models:/cmet@champion", cfg)``) and what
+``cmet bento build`` / ``make bento`` run. The BentoML model holds::
+
+    bundle/        the ModelBundle folder found in the registered model's artifacts
+    assets/        the face model files (cmet.face.assets: MediaPipe detector + mesh, FER judge)
+    serving.json   registry name, version, alias, run id, metrics, where it came from
+
+The demo sample clip is written into serving/static/ at build time (git-ignored). The build is offline
+(``lock_packages: false``); the generated Dockerfile (env/docker/Dockerfile in the bento) names a CUDA
+base image when ``serving.profile=gpu``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+from cmet.errors import ConfigError, ModelError
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE = "serving.service:CmetService"
+INCLUDE = ["cmet/**/*.py", "serving/**/*.py", "serving/static/*", "configs/**/*.yaml", "pyproject.toml"]
+EXCLUDE = ["**/__pycache__", "tests/", ".cmet/", ".venv/", "outputs/"]
+
+
+def find_bundle(folder: Path) -> Path:
+    """The ModelBundle folder (the one holding bundle.json) at or under ``folder``."""
+    folder = Path(folder)
+    if (folder / "bundle.json").is_file():
+        return folder
+    hits = sorted(folder.rglob("bundle.json"), key=lambda p: len(p.parts))
+    if not hits:
+        raise ModelError(f"no model bundle (bundle.json) under {folder}")
+    return hits[0].parent
+
+
+def resolve_registry(model_uri: str, dst: Path) -> tuple[Path, dict]:
+    """``models:/<name>@<alias>`` or ``models:/<name>/<version>`` -> (bundle folder, registry info)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    if not model_uri.startswith("models:/"):
+        raise ConfigError(
+            f"model uri {model_uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>"
+        )
+    ref = model_uri[len("models:/") :]
+    client = MlflowClient()
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, version = ref.rsplit("/", 1)
+            alias = None
+            mv = client.get_model_version(name, version)
+    except mlflow.exceptions.MlflowException as e:
+        raise ModelError(
+            f"{model_uri}: not in the registry at {mlflow.get_tracking_uri()} ({e.message.splitlines()[0]}); "
+            "run the pipeline first (make run) or build from a folder: cmet bento build --bundle DIR"
+        ) from None
+    local = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst))
+    )
+    metrics: dict = {}
+    if mv.run_id:
+        try:
+            metrics = dict(client.get_run(mv.run_id).data.metrics)
+        except mlflow.exceptions.MlflowException:
+            metrics = {}
+    info = {
+        "registered_name": name,
+        "version": str(mv.version),
+        "alias": alias,
+        "aliases": list(getattr(mv, "aliases", []) or []),
+        "run_id": mv.run_id,
+        "source": model_uri,
+        "registry_metrics": metrics,
+        "tracking_uri": mlflow.get_tracking_uri(),
+    }
+    return find_bundle(local), info
+
+
+def import_model(bundle_dir: Path, info: dict, cfg, assets_dir: Path | None = None) -> str:
+    """Copy the bundle + face assets into the BentoML model store -> the model tag (``cmet:<version>``)."""
+    import bentoml
+
+    from cmet.face import assets as face_assets
+
+    bundle_dir = find_bundle(bundle_dir)
+    assets_dir = Path(assets_dir) if assets_dir else face_assets.asset_dir()
+    if not assets_dir.is_dir() or not any(assets_dir.iterdir()):
+        face_assets.ensure(assets_dir)
+    meta = json.loads((bundle_dir / "bundle.json").read_text())
+    labels = {"registry_version": str(info.get("version", "none")), "alias": str(info.get("alias") or "none")}
+    with bentoml.models.create(
+        name=str(cfg.serving.model_name),
+        module="cmet.model.bundle",
+        labels=labels,
+        metadata={k: v for k, v in info.items() if isinstance(v, str | int | float | bool)},
+    ) as m:
+        dst = Path(m.path)
+        shutil.copytree(bundle_dir, dst / "bundle")
+        shutil.copytree(assets_dir, dst / "assets", ignore=shutil.ignore_patterns("*.whl", "*.tmp"))
+        info = {
+            **info,
+            "bento_model": str(m.tag),
+            "bundle_metrics": meta.get("metrics", {}),
+            "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        (dst / "serving.json").write_text(json.dumps(info, indent=2, default=str))
+        tag = str(m.tag)
+    return tag
+
+
+def _dependencies() -> list[str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return list(data["project"]["dependencies"])
+
+
+def build_options(cfg, model_tag: str) -> dict:
+    """The bentofile options (also written as serving/bentofile.yaml by ``cmet bento build``)."""
+    s = cfg.serving
+    docker: dict = {"distro": "debian", "python_version": "3.11", "system_packages": ["ffmpeg", "libgl1"]}
+    if s.profile == "gpu":
+        docker["cuda_version"] = str(s.cuda_version)
+    return {
+        "service": SERVICE,
+        "name": str(s.name),
+        "description": "C-MET: speech-driven emotion editing of talking-face video (edit / expressions / emotions / version, demo page at /ui)",
+        "labels": {"model": model_tag, "profile": str(s.profile)},
+        "include": INCLUDE,
+        "exclude": EXCLUDE,
+        "python": {"packages": _dependencies(), "lock_packages": False},
+        "docker": docker,
+        "envs": [
+            {"name": "CMET_SERVING_PROFILE", "value": str(s.profile)},
+            {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
+        ],
+        "models": [model_tag],
+    }
+
+
+def build_bento(source: str | Path, cfg) -> str:
+    """The pipeline's last step: a model (``models:/...`` uri or a bundle folder) -> bento tag.
+
+    Imports the model into the BentoML model store, writes the demo sample, builds the bento offline.
+    """
+    import bentoml
+
+    from cmet.env import configure_local_env
+    from serving.sample import make_sample
+
+    configure_local_env()
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cmet-bento-") as tmp:
+        if isinstance(source, str) and source.startswith("models:/"):
+            bundle_dir, info = resolve_registry(source, Path(tmp))
+        else:
+            src = Path(source)
+            if not src.exists():
+                raise ModelError(f"bundle folder {src} does not exist")
+            bundle_dir, info = find_bundle(src), {"source": str(src.resolve()), "version": "local"}
+        model_tag = import_model(bundle_dir, info, cfg)
+    s = cfg.serving
+    release = Path(str(cfg.paths.release_dir)) if "paths" in cfg else None
+    make_sample(
+        ROOT / "serving" / "static" / "sample.mp4",
+        release if release and release.is_dir() else None,
+        seconds=float(s.sample.seconds),
+        size=int(s.sample.size),
+        fps=int(s.sample.fps),
+    )
+    opts = build_options(cfg, model_tag)
+    env_before = {k: os.environ.get(k) for k in ("CMET_BENTO_MODEL", "CMET_SERVING_PROFILE")}
+    os.environ["CMET_BENTO_MODEL"] = model_tag  # the service's BentoModel points at exactly this model
+    os.environ["CMET_SERVING_PROFILE"] = str(s.profile)
+    try:
+        bento = bentoml.bentos.build(
+            opts["service"],
+            name=opts["name"],
+            description=opts["description"],
+            labels=opts["labels"],
+            include=opts["include"],
+            exclude=opts["exclude"],
+            python=opts["python"],
+            docker=opts["docker"],
+            envs=opts["envs"],
+            models=opts["models"],
+            build_ctx=str(ROOT),
+        )
+    finally:
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    dockerfile = Path(bento.path) / "env" / "docker" / "Dockerfile"
+    if not dockerfile.is_file():
+        raise ModelError(f"the bento {bento.tag} has no generated Dockerfile at {dockerfile}")
+    print(
+        f"built {bento.tag} from {info.get('source')} (model {model_tag}) in {time.perf_counter() - t0:.1f} s"
+    )
+    return str(bento.tag)

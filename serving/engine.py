@@ -1,0 +1,207 @@
+"""What the service runs: the model bundle, the speech encoder and the face pipeline of the library.
+
+An :class:`Engine` is built from a *model folder* (what ``serving.build`` imports into the BentoML
+model store)::
+
+    bundle/        the ModelBundle folder (model.safetensors, bundle.json, banks.npz)
+    assets/        the face model files (MediaPipe detector + mesh, the FER judge) -> CMET_ASSETS
+    serving.json   where the model came from (registry name, version, alias, run id) and its figures
+
+No BentoML here: the service (serving.service) wraps an Engine; tests and the load script can drive it
+directly. The library calls are lazy imports (cmet.model.bundle, cmet.edit, cmet.audio).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cmet.errors import ModelError
+from serving.inputs import Target
+
+SERVING_JSON = "serving.json"
+
+
+class Engine:
+    """The loaded model plus the calls the API makes. ``parallel`` bounds the edits that run at once
+    (the face runtime's interpreters and the 2-core CPU do not gain from more)."""
+
+    def __init__(self, model_dir: str | Path, device=None, parallel: int = 1):
+        from cmet.device import pick_device
+
+        self.model_dir = Path(model_dir)
+        bundle_dir = self.model_dir / "bundle"
+        if not (bundle_dir / "bundle.json").is_file():
+            raise ModelError(f"{self.model_dir} is not a serving model folder: no bundle/bundle.json")
+        assets = self.model_dir / "assets"
+        if assets.is_dir() and any(assets.iterdir()):
+            os.environ.setdefault("CMET_ASSETS", str(assets))
+        self.device = device if device is not None else pick_device("auto")
+        from cmet.model.bundle import ModelBundle
+
+        t0 = time.perf_counter()
+        self.bundle = ModelBundle.load(bundle_dir, self.device)
+        self.load_s = time.perf_counter() - t0
+        info = self.model_dir / SERVING_JSON
+        self.info = json.loads(info.read_text()) if info.is_file() else {}
+        self._sem = threading.BoundedSemaphore(max(1, int(parallel)))
+        self._encoder = None
+        self._enc_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- what the model knows
+    @property
+    def emotions(self) -> list[str]:
+        return list(self.bundle.emotions)
+
+    @property
+    def d_speech(self) -> int | None:
+        banks = self.bundle.banks
+        for v in banks.values():
+            return int(np.asarray(v).shape[-1])
+        return None
+
+    def emotion_counts(self) -> dict[str, int]:
+        """{emotion: number of speech clips in its bank}."""
+        return {str(e): int(np.asarray(self.bundle.banks[e]).shape[0]) for e in self.bundle.banks}
+
+    def version(self) -> dict:
+        meta = dict(getattr(self.bundle, "meta", {}) or {})
+        metrics = dict(getattr(self.bundle, "metrics", {}) or {})
+        return {
+            "model": self.info.get("registered_name", meta.get("name", "cmet")),
+            "version": str(self.info.get("version", meta.get("version", "unregistered"))),
+            "alias": self.info.get("alias"),
+            "source": self.info.get("source"),
+            "run_id": self.info.get("run_id"),
+            "bento_model": self.info.get("bento_model"),
+            "speech_encoder": meta.get("speech_encoder") or meta.get("encoder"),
+            "emotions": self.emotions,
+            "metrics": _jsonable(metrics),
+            "device": str(self.device),
+        }
+
+    # ---------------------------------------------------------------- speech -> features
+    def speech_features(self, paths, field: str = "target_speech") -> np.ndarray:
+        """Speech clips -> [k, D_a] with the speech encoder the bundle was trained with."""
+        from cmet.audio import get_encoder
+        from cmet.audio.io import load_audio
+
+        with self._enc_lock:
+            if self._encoder is None:
+                self._encoder = get_encoder(self._audio_cfg())
+        feats = []
+        for p in paths:
+            wav = load_audio(p)  # AudioError (-> 422) for silent / corrupt / too short
+            feats.append(np.asarray(self._encoder.encode(wav), np.float32).reshape(-1))
+        arr = np.stack(feats)
+        d = self.d_speech
+        if d is not None and arr.shape[1] != d:
+            raise ModelError(
+                f"{field}: the speech encoder gives {arr.shape[1]}-d features, the model expects {d}"
+            )
+        return arr
+
+    def _audio_cfg(self):
+        from omegaconf import OmegaConf
+
+        meta = dict(getattr(self.bundle, "meta", {}) or {})
+        audio = meta.get("audio") or {"encoder": meta.get("speech_encoder", "precomputed")}
+        return OmegaConf.create(audio)
+
+    def target_value(self, target: Target):
+        """A Target -> what the library's inference takes: a name, a {name: weight} blend, or [k, D_a]."""
+        if target.kind == "name":
+            return target.emotion
+        if target.kind == "blend":
+            return dict(target.blend)
+        if target.kind == "features":
+            return target.features
+        return self.speech_features(target.speech_paths)
+
+    # ---------------------------------------------------------------- the two heavy calls
+    def edit(
+        self,
+        video: Path,
+        target,
+        *,
+        neutral=None,
+        intensity: float = 1.0,
+        out_path: Path,
+        render: bool = True,
+    ):
+        """Edit a video (render=True -> out_path mp4) or only compute its codes (render=False).
+
+        Returns the library's edit result (per-frame codes, per-stage timings).
+        """
+        from cmet.edit import edit_video
+
+        with self._sem:
+            return edit_video(
+                video,
+                target=target,
+                bundle=self.bundle,
+                out_path=out_path if render else None,
+                intensity=intensity,
+                neutral=neutral,
+                render=render,
+            )
+
+    def edit_portrait(
+        self, portrait: Path, speech: Path, target, *, neutral=None, intensity: float = 1.0, out_path: Path
+    ):
+        """A still portrait driven by speech -> mp4 (the faces library's portrait path)."""
+        from cmet import edit as _edit
+
+        fn = getattr(_edit, "edit_portrait", None)
+        if fn is None:
+            raise ModelError(
+                "portrait + speech input is not available in this build (cmet.edit has no edit_portrait)"
+            )
+        with self._sem:
+            return fn(
+                portrait,
+                speech,
+                target=target,
+                bundle=self.bundle,
+                out_path=out_path,
+                intensity=intensity,
+                neutral=neutral,
+            )
+
+
+def result_codes(result) -> dict:
+    """An edit result -> JSON-ready per-frame codes and timings."""
+    from cmet.face.facs import AU_NAMES
+
+    out: dict = {"au_names": list(AU_NAMES)}
+    for key in ("neutral_codes", "codes", "offsets", "edited_codes", "lips", "pose"):
+        val = getattr(result, key, None)
+        if val is not None:
+            out[key] = np.round(np.asarray(val, np.float64), 5).tolist()
+    for key in ("fps", "n_frames", "face_found"):
+        val = getattr(result, key, None)
+        if val is not None:
+            out[key] = _jsonable(val)
+    timings = getattr(result, "timings", None)
+    if timings:
+        out["timings_s"] = {k: round(float(v), 4) for k, v in dict(timings).items()}
+    return out
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, float | int | str | bool) or x is None:
+        return x
+    return str(x)
