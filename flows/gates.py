@@ -1,0 +1,118 @@
+"""Promotion gates: absolute thresholds and relative checks (vs the champion, vs speech-direct).
+
+Pure functions on metric dicts (no MLflow here): :func:`evaluate_gates` returns a :class:`GateReport`
+that the registry step stores as tags and as a JSON artifact on the candidate model version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+from cmet.errors import ConfigError
+
+
+@dataclass
+class Check:
+    name: str
+    metric: str
+    value: float | None
+    op: str  # ">=" | "<=" | ">"
+    threshold: float | None
+    passed: bool
+    note: str = ""
+
+    def line(self) -> str:
+        v = "missing" if self.value is None else f"{self.value:.4f}"
+        t = "-" if self.threshold is None else f"{self.threshold:.4f}"
+        return f"{'PASS' if self.passed else 'FAIL'} {self.name}: {self.metric}={v} {self.op} {t} {self.note}".rstrip()
+
+
+@dataclass
+class GateReport:
+    passed: bool
+    checks: list[Check] = field(default_factory=list)
+    champion_version: str | None = None
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def summary(self) -> str:
+        head = "gate PASSED" if self.passed else f"gate FAILED ({', '.join(c.name for c in self.failed)})"
+        return "\n".join([head, *("  " + c.line() for c in self.checks)])
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "champion_version": self.champion_version, "checks": [asdict(c) for c in self.checks]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def tags(self) -> dict[str, str]:
+        """Flat string tags for the model version (``gate.passed``, ``gate.<check>`` = pass/fail)."""
+        t = {"gate.passed": str(self.passed).lower()}
+        for c in self.checks:
+            t[f"gate.{c.name}"] = f"{'pass' if c.passed else 'fail'} ({'missing' if c.value is None else round(c.value, 4)})"
+        return t
+
+
+def _num(metrics: dict, key: str) -> float | None:
+    v = metrics.get(key)
+    if v is None:
+        return None
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def evaluate_gates(metrics: dict, gates, champion_metrics: dict | None = None, champion_version: str | None = None) -> GateReport:
+    """Check ``metrics`` (a candidate's evaluation) against ``gates`` (``cfg.gates``).
+
+    ``champion_metrics`` must come from the same evaluation set (the caller re-evaluates the champion
+    when its recorded evaluation-set hash differs). No champion -> the relative champion check passes
+    with a note (the first candidate that meets the absolute gates becomes champion).
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    g = OmegaConf.to_container(gates, resolve=True) if isinstance(gates, DictConfig) else dict(gates)
+    missing_policy = g.get("missing_metric", "fail")
+    if missing_policy not in ("fail", "skip"):
+        raise ConfigError(f"gates.missing_metric must be 'fail' or 'skip', got {missing_policy!r}")
+    checks: list[Check] = []
+
+    def add(name: str, metric: str, value: float | None, op: str, thr: float | None, note: str = "") -> None:
+        if value is None or thr is None:
+            ok = missing_policy == "skip" and value is None
+            checks.append(Check(name, metric, value, op, thr, ok, note or ("metric missing" if value is None else "")))
+            return
+        ok = {">=": value >= thr, "<=": value <= thr, ">": value > thr}[op]
+        checks.append(Check(name, metric, value, op, thr, ok, note))
+
+    for name, spec in (g.get("absolute") or {}).items():
+        if not isinstance(spec, dict) or "metric" not in spec or not ({"min", "max"} & set(spec)):
+            raise ConfigError(f"gates.absolute.{name} needs 'metric' and 'min' or 'max'; got {spec!r}")
+        v = _num(metrics, spec["metric"])
+        if spec.get("min") is not None:
+            add(name, spec["metric"], v, ">=", float(spec["min"]))
+        if spec.get("max") is not None:
+            add(name + ("_max" if spec.get("min") is not None else ""), spec["metric"], v, "<=", float(spec["max"]))
+
+    rel = g.get("relative") or {}
+    if rel.get("baseline"):
+        m, b = rel.get("metric", "acc_emo/cmet"), rel["baseline"]
+        bv = _num(metrics, b)
+        add("beats_speech_direct", m, _num(metrics, m), ">", None if bv is None else bv + float(rel.get("baseline_margin", 0.0)),
+            note=f"(baseline {b})")
+    if rel.get("metric") is not None:
+        m = rel["metric"]
+        if champion_metrics is None:
+            checks.append(Check("not_worse_than_champion", m, _num(metrics, m), ">=", None, True, "no champion yet"))
+        else:
+            cv = _num(champion_metrics, m)
+            margin = float(rel.get("champion_margin", 0.0))
+            add("not_worse_than_champion", m, _num(metrics, m), ">=", None if cv is None else cv - margin,
+                note=f"(champion v{champion_version}: {cv if cv is None else round(cv, 4)}, margin {margin})")
+    return GateReport(all(c.passed for c in checks), checks, champion_version)

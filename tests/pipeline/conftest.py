@@ -1,0 +1,35 @@
+"""Fixtures of the pipeline tests: a tiny hand-made feature set (independent of the simulator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cmet.data.features import FeatureSet
+
+EMOS = ["angry", "happy", "neutral"]
+
+
+def make_featureset(n_per_cell: int = 3, d_a: int = 8, d_v: int = 4, seed: int = 0) -> FeatureSet:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for ident, split in (("id1", "train"), ("id2", "train"), ("id3", "val"), ("id4", "test")):
+        for emo in EMOS:
+            for level in [1] if emo == "neutral" else [1, 2]:
+                for k in range(n_per_cell):
+                    n = int(rng.integers(10, 20))
+                    rows.append(
+                        dict(clip_id=f"{ident}_{emo}_{level}_{k}", identity=ident, emotion=emo, level=level,
+                             split=split, n_frames=n, fps=25.0, duration_s=n / 25.0)
+                    )
+    clips = pd.DataFrame(rows)
+    total = int(clips["n_frames"].sum())
+    speech = rng.normal(size=(len(clips), d_a)).astype(np.float32)
+    expr = rng.normal(size=(total, d_v)).astype(np.float32)
+    return FeatureSet(clips, speech, expr, meta={"source": "hand-made"})
+
+
+@pytest.fixture
+def tiny_fs() -> FeatureSet:
+    return make_featureset()
