@@ -1,0 +1,246 @@
+"""The renderer: a frame + its landmarks + an AU code change -> the edited frame.
+
+1. Target landmarks (:func:`cmet.face.expression.target_landmarks`): the frame's own landmarks
+   (so its lips, pose and expression stay) moved by the AU displacement fields in the face's pose.
+2. Piecewise-affine mesh warp (OpenCV): a Delaunay triangulation of the 468 FaceMesh vertices plus
+   a fixed ring around the face and the image border (fixed points, so the warp fades out); every
+   target pixel is mapped back through its triangle's affine map and sampled with ``cv2.remap``.
+3. What a warp cannot do, painted in target coordinates:
+   * a mouth interior where the mouth opens more than in the source (dark gradient, upper teeth
+     under the upper lip, lower teeth for AU20/AU26, a tongue), not a stretched lip;
+   * shading where the muscles bunch: vertical glabellar furrows (AU4), nose-bridge wrinkles
+     (AU9), nasolabial folds (AU9/10/12/6), marionette lines (AU15), crow's feet (AU6), forehead
+     wrinkles (AU1/2), a brow shadow (AU4/7), cheek highlights (AU6/12), chin dimpling (AU17).
+     Strengths scale with the AU intensities and the face size (IOD).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cmet.face.expression import (
+    INNER_LIP_CONTOUR,
+    Canonical,
+    target_landmarks,
+)
+from cmet.face.facs import AU_NAMES
+from cmet.face.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
+
+FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
+             148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+N_BORDER = 16
+
+
+def control_points(p2d: np.ndarray, shape: tuple[int, int], ring: float = 1.5) -> np.ndarray:
+    """[468, 2] landmarks -> [468 + 36 + 16, 2]: the mesh, a fixed ring around the face oval
+    (scaled ``ring`` about the face centre) and points on a frame around the image."""
+    h, w = shape
+    c = p2d[FACE_OVAL].mean(0)
+    ringp = c + ring * (p2d[FACE_OVAL] - c)
+    m = max(h, w)
+    lo, hi = -0.5 * m, 1.5 * m
+    t = np.linspace(0, 1, N_BORDER // 4, endpoint=False)
+    border = np.concatenate([
+        np.stack([lo + (hi - lo) * t, np.full_like(t, lo)], 1),
+        np.stack([np.full_like(t, hi), lo + (hi - lo) * t], 1),
+        np.stack([hi - (hi - lo) * t, np.full_like(t, hi)], 1),
+        np.stack([np.full_like(t, lo), hi - (hi - lo) * t], 1),
+    ])
+    return np.concatenate([p2d, ringp, border]).astype(np.float32)
+
+
+def triangulate(points: np.ndarray) -> np.ndarray:
+    """Delaunay triangles [K, 3] (indices) of control points [N, 2]."""
+    from scipy.spatial import Delaunay
+
+    return Delaunay(points.astype(np.float64)).simplices.astype(np.int32)
+
+
+def warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Piecewise-affine warp: the pixel at ``src`` control points moves to ``dst``.
+
+    img [H, W, C] uint8, src/dst [N, 2], tris [K, 3] -> [H, W, C] uint8.
+    """
+    import cv2
+
+    h, w = img.shape[:2]
+    S = src[tris].astype(np.float64)  # [K, 3, 2]
+    D = dst[tris].astype(np.float64)
+    # affine dst -> src per triangle: solve [x y 1] @ M = [u v]
+    Dh = np.concatenate([D, np.ones((len(tris), 3, 1))], 2)  # [K, 3, 3]
+    det = np.linalg.det(Dh)
+    ok = np.abs(det) > 1e-9
+    M = np.zeros((len(tris), 3, 2))
+    M[ok] = np.linalg.solve(Dh[ok], S[ok])
+    ids = np.full((h, w), -1, np.int32)
+    # rasterise only triangles touching the image; moved ones last so they win at seams
+    for k in np.where(ok)[0]:
+        cv2.fillConvexPoly(ids, np.round(D[k] * 16).astype(np.int32), int(k), lineType=cv2.LINE_8, shift=4)
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    Mk = M[np.clip(ids, 0, None)]  # [H, W, 3, 2]
+    mx = (xs * Mk[..., 0, 0] + ys * Mk[..., 1, 0] + Mk[..., 2, 0]).astype(np.float32)
+    my = (xs * Mk[..., 0, 1] + ys * Mk[..., 1, 1] + Mk[..., 2, 1]).astype(np.float32)
+    none = ids < 0
+    mx[none], my[none] = xs[none], ys[none]
+    return cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _line(canvas: np.ndarray, pts: np.ndarray, value: float, thick: float):
+    import cv2
+
+    if value <= 0:
+        return
+    cv2.polylines(canvas, [np.round(pts * 16).astype(np.int32)], False, float(value),
+                  thickness=max(1, int(round(thick))), lineType=cv2.LINE_AA, shift=4)
+
+
+def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: float = 1.0):
+    """Darkening and highlight maps [H, W] (0 = unchanged) for target landmarks p [468, 2]."""
+    import cv2
+
+    h, w = shape
+    dark = np.zeros((h, w), np.float32)
+    light = np.zeros((h, w), np.float32)
+    th = max(1.0, iod / 55.0)
+    a = {k: max(0.0, float(au.get(k, 0.0))) * strength for k in AU_NAMES}
+    ex = p[263] - p[33]
+    ex /= np.linalg.norm(ex) + 1e-9
+    ey = np.array([-ex[1], ex[0]])  # down the face
+    mid_brow = (p[107] + p[336]) / 2
+    # AU4: two vertical glabellar furrows + a horizontal procerus line, brow shadow
+    if a["AU4"] > 0:
+        for sgn in (-1, 1):
+            top = mid_brow + sgn * 0.07 * iod * ex - 0.10 * iod * ey
+            bot = mid_brow + sgn * 0.05 * iod * ex + 0.12 * iod * ey
+            _line(dark, np.stack([top, (top + bot) / 2 + sgn * 0.01 * iod * ex, bot]), 0.55 * a["AU4"], th * 1.3)
+        _line(dark, np.stack([p[193], p[168], p[417]]), 0.25 * a["AU4"], th)
+        for brow, lid in (([46, 53, 52, 65, 55], [157, 158, 159, 160, 161]), ([276, 283, 282, 295, 285], [384, 385, 386, 387, 388])):
+            poly = np.concatenate([p[brow], p[lid]])
+            hull = cv2.convexHull(np.round(poly * 16).astype(np.int32))
+            tmp = np.zeros_like(dark)
+            cv2.fillConvexPoly(tmp, hull, 0.22 * max(a["AU4"], 0.5 * a["AU7"]), lineType=cv2.LINE_AA, shift=4)
+            dark = np.maximum(dark, tmp)
+    # AU9: horizontal wrinkles over the nose bridge
+    if a["AU9"] > 0:
+        c0 = (p[168] + p[6]) / 2
+        for k, off in enumerate((-0.06, 0.0, 0.06)):
+            cc = c0 + off * iod * ey
+            half = (0.09 - 0.015 * k) * iod * ex
+            _line(dark, np.stack([cc - half, cc + 0.015 * iod * ey, cc + half]), 0.45 * a["AU9"], th)
+    # nasolabial folds: ala -> beyond the mouth corner
+    nl = 0.45 * a["AU12"] + 0.55 * a["AU10"] + 0.5 * a["AU9"] + 0.15 * a["AU6"] + 0.25 * a["AU20"]
+    if nl > 0:
+        for ala, _mid, corner, sgn in ((129, 206, 61, -1), (358, 426, 291, 1)):
+            start = p[ala] + sgn * 0.03 * iod * ex
+            end = p[corner] + sgn * 0.07 * iod * ex + 0.08 * iod * ey
+            middle = (start + end) / 2 + sgn * 0.05 * iod * ex
+            _line(dark, np.stack([start, middle, end]), min(0.6, nl), th * 1.5)
+            if a["AU6"] + a["AU12"] > 0:
+                cv2.circle(light, tuple(np.round((p[205 if sgn < 0 else 425] + sgn * 0.04 * iod * ex) * 16).astype(int)),
+                           int(0.12 * iod * 16), 0.10 * (a["AU6"] + 0.5 * a["AU12"]), -1, cv2.LINE_AA, shift=4)
+    # AU15: marionette lines
+    if a["AU15"] > 0:
+        for corner, sgn in ((61, -1), (291, 1)):
+            s0 = p[corner] + sgn * 0.02 * iod * ex
+            _line(dark, np.stack([s0, s0 + 0.14 * iod * ey + sgn * 0.01 * iod * ex]), 0.4 * a["AU15"], th * 1.2)
+    # AU6: crow's feet
+    if a["AU6"] > 0:
+        for corner, sgn in ((33, -1), (263, 1)):
+            o = p[corner] + sgn * 0.06 * iod * ex
+            for ang in (-0.35, 0.0, 0.35):
+                d = sgn * ex * np.cos(ang) + ey * np.sin(ang)
+                _line(dark, np.stack([o, o + 0.08 * iod * d]), 0.3 * a["AU6"], th)
+    # AU1/AU2: forehead wrinkles
+    fh = max(a["AU1"], a["AU2"])
+    if fh > 0:
+        for k, off in enumerate((0.16, 0.26, 0.36)):
+            cc = mid_brow - off * iod * ey
+            half = (0.42 - 0.05 * k) * iod * ex
+            _line(dark, np.stack([cc - half, cc - half / 2 - 0.02 * iod * ey, cc, cc + half / 2 - 0.02 * iod * ey, cc + half]),
+                  0.32 * fh, th)
+    # AU17: chin dimpling
+    if a["AU17"] > 0:
+        cv2.circle(dark, tuple(np.round(((p[17] + p[152]) / 2) * 16).astype(int)), int(0.07 * iod * 16),
+                   0.12 * a["AU17"], -1, cv2.LINE_AA, shift=4)
+    sig = max(0.8, iod / 70.0)
+    dark = cv2.GaussianBlur(dark, (0, 0), sig)
+    light = cv2.GaussianBlur(light, (0, 0), sig * 4)
+    return np.clip(dark, 0, 0.7), np.clip(light, 0, 0.3)
+
+
+def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float, au: dict[str, float]) -> np.ndarray:
+    """Paint a mouth interior into the target inner-lip polygon where the mouth opened more than
+    in the source. img [H, W, 3] uint8, p [468, 2] target landmarks, added_open (IOD units)."""
+    import cv2
+
+    if added_open <= 0.01:
+        return img
+    h, w = img.shape[:2]
+    poly = np.round(p[INNER_LIP_CONTOUR] * 16).astype(np.int32)
+    mask = np.zeros((h, w), np.float32)
+    cv2.fillPoly(mask, [poly], 1.0, lineType=cv2.LINE_AA, shift=4)
+    if mask.sum() < 2:
+        return img
+    top, bot = p[UPPER_LIP_INNER], p[LOWER_LIP_INNER]
+    gap = float(np.linalg.norm(bot - top)) + 1e-6
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    down = bot - top
+    down /= gap
+    tpos = ((xs - top[0]) * down[0] + (ys - top[1]) * down[1]) / gap  # 0 at upper lip, 1 at lower
+    cx = (p[78] + p[308]) / 2
+    half_w = float(np.linalg.norm(p[308] - p[78])) / 2 + 1e-6
+    across = np.abs((xs - cx[0]) * down[1] - (ys - cx[1]) * down[0]) / half_w  # 0 centre, 1 corners
+    # dark cavity, darker at the back/centre
+    base = np.array([70, 28, 30], np.float32)
+    cav = base[None, None] * (0.55 + 0.45 * np.clip(across, 0, 1))[..., None]
+    col = cav.copy()
+    # upper teeth: a band under the upper lip, narrower than the mouth
+    teeth_h = min(0.35, 0.07 * iod / gap)
+    teeth = (tpos < teeth_h) & (across < 0.78)
+    tcol = np.array([228, 222, 210], np.float32) * (1 - 0.35 * np.clip(across, 0, 1))[..., None]
+    col[teeth] = tcol[teeth]
+    # lower teeth (lip stretcher / emotional jaw drop)
+    if au.get("AU20", 0) + au.get("AU26_emo", 0) > 0.3:
+        lt = (tpos > 1 - min(0.2, 0.045 * iod / gap)) & (across < 0.6)
+        col[lt] = (0.85 * tcol[lt])
+    # tongue: an ellipse resting on the lower teeth
+    tongue = ((across / 0.62) ** 2 + ((tpos - 1.0) / 0.42) ** 2) < 1.0
+    tongue &= ~teeth
+    col[tongue] = np.array([150, 72, 78], np.float32) * (0.8 + 0.2 * (1 - np.clip(across, 0, 1)))[tongue][..., None]
+    col = cv2.GaussianBlur(col, (0, 0), max(0.6, iod / 120))
+    alpha = np.clip(added_open / 0.05, 0, 1) * cv2.GaussianBlur(mask, (0, 0), 0.7)
+    out = img.astype(np.float32) * (1 - alpha[..., None]) + col * alpha[..., None]
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+class FaceRenderer:
+    """Renders AU code changes onto the frames of one identity (fixed triangulation)."""
+
+    def __init__(self, can: Canonical, shape: tuple[int, int], shading_strength: float = 1.0, gain: float = 1.0):
+        self.can = can
+        self.shape = shape
+        self.tris = triangulate(control_points(can.neutral_px[:, :2], shape))
+        self.shading_strength = shading_strength
+        self.gain = gain
+
+    def render(self, frame: np.ndarray, landmarks: np.ndarray, delta_au: np.ndarray, jaw: float = 0.0,
+               return_landmarks: bool = False):
+        """frame [H, W, 3] uint8 + its landmarks [468, 3] + AU change [D_EXPR] -> [H, W, 3] uint8."""
+        delta = np.asarray(delta_au, np.float32) * self.gain
+        tgt = target_landmarks(self.can, landmarks, delta, jaw)
+        src_c = control_points(landmarks[:, :2], frame.shape[:2])
+        dst_c = control_points(tgt[:, :2], frame.shape[:2])
+        dst_c[468:] = src_c[468:]  # the ring and border stay put
+        out = warp(frame, src_c, dst_c, self.tris)
+        iod = float(np.linalg.norm(tgt[263, :2] - tgt[33, :2]))
+        au = {k: float(v) for k, v in zip(AU_NAMES, delta, strict=True)}
+        src_open = float(np.linalg.norm(landmarks[UPPER_LIP_INNER, :2] - landmarks[LOWER_LIP_INNER, :2])) / iod
+        dst_open = float(np.linalg.norm(tgt[UPPER_LIP_INNER, :2] - tgt[LOWER_LIP_INNER, :2])) / iod
+        out = mouth_interior(out, tgt[:, :2], iod, dst_open - src_open, au)
+        if self.shading_strength > 0:
+            dark, light = shading(out.shape[:2], tgt[:, :2], iod, au, self.shading_strength)
+            f = out.astype(np.float32)
+            f = f * (1 - dark[..., None])
+            f = f + light[..., None] * (255 - f)
+            out = np.clip(f, 0, 255).astype(np.uint8)
+        return (out, tgt) if return_landmarks else out
