@@ -1,0 +1,150 @@
+"""Data source ``release_au``: real speech features + FACS-prototype face tracks.
+
+* **Speech**: the paper's own emotion2vec+large utterance features of real MEAD speech from the
+  authors' release in ``../shared`` (speakers M003, M030, W009, W015; 7 emotions at level 3,
+  neutral as level 1), plus the expressive-TTS clips of four *extended* emotions (charismatic,
+  desirous, empathetic, romantic; ``extended=True``; identity = the MEAD speaker of test.csv's
+  ``ID`` column).
+* **Face**: per-frame AU tracks from each emotion's EMFACS prototype with per-speaker gains
+  (:mod:`cmet.face.tracks`); extended emotions use the blends in ``data.extended`` (our
+  assumption: there is no FACS prototype for them). Lips follow the *real* speech's envelope;
+  pose is synthetic motion. Clip length = the audio's duration at ``fps``.
+* **Split** by speaker: ``data.test_identity`` (default W009) is the test set,
+  ``data.val_identity`` the validation set, the rest train.
+
+A missing release folder raises :class:`~cmet.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cmet.data.features import FeatureSet
+from cmet.errors import ConfigError, DataError
+
+EXTENDED_RELEASE = ("charismatic", "desirous", "empathetic", "romantic")
+
+
+def _dc(cfg) -> dict:
+    from omegaconf import DictConfig, OmegaConf
+
+    d = cfg.data
+    return OmegaConf.to_container(d, resolve=True) if isinstance(d, DictConfig) else dict(d)
+
+
+def release_root(cfg) -> Path:
+    dc = _dc(cfg)
+    root = Path(dc.get("release_dir") or cfg.paths.release_dir)
+    if not (root / "audios" / "MEAD").is_dir():
+        raise DataError(
+            f"the authors' release data is not at {root} (expected audios/MEAD/ inside); set "
+            "paths.shared_dir / data.release_dir, or use data=generated"
+        )
+    return root
+
+
+def read_release_clips(root: str | Path, subdir: str = "emotion2vec+large_features",
+                       include_extended: bool = True) -> pd.DataFrame:
+    """Clip table of the release: audio_path, feature_path, identity, emotion, level, sentence, extended."""
+    import soundfile as sf
+
+    root = Path(root)
+    rows = []
+    mead = root / "audios" / "MEAD"
+    for edir in sorted(p for p in mead.iterdir() if p.is_dir()):
+        for wav in sorted(edir.glob("*.wav")):
+            parts = wav.stem.split("_")
+            level = int(parts[2]) if len(parts) >= 4 and parts[1] == "level" else 1
+            rows.append(dict(audio_path=str(wav), identity=parts[0], emotion=edir.name, level=level,
+                             sentence=parts[-1], extended=False,
+                             clip_id=f"{parts[0]}_{edir.name}_L{level}_{parts[-1]}"))
+    gem = root / "audios" / "gemini"
+    if include_extended and (gem / "test.csv").is_file():
+        meta = pd.read_csv(gem / "test.csv")
+        for r in meta.itertuples(index=False):
+            wav = (gem / str(r.audio_path)).resolve()
+            if not wav.is_file():
+                continue
+            rows.append(dict(audio_path=str(wav), identity=str(r.ID), emotion=str(r.emotion), level=3,
+                             sentence=wav.stem, extended=True, clip_id=f"{r.ID}_{r.emotion}_{wav.stem}"))
+    if not rows:
+        raise DataError(f"no wav clips in {mead}")
+    df = pd.DataFrame(rows)
+    df["feature_path"] = [str(Path(p).parent / subdir / f"{Path(p).stem}.npy") for p in df["audio_path"]]
+    df["duration_s"] = [sf.info(p).duration for p in df["audio_path"]]
+    return df
+
+
+def assign_splits(identities: pd.Series, test_identity: str | list, val_identity: str | list | None) -> pd.Series:
+    """Speaker-disjoint split: test / val identities as configured, the rest train."""
+    def as_list(x):
+        return [] if x is None else ([x] if isinstance(x, str) else list(x))
+
+    test, val = as_list(test_identity), as_list(val_identity)
+    known = set(identities)
+    for name in test + val:
+        if name not in known:
+            raise ConfigError(f"identity {name!r} (data.test_identity / val_identity) not in the data: {sorted(known)}")
+    if set(test) & set(val):
+        raise ConfigError(f"an identity is both test and val: {sorted(set(test) & set(val))}")
+    split = pd.Series("train", index=identities.index)
+    split[identities.isin(val)] = "val"
+    split[identities.isin(test)] = "test"
+    if not (split == "train").any():
+        raise ConfigError("no training identity left after data.test_identity / val_identity")
+    return split
+
+
+def build(cfg) -> FeatureSet:
+    """The release_au FeatureSet: speech [N, 1024] (emotion2vec+large), expr [F, 19] AU tracks, lips, pose."""
+    from cmet.data.synth_speech import SR
+    from cmet.face.tracks import envelope_at_fps, identity_gains, make_clip_tracks
+
+    dc = _dc(cfg)
+    root = release_root(cfg)
+    subdir = dc.get("feature_subdir", "emotion2vec+large_features")
+    table = read_release_clips(root, subdir, bool(dc.get("include_extended", True)))
+    ext_mix = dc.get("extended") or {}
+    missing_mix = sorted(set(table.loc[table["extended"], "emotion"]) - set(ext_mix))
+    if missing_mix:
+        raise ConfigError(f"data.extended lacks a FACS blend for extended emotion(s) {missing_mix}")
+    table["split"] = assign_splits(table["identity"], dc.get("test_identity", "W009"), dc.get("val_identity"))
+    fps = float(dc.get("fps", 25))
+    table["fps"] = fps
+    table["n_frames"] = np.maximum(1, np.round(table["duration_s"] * fps)).astype(int)
+    feats = []
+    for f in table["feature_path"]:
+        if not Path(f).is_file():
+            raise DataError(f"precomputed speech feature missing: {f}")
+        feats.append(np.load(f).reshape(-1).astype(np.float32))
+    speech = np.stack(feats)
+    seed = int(dc.get("seed", 11))
+    gains = {ident: identity_gains(np.random.default_rng([seed, i]), float(dc.get("gain_spread", 0.25)))
+             for i, ident in enumerate(sorted(set(table["identity"])))}
+    expr, lips, pose = [], [], []
+    lips_from_audio = bool(dc.get("lips_from_audio", True))
+    for i, r in enumerate(table.itertuples(index=False)):
+        rng = np.random.default_rng([seed, 99, i])
+        n = int(r.n_frames)
+        env = None
+        if lips_from_audio:
+            from cmet.audio.io import load_audio
+
+            wave, _ = load_audio(r.audio_path, SR)
+            env = envelope_at_fps(wave, SR, n, fps)
+        mix = dict(ext_mix[r.emotion]) if r.extended else r.emotion
+        tr = make_clip_tracks(mix, int(r.level), n, fps, gains[r.identity], rng, env, None,
+                              emotion_name=r.emotion,
+                              expr_noise=float(dc.get("expr_noise", 0.04)))
+        expr.append(tr["expr"])
+        lips.append(tr["lips"])
+        pose.append(tr["pose"])
+    table["video_path"] = None
+    fs = FeatureSet(table.drop(columns=["feature_path"]), speech, np.concatenate(expr), np.concatenate(lips),
+                    np.concatenate(pose),
+                    {"source": "release_au", "encoder": f"precomputed-{subdir}", "release_dir": str(root),
+                     "synthetic": "face tracks from EMFACS prototypes; speech features real"})
+    return fs.validate()
