@@ -56,14 +56,12 @@ class Engine:
     # ---------------------------------------------------------------- what the model knows
     @property
     def emotions(self) -> list[str]:
-        return list(self.bundle.emotions)
+        """Every emotion that can be asked for by name: the banks (training emotions, extended ones too)."""
+        return list(self.bundle.banks)
 
     @property
-    def d_speech(self) -> int | None:
-        banks = self.bundle.banks
-        for v in banks.values():
-            return int(np.asarray(v).shape[-1])
-        return None
+    def d_speech(self) -> int:
+        return int(self.bundle.d_speech)
 
     def emotion_counts(self) -> dict[str, int]:
         """{emotion: number of speech clips in its bank}."""
@@ -87,22 +85,19 @@ class Engine:
 
     # ---------------------------------------------------------------- speech -> features
     def speech_features(self, paths, field: str = "target_speech") -> np.ndarray:
-        """Speech clips -> [k, D_a] with the speech encoder the bundle was trained with."""
+        """Speech clips -> [k, D_a] with the speech encoder the bundle was trained with.
+
+        Silent / corrupt / too-short audio raises AudioError (-> 422)."""
         from cmet.audio import get_encoder
-        from cmet.audio.io import load_audio
 
         with self._enc_lock:
             if self._encoder is None:
                 self._encoder = get_encoder(self._audio_cfg())
-        feats = []
-        for p in paths:
-            wav = load_audio(p)  # AudioError (-> 422) for silent / corrupt / too short
-            feats.append(np.asarray(self._encoder.encode(wav), np.float32).reshape(-1))
-        arr = np.stack(feats)
-        d = self.d_speech
-        if d is not None and arr.shape[1] != d:
+        arr = np.asarray(self._encoder.encode_files([Path(p) for p in paths]), np.float32)
+        if arr.ndim != 2 or arr.shape[1] != self.d_speech:
             raise ModelError(
-                f"{field}: the speech encoder gives {arr.shape[1]}-d features, the model expects {d}"
+                f"{field}: the speech encoder {getattr(self._encoder, 'name', '?')!r} gives features of shape "
+                f"{tuple(arr.shape)}, this model expects [k, {self.d_speech}]; send target_features instead"
             )
         return arr
 
@@ -110,7 +105,10 @@ class Engine:
         from omegaconf import OmegaConf
 
         meta = dict(getattr(self.bundle, "meta", {}) or {})
-        audio = meta.get("audio") or {"encoder": meta.get("speech_encoder", "precomputed")}
+        audio = meta.get("audio")
+        if not isinstance(audio, dict):
+            enc = meta.get("speech_encoder") or "prosody"
+            audio = {"encoder": enc if isinstance(enc, str) else dict(enc).get("encoder", "prosody")}
         return OmegaConf.create(audio)
 
     def target_value(self, target: Target):

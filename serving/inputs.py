@@ -29,6 +29,7 @@ class UnsupportedMediaError(DataError):
 @dataclass(frozen=True)
 class Limits:
     max_upload_mb: float = 50.0
+    max_request_mb: float = 120.0
     max_video_s: float = 20.0
     max_task_video_s: float = 120.0
     max_frame_side: int = 1024
@@ -141,6 +142,9 @@ def load_features(
     refused, as are NaN/inf and a width that differs from the model's speech dimension.
     """
     check_upload(path, field, limits)
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise UnsupportedMediaError(f"{field}: not a .npy array file (send np.save output, [k, D] float)")
     try:
         arr = np.load(path, allow_pickle=False)
     except ValueError as e:
@@ -287,3 +291,70 @@ def parse_target(
             "speech", speech_paths=tuple(check_upload(p, "target_speech", limits) for p in target_speech)
         )
     return Target("features", features=load_features(target_features, d_speech, limits))
+
+
+class BodyLimitMiddleware:
+    """ASGI middleware: a request body over ``max_bytes`` gets 413 before it is parsed (on its
+    Content-Length, or while a chunked body streams in)."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = int(max_bytes)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                return await _reject(send, 400, "invalid Content-Length header")
+            if n > self.max_bytes:
+                return await _reject(
+                    send,
+                    413,
+                    f"request body of {n / 2**20:.1f} MB is over the limit of "
+                    f"{self.max_bytes / 2**20:.0f} MB",
+                )
+        if length is not None or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            return await self.app(scope, receive, send)
+        # no Content-Length (chunked): read it here, counting, then hand it on
+        chunks, seen = [], 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            body = msg.get("body", b"")
+            seen += len(body)
+            if seen > self.max_bytes:
+                return await _reject(
+                    send, 413, f"request body over the limit of {self.max_bytes / 2**20:.0f} MB"
+                )
+            chunks.append(body)
+            if not msg.get("more_body", False):
+                break
+        data = b"".join(chunks)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": data, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _reject(send, status: int, message: str) -> None:
+    body = json.dumps({"error": f"PayloadTooLargeError: {message}" if status == 413 else message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

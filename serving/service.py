@@ -40,6 +40,18 @@ def _ui_app():
     )
 
 
+def _body_limit_middleware():
+    from serving.inputs import BodyLimitMiddleware
+
+    return BodyLimitMiddleware
+
+
+def _openapi_middleware():
+    from serving.openapi import OpenAPIMiddleware
+
+    return OpenAPIMiddleware
+
+
 VideoFile = Annotated[Path, ContentType("video/*")]
 AudioFile = Annotated[Path, ContentType("audio/*")]
 ImageFile = Annotated[Path, ContentType("image/*")]
@@ -295,6 +307,16 @@ class CmetService:
         from serving import __version__
 
         return {**self.engine.version(), "service": __version__, "limits": _limits_dict(self.limits)}
+
+
+def _body_limit() -> int:
+    return int(float(_CFG.limits.get("max_request_mb", 120)) * 2**20)
+
+
+# a request body over the limit is refused (413) before BentoML parses it
+CmetService.add_asgi_middleware(_body_limit_middleware(), max_bytes=_body_limit())
+# /docs.json rewritten into valid OpenAPI 3.0 (see serving.openapi)
+CmetService.add_asgi_middleware(_openapi_middleware(), service_name=str(_CFG.name))
 
 
 def _intensity(x, lim):

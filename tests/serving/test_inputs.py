@@ -1,0 +1,125 @@
+"""Request checks without a server: limits, probing, features, blends, the one-target rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmet.errors import ConfigError, DataError, UnknownEmotionError, VideoError
+from serving.inputs import (
+    Limits,
+    PayloadTooLargeError,
+    UnsupportedMediaError,
+    check_intensity,
+    load_features,
+    parse_blend,
+    parse_target,
+    probe_video,
+)
+
+KNOWN = ["angry", "happy", "neutral", "sad"]
+
+
+def test_probe_counts_frames_and_reads_size(sample_video):
+    info = probe_video(sample_video, Limits())
+    assert info.n_frames == 25 and info.fps == pytest.approx(25.0)
+    assert (info.width, info.height) == (128, 128)
+    assert info.duration_s == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "limits, err, words",
+    [
+        (Limits(max_video_s=0.5), PayloadTooLargeError, "longer than the limit of 0.5 s"),
+        (Limits(max_frame_side=100), PayloadTooLargeError, "over the limit of 100 px"),
+        (Limits(min_frames=30), VideoError, "at least 30"),
+        (Limits(max_upload_mb=0.001), PayloadTooLargeError, "upload limit"),
+    ],
+)
+def test_probe_limits(sample_video, limits, err, words):
+    with pytest.raises(err, match=words):
+        probe_video(sample_video, limits)
+
+
+def test_not_a_video(tmp_path):
+    p = tmp_path / "x.mp4"
+    p.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(UnsupportedMediaError, match="not a readable video"):
+        probe_video(p, Limits())
+    empty = tmp_path / "e.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        probe_video(empty, Limits())
+
+
+def test_features_shapes_and_refusals(tmp_path):
+    lim = Limits()
+    p = tmp_path / "f.npy"
+    np.save(p, np.ones((3, 1, 16), np.float32))  # the release's per-clip layout
+    assert load_features(p, 16, lim).shape == (3, 16)
+    np.save(p, np.ones(16, np.float64))
+    out = load_features(p, 16, lim)
+    assert out.shape == (1, 16) and out.dtype == np.float32
+    with pytest.raises(DataError, match="does not match the model's speech dimension 16"):
+        np.save(p, np.ones((2, 8), np.float32))
+        load_features(p, 16, lim)
+    arr = np.ones((2, 16), np.float32)
+    arr[0, 3] = np.nan
+    np.save(p, arr)
+    with pytest.raises(DataError, match="NaN"):
+        load_features(p, 16, lim)
+    np.save(p, np.ones((40, 16), np.float32))
+    with pytest.raises(PayloadTooLargeError, match="limit is 32"):
+        load_features(p, 16, lim)
+
+
+def test_pickled_features_are_never_loaded(tmp_path):
+    p = tmp_path / "evil.npy"
+    np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataError, match="pickles are not accepted"):
+        load_features(p, 16, Limits())
+    q = tmp_path / "junk.npy"
+    q.write_bytes(b"\x80\x04junk")
+    with pytest.raises(UnsupportedMediaError, match="not a .npy"):
+        load_features(q, 16, Limits())
+
+
+def test_blend_parsing_normalises_and_checks():
+    lim = Limits()
+    assert parse_blend('{"happy": 3, "sad": 1}', KNOWN, lim) == pytest.approx({"happy": 0.75, "sad": 0.25})
+    assert parse_blend("happy:0.5, angry:0.5", KNOWN, lim) == pytest.approx({"happy": 0.5, "angry": 0.5})
+    with pytest.raises(UnknownEmotionError, match="'joy'"):
+        parse_blend("joy:1", KNOWN, lim)
+    for bad, words in [
+        ("happy:-1", ">= 0"),
+        ("happy:x", "not a number"),
+        ('{"happy": 0}', "sum to 0"),
+        ("[1, 2]", "emotion:weight"),
+        ('{"happy": NaN}', "finite"),
+        ("{bad json", "not valid JSON"),
+    ]:
+        with pytest.raises(DataError, match=words):
+            parse_blend(bad, KNOWN, lim)
+
+
+def test_intensity_range():
+    lim = Limits(intensity=(0.0, 2.0))
+    assert check_intensity("1.5", lim) == 1.5
+    for bad in (-0.1, 2.5, float("nan"), "x"):
+        with pytest.raises(ConfigError, match="intensity"):
+            check_intensity(bad, lim)
+
+
+def test_exactly_one_target(tmp_path):
+    lim = Limits()
+    kw = dict(known=KNOWN, d_speech=16, limits=lim)
+    assert (
+        parse_target(emotion="happy", blend=None, target_speech=None, target_features=None, **kw).kind
+        == "name"
+    )
+    with pytest.raises(DataError, match="exactly one target"):
+        parse_target(emotion=None, blend=None, target_speech=None, target_features=None, **kw)
+    with pytest.raises(DataError, match=r"\['emotion', 'blend'\]"):
+        parse_target(emotion="happy", blend="sad:1", target_speech=None, target_features=None, **kw)
+    with pytest.raises(UnknownEmotionError):
+        parse_target(emotion="nope", blend=None, target_speech=None, target_features=None, **kw)

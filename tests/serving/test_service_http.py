@@ -1,0 +1,170 @@
+"""The service over HTTP, in-process (starlette TestClient on the BentoML ASGI app): listing endpoints,
+BentoML's health routes, the demo page, the OpenAPI schema, and 4xx answers with clear messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def post_json(client, path, body=None):
+    return client.post(path, json=body or {})
+
+
+def err(resp) -> str:
+    data = resp.json()
+    if isinstance(data, list):
+        data = data[0]
+    return data["error"]
+
+
+def test_emotions_lists_bank_sizes(client):
+    r = post_json(client, "/emotions")
+    assert r.status_code == 200
+    data = r.json()
+    assert data["count"] == 4
+    assert {e["name"]: e["clips"] for e in data["emotions"]} == {
+        "angry": 5,
+        "happy": 6,
+        "neutral": 7,
+        "sad": 8,
+    }
+
+
+def test_version_names_model_and_figures(client):
+    r = post_json(client, "/version")
+    assert r.status_code == 200
+    v = r.json()
+    assert v["version"] == "7" and v["alias"] == "champion" and v["model"] == "cmet"
+    assert v["metrics"] == {"acc_emo": 0.5}
+    assert v["device"] in ("cpu", "cuda")
+    assert v["limits"]["max_video_s"] > 0
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/livez", "/readyz"])
+def test_health_routes(client, path):
+    assert client.get(path).status_code == 200
+
+
+def test_demo_page_served(client):
+    r = client.get("/ui/index.html")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    for element in ('id="use-sample"', 'id="emotion"', 'id="intensity"', 'id="edited"', 'id="download"'):
+        assert element in r.text
+    assert client.get("/ui/").status_code == 200
+
+
+def test_openapi_schema_is_valid(client):
+    from openapi_spec_validator import validate
+
+    spec = client.get("/docs.json").json()
+    validate(spec)
+    for route in ("/edit", "/expressions", "/emotions", "/version", "/edit_job/submit"):
+        assert route in spec["paths"], route
+
+
+def _video_file(sample_video: Path):
+    return {"video": ("face.mp4", sample_video.read_bytes(), "video/mp4")}
+
+
+@pytest.mark.parametrize(
+    "data, status, words",
+    [
+        ({"emotion": "joy"}, 400, "unknown emotion 'joy'"),
+        ({}, 400, "exactly one target"),
+        ({"emotion": "happy", "blend": "sad:1"}, 400, "exactly one target"),
+        ({"emotion": "happy", "intensity": "9"}, 400, "outside the accepted range"),
+        ({"blend": "happy:-1"}, 400, ">= 0"),
+    ],
+)
+def test_edit_bad_targets_answer_400(client, sample_video, data, status, words):
+    r = client.post("/edit", files=_video_file(sample_video), data=data)
+    assert r.status_code == status, r.text
+    assert words in err(r)
+
+
+def test_not_a_video_is_415(client, tmp_path):
+    r = client.post(
+        "/edit",
+        files={"video": ("x.mp4", b"not a video at all" * 50, "video/mp4")},
+        data={"emotion": "happy"},
+    )
+    assert r.status_code == 415 and "not a readable video" in err(r)
+    # wrong declared content type is refused by BentoML's validator before our code (400)
+    r = client.post(
+        "/expressions", files={"video": ("x.txt", b"hello", "text/plain")}, data={"emotion": "happy"}
+    )
+    assert r.status_code == 400 and "content type" in r.text.lower()
+
+
+def test_features_are_checked_and_pickles_refused(client, sample_video, tmp_path):
+    p = tmp_path / "evil.npy"
+    np.save(p, np.array([{"x": 1}], dtype=object), allow_pickle=True)
+    files = {
+        **_video_file(sample_video),
+        "target_features": ("evil.npy", p.read_bytes(), "application/octet-stream"),
+    }
+    r = client.post("/expressions", files=files)
+    assert r.status_code == 400 and "pickles are not accepted" in err(r)
+    np.save(p, np.ones((3, 5), np.float32))
+    files["target_features"] = ("f.npy", p.read_bytes(), "application/octet-stream")
+    r = client.post("/expressions", files=files)
+    assert r.status_code == 400 and "speech dimension 16" in err(r)
+
+
+def test_portrait_without_speech_is_400(client, tmp_path):
+    import cv2
+
+    img = tmp_path / "p.png"
+    cv2.imwrite(str(img), np.full((64, 64, 3), 128, np.uint8))
+    r = client.post(
+        "/edit", files={"portrait": ("p.png", img.read_bytes(), "image/png")}, data={"emotion": "happy"}
+    )
+    assert r.status_code == 400 and "driving_speech" in err(r)
+    r = client.post("/edit", data={"emotion": "happy"})
+    assert r.status_code == 400 and "either a video, or a portrait" in err(r)
+
+
+def test_request_temp_folders_are_emptied(client, sample_video):
+    from bentoml._internal.context import request_tempdir_pool
+
+    for _ in range(3):
+        client.post("/edit", files=_video_file(sample_video), data={"emotion": "nope"})
+    dirs = list(request_tempdir_pool._pool)
+    assert dirs, "BentoML did not use per-request temp folders"
+    leftovers = [p for d in dirs for p in Path(d).iterdir()]
+    assert leftovers == []
+
+
+def test_body_limit_middleware_answers_413():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from serving.inputs import BodyLimitMiddleware
+
+    async def echo(request):
+        return PlainTextResponse(str(len(await request.body())))
+
+    app = BodyLimitMiddleware(Starlette(routes=[Route("/x", echo, methods=["POST"])]), max_bytes=1000)
+    with TestClient(app) as c:
+        assert c.post("/x", content=b"a" * 999).text == "999"
+        r = c.post("/x", content=b"a" * 5000)
+        assert r.status_code == 413 and "over the limit" in r.json()["error"]
+
+        def chunks():  # no Content-Length: counted while streaming
+            for _ in range(10):
+                yield b"b" * 500
+
+        r = c.post("/x", content=chunks())
+        assert r.status_code == 413
+
+
+def test_error_json_is_one_message(client, sample_video):
+    r = client.post("/edit", files=_video_file(sample_video), data={"emotion": "joy"})
+    body = r.json()
+    assert json.dumps(body).count("error") == 1
