@@ -167,13 +167,13 @@ def au_basis(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     B["AU1"][:, 0] += -side * _g(mesh, R_BROW_INNER + L_BROW_INNER, 0.08) * above_eye * 0.015
     B["AU2"] = up(_g(mesh, R_BROW_OUTER + L_BROW_OUTER, 0.12) * above_eye, 0.11)
     w4 = _g(mesh, R_BROW_INNER + L_BROW_INNER + R_BROW_MID + L_BROW_MID, 0.13) * above_eye
-    B["AU4"] = up(w4, -0.075)
-    B["AU4"][:, 0] = -side * w4 * 0.045 * _smooth_step(np.abs(X), 0.05, 0.2)
+    B["AU4"] = up(w4, -0.09)
+    B["AU4"][:, 0] = -side * w4 * 0.055 * _smooth_step(np.abs(X), 0.05, 0.2)
     B["AU4"] += up(_g(mesh, R_UPPER_LID + L_UPPER_LID, 0.05) * (1 - above_eye), -0.015)
     # lids
     wul = np.zeros(n)
     wul[R_UPPER_LID + L_UPPER_LID] = 1.0
-    B["AU5"] = up(wul, 0.035) + up(_g(mesh, R_UPPER_LID + L_UPPER_LID, 0.08) * above_eye, 0.02)
+    B["AU5"] = up(wul, 0.05) + up(_g(mesh, R_UPPER_LID + L_UPPER_LID, 0.08) * above_eye, 0.025)
     wll = np.zeros(n)
     wll[R_LOWER_LID + L_LOWER_LID] = 1.0
     B["AU6"] = up(_g(mesh, R_CHEEK + L_CHEEK, 0.14) * (1 - above_eye), 0.07) + up(wll, 0.02)
@@ -184,11 +184,14 @@ def au_basis(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     B["AU9"] += up(_g(mesh, [0, 37, 267, 13], 0.08) * (1 - lower), 0.03)
     B["AU9"] += up(_g(mesh, R_BROW_INNER + L_BROW_INNER, 0.1) * above_eye, -0.035)
     wul_lip = _g(mesh, [0, 37, 267, 39, 269, 13, 82, 312], 0.1) * (1 - lower)
-    B["AU10"] = up(wul_lip, 0.065) + up(_g(mesh, R_ALA + L_ALA, 0.07), 0.02)
+    B["AU10"] = up(wul_lip, 0.08) + up(_g(mesh, R_ALA + L_ALA, 0.07), 0.02)
     # lip corners
     wc = _g(mesh, [MOUTH_RIGHT, MOUTH_LEFT, 78, 308], 0.12)
-    B["AU12"] = np.stack([side * wc * 0.06, -wc * 0.07, np.zeros(n)], 1)
-    B["AU12"] += up(_g(mesh, R_CHEEK + L_CHEEK, 0.12), 0.02)
+    B["AU12"] = np.stack([side * wc * 0.07, -wc * 0.08, np.zeros(n)], 1)
+    B["AU12"] += up(_g(mesh, R_CHEEK + L_CHEEK, 0.12), 0.025)
+    # a broad smile parts the lips (AU12 with AU25): upper lip up a little, lower lip down
+    B["AU12"] += up(_g(mesh, [13, 82, 312, 0, 37, 267], 0.08) * (1 - lower), 0.015)
+    B["AU12"] += up(_g(mesh, [14, 87, 317, 17, 84, 314], 0.08) * lower, -0.04)
     wcs = _g(mesh, [MOUTH_RIGHT, MOUTH_LEFT, 78, 308], 0.07)
     B["AU14"] = np.stack([-side * wcs * 0.035, -wcs * 0.012, -wcs * 0.03], 1)
     B["AU15"] = up(wc, -0.07)

@@ -99,7 +99,8 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
     import cv2
 
     h, w = shape
-    dark = np.zeros((h, w), np.float32)
+    dark = np.zeros((h, w), np.float32)  # fine lines (wrinkles, furrows)
+    soft = np.zeros((h, w), np.float32)  # broad folds and shadows
     light = np.zeros((h, w), np.float32)
     th = max(1.0, iod / 55.0)
     a = {k: max(0.0, float(au.get(k, 0.0))) * strength for k in AU_NAMES}
@@ -109,17 +110,20 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
     mid_brow = (p[107] + p[336]) / 2
     # AU4: two vertical glabellar furrows + a horizontal procerus line, brow shadow
     if a["AU4"] > 0:
+        # with the inner brows raised too (AU1+4, sadness/fear) the brows slant: fewer vertical furrows
+        furrow = a["AU4"] * (1 - 0.8 * min(a["AU1"], a["AU4"]) / a["AU4"])
         for sgn in (-1, 1):
             top = mid_brow + sgn * 0.07 * iod * ex - 0.10 * iod * ey
             bot = mid_brow + sgn * 0.05 * iod * ex + 0.12 * iod * ey
-            _line(dark, np.stack([top, (top + bot) / 2 + sgn * 0.01 * iod * ex, bot]), 0.55 * a["AU4"], th * 1.3)
-        _line(dark, np.stack([p[193], p[168], p[417]]), 0.25 * a["AU4"], th)
+            _line(dark, np.stack([top, (top + bot) / 2 + sgn * 0.01 * iod * ex, bot]), 0.4 * furrow, th)
+        _line(soft, np.stack([mid_brow - 0.06 * iod * ex, mid_brow + 0.06 * iod * ex]), 0.35 * furrow, th * 4)
+        _line(dark, np.stack([p[193], p[168], p[417]]), 0.2 * a["AU4"], th)
         for brow, lid in (([46, 53, 52, 65, 55], [157, 158, 159, 160, 161]), ([276, 283, 282, 295, 285], [384, 385, 386, 387, 388])):
             poly = np.concatenate([p[brow], p[lid]])
             hull = cv2.convexHull(np.round(poly * 16).astype(np.int32))
             tmp = np.zeros_like(dark)
             cv2.fillConvexPoly(tmp, hull, 0.22 * max(a["AU4"], 0.5 * a["AU7"]), lineType=cv2.LINE_AA, shift=4)
-            dark = np.maximum(dark, tmp)
+            soft = np.maximum(soft, tmp)
     # AU9: horizontal wrinkles over the nose bridge
     if a["AU9"] > 0:
         c0 = (p[168] + p[6]) / 2
@@ -132,9 +136,10 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
     if nl > 0:
         for ala, _mid, corner, sgn in ((129, 206, 61, -1), (358, 426, 291, 1)):
             start = p[ala] + sgn * 0.03 * iod * ex
-            end = p[corner] + sgn * 0.07 * iod * ex + 0.08 * iod * ey
+            end = p[corner] + sgn * 0.05 * iod * ex + 0.03 * iod * ey
             middle = (start + end) / 2 + sgn * 0.05 * iod * ex
-            _line(dark, np.stack([start, middle, end]), min(0.6, nl), th * 1.5)
+            _line(soft, np.stack([start, middle, end]), min(0.5, 0.8 * nl), th * 2.5)
+            _line(dark, np.stack([start, middle, end]), min(0.25, 0.4 * nl), th)
             if a["AU6"] + a["AU12"] > 0:
                 cv2.circle(light, tuple(np.round((p[205 if sgn < 0 else 425] + sgn * 0.04 * iod * ex) * 16).astype(int)),
                            int(0.12 * iod * 16), 0.10 * (a["AU6"] + 0.5 * a["AU12"]), -1, cv2.LINE_AA, shift=4)
@@ -142,7 +147,7 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
     if a["AU15"] > 0:
         for corner, sgn in ((61, -1), (291, 1)):
             s0 = p[corner] + sgn * 0.02 * iod * ex
-            _line(dark, np.stack([s0, s0 + 0.14 * iod * ey + sgn * 0.01 * iod * ex]), 0.4 * a["AU15"], th * 1.2)
+            _line(soft, np.stack([s0, s0 + 0.12 * iod * ey + sgn * 0.01 * iod * ex]), 0.35 * a["AU15"], th * 2)
     # AU6: crow's feet
     if a["AU6"] > 0:
         for corner, sgn in ((33, -1), (263, 1)):
@@ -151,19 +156,21 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
                 d = sgn * ex * np.cos(ang) + ey * np.sin(ang)
                 _line(dark, np.stack([o, o + 0.08 * iod * d]), 0.3 * a["AU6"], th)
     # AU1/AU2: forehead wrinkles
-    fh = max(a["AU1"], a["AU2"])
+    # (full width with the outer brow raiser; AU1 alone only wrinkles the centre a little)
+    fh = a["AU2"] + 0.3 * a["AU1"]
     if fh > 0:
+        width = 0.42 * a["AU2"] / max(fh, 1e-6) + 0.2 * (1 - a["AU2"] / max(fh, 1e-6))
         for k, off in enumerate((0.16, 0.26, 0.36)):
             cc = mid_brow - off * iod * ey
-            half = (0.42 - 0.05 * k) * iod * ex
+            half = (width - 0.05 * k) * iod * ex
             _line(dark, np.stack([cc - half, cc - half / 2 - 0.02 * iod * ey, cc, cc + half / 2 - 0.02 * iod * ey, cc + half]),
-                  0.32 * fh, th)
+                  0.25 * fh, th)
     # AU17: chin dimpling
     if a["AU17"] > 0:
-        cv2.circle(dark, tuple(np.round(((p[17] + p[152]) / 2) * 16).astype(int)), int(0.07 * iod * 16),
+        cv2.circle(soft, tuple(np.round(((p[17] + p[152]) / 2) * 16).astype(int)), int(0.07 * iod * 16),
                    0.12 * a["AU17"], -1, cv2.LINE_AA, shift=4)
     sig = max(0.8, iod / 70.0)
-    dark = cv2.GaussianBlur(dark, (0, 0), sig)
+    dark = cv2.GaussianBlur(dark, (0, 0), sig) + cv2.GaussianBlur(soft, (0, 0), sig * 2.5)
     light = cv2.GaussianBlur(light, (0, 0), sig * 4)
     return np.clip(dark, 0, 0.7), np.clip(light, 0, 0.3)
 
@@ -195,7 +202,8 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
     cav = base[None, None] * (0.55 + 0.45 * np.clip(across, 0, 1))[..., None]
     col = cav.copy()
     # upper teeth: a band under the upper lip, narrower than the mouth
-    teeth_h = min(0.35, 0.07 * iod / gap)
+    show = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + au.get("AU20", 0), 0, 1))
+    teeth_h = min(0.35, (0.02 + 0.05 * show) * iod / gap)
     teeth = (tpos < teeth_h) & (across < 0.78)
     tcol = np.array([228, 222, 210], np.float32) * (1 - 0.35 * np.clip(across, 0, 1))[..., None]
     col[teeth] = tcol[teeth]

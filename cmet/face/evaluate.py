@@ -1,0 +1,165 @@
+"""Figures of the face side: portrait renders judged by FER, and the codes round trip.
+
+``python -m cmet.face.evaluate portraits --out DIR`` / ``roundtrip`` (also importable:
+:func:`evaluate_portraits`, :func:`round_trip`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+BASIC = ("angry", "disgusted", "fear", "happy", "sad", "surprised")
+
+
+def load_portraits(release_dir: str | Path | None = None) -> dict[str, np.ndarray]:
+    """RGB portraits: every image in ``asset/identity`` (when present) and skimage's astronaut."""
+    import cv2
+    from skimage.data import astronaut
+
+    out: dict[str, np.ndarray] = {}
+    if release_dir is not None:
+        for f in sorted((Path(release_dir) / "asset" / "identity").glob("*")):
+            im = cv2.imread(str(f))
+            if im is not None:
+                out[f.stem] = im[:, :, ::-1].copy()
+    out["astronaut"] = astronaut()
+    return out
+
+
+def _contact_sheet(rows: list[list[np.ndarray]], labels: list[str], cols: list[str], path: Path, size: int = 128):
+    import cv2
+
+    pad = 18
+    H = len(rows) * size + pad
+    W = len(cols) * size + 110
+    sheet = np.full((H, W, 3), 255, np.uint8)
+    for j, c in enumerate(cols):
+        cv2.putText(sheet, c, (110 + j * size + 4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, (r, lab) in enumerate(zip(rows, labels, strict=True)):
+        y = pad + i * size
+        cv2.putText(sheet, lab[:16], (2, y + size // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+        for j, im in enumerate(r):
+            sheet[y : y + size, 110 + j * size : 110 + (j + 1) * size] = cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), sheet[:, :, ::-1])
+
+
+def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Path | None = None,
+                       intensity: float = 1.0, gain: float = 1.0, shading: float = 1.0,
+                       emotions: tuple[str, ...] = BASIC, backend: str = "tflite", progress: bool = True) -> dict:
+    """Render each emotion's FACS prototype at ``intensity`` onto every portrait; the FER judge's
+    top-1 accuracy per emotion and overall, the mean rise in p(target) over the unedited face,
+    the neutral control (top-1 of the unedited faces) and a contact sheet (``out_dir``)."""
+    from cmet.face.expression import canonical
+    from cmet.face.facs import prototype
+    from cmet.face.judge import EMOTION_TO_LABEL, LABELS, Judge
+    from cmet.face.landmarks import FaceMesh
+    from cmet.face.render import FaceRenderer
+
+    portraits = load_portraits(release_dir)
+    fm, judge = FaceMesh(), Judge(backend)
+    per = {e: [] for e in emotions}
+    rise = {e: [] for e in emotions}
+    control = []
+    rows, names = [], []
+    items = portraits.items()
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(list(items), desc="portraits", unit="face")
+    confusion = np.zeros((len(emotions), len(LABELS)), int)
+    for name, img in items:
+        lm = fm.mesh(img, name)
+        box = judge.face_box(img, name)
+        can = canonical(lm)
+        rend = FaceRenderer(can, img.shape[:2], shading_strength=shading, gain=gain)
+        renders = [img] + [rend.render(img, lm, intensity * prototype(e)) for e in emotions]
+        v = judge(renders, box=box)
+        control.append(v.top1[0])
+        for k, e in enumerate(emotions):
+            lab = EMOTION_TO_LABEL[e]
+            per[e].append(v.top1[k + 1] == lab)
+            rise[e].append(float(v.p(e)[k + 1] - v.p(e)[0]))
+            confusion[k, LABELS.index(v.top1[k + 1])] += 1
+        rows.append(renders)
+        names.append(name)
+    res = {
+        "n_portraits": len(portraits),
+        "per_emotion_top1": {e: float(np.mean(per[e])) for e in emotions},
+        "overall_top1": float(np.mean([x for e in emotions for x in per[e]])),
+        "rise_p_target": {e: float(np.mean(rise[e])) for e in emotions},
+        "mean_rise_p_target": float(np.mean([x for e in emotions for x in rise[e]])),
+        "neutral_control_top1": {lab: control.count(lab) for lab in sorted(set(control))},
+        "neutral_control_share_neutral": float(np.mean([c == "neutral" for c in control])),
+        "confusion": {"rows": list(emotions), "cols": list(LABELS), "counts": confusion.tolist()},
+        "settings": {"intensity": intensity, "gain": gain, "shading": shading, "backend": backend},
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        _contact_sheet(rows, names, ["unedited", *emotions], out / "portraits_contact_sheet.png")
+        (out / "portraits.json").write_text(json.dumps(res, indent=2))
+        res["contact_sheet"] = str(out / "portraits_contact_sheet.png")
+    return res
+
+
+def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image", max_code: float = 1.0) -> dict:
+    """Random AU codes -> render -> landmarks -> codes; Pearson correlation per code."""
+    from cmet.face.expression import canonical, encode
+    from cmet.face.facs import AU_NAMES, D_EXPR
+    from cmet.face.landmarks import FaceMesh
+    from cmet.face.render import FaceRenderer
+
+    rng = np.random.default_rng(seed)
+    fm = FaceMesh()
+    lm = fm.mesh(img, name)
+    can = canonical(lm)
+    rend = FaceRenderer(can, img.shape[:2])
+    # sparse random codes: each AU active with prob 0.5, intensity U(0, max_code)
+    codes = rng.uniform(0, max_code, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < 0.5)
+    rec = []
+    for c in codes:
+        out = rend.render(img, lm, c)
+        lm2 = fm.mesh(out, name)
+        # the source (the portrait = the neutral) has lips 0: the jaw is fixed there
+        rec.append(encode(can, lm2[None], lips_ref=np.zeros(1)).au[0])
+    rec = np.array(rec)
+    corr = {}
+    for k, a in enumerate(AU_NAMES):
+        x, y = codes[:, k], rec[:, k]
+        corr[a] = float(np.corrcoef(x, y)[0, 1]) if x.std() > 0 and y.std() > 0 else float("nan")
+    return {"corr": corr, "min_corr": float(np.nanmin(list(corr.values()))), "n": n,
+            "mae": float(np.abs(rec - codes).mean())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m cmet.face.evaluate")
+    ap.add_argument("what", choices=["portraits", "roundtrip"])
+    ap.add_argument("--release", default=None)
+    ap.add_argument("--out", default="outputs/face")
+    ap.add_argument("--gain", type=float, default=1.0)
+    ap.add_argument("--shading", type=float, default=1.0)
+    ap.add_argument("--intensity", type=float, default=1.0)
+    ap.add_argument("--n", type=int, default=40)
+    a = ap.parse_args(argv)
+    from cmet.env import project_root
+
+    rel = a.release or (project_root().parent / "shared" / "data" / "cmet_release")
+    rel = rel if Path(rel).is_dir() else None
+    if a.what == "portraits":
+        res = evaluate_portraits(rel, a.out, intensity=a.intensity, gain=a.gain, shading=a.shading)
+    else:
+        res = {}
+        for name, img in load_portraits(rel).items():
+            res[name] = round_trip(img, n=a.n, name=name)
+            print(name, json.dumps({k: round(v, 3) for k, v in res[name]["corr"].items()}))
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
