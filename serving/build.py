@@ -154,6 +154,7 @@ def build_bento(source: str | Path, cfg) -> str:
     Imports the model into the BentoML model store, writes the demo sample, builds the bento offline.
     """
     import bentoml
+    from bentoml._internal.bento.build_config import BentoEnvSchema
 
     from cmet.env import configure_local_env
     from serving.sample import make_sample
@@ -192,7 +193,7 @@ def build_bento(source: str | Path, cfg) -> str:
             exclude=opts["exclude"],
             python=opts["python"],
             docker=opts["docker"],
-            envs=opts["envs"],
+            envs=[BentoEnvSchema(**e) for e in opts["envs"]],
             models=opts["models"],
             build_ctx=str(ROOT),
         )

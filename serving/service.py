@@ -75,7 +75,7 @@ class CmetService:
         self.limits = Limits.from_cfg(_CFG.limits)
         # the GPU when one is present, else the CPU: the same bento runs on both
         self.device = pick_device(os.environ.get("CMET_DEVICE", "auto"))
-        model_dir = os.environ.get("CMET_SERVE_MODEL_DIR") or self.bundle_model.path
+        model_dir = os.environ.get("CMET_SERVE_MODEL_DIR") or _bento_model_path() or self.bundle_model.path
         self.engine = Engine(model_dir, self.device, parallel=int(_CFG.get("parallel_edits", 1)))
 
     # ------------------------------------------------------------------ helpers
@@ -317,6 +317,15 @@ def _body_limit() -> int:
 CmetService.add_asgi_middleware(_body_limit_middleware(), max_bytes=_body_limit())
 # /docs.json rewritten into valid OpenAPI 3.0 (see serving.openapi)
 CmetService.add_asgi_middleware(_openapi_middleware(), service_name=str(_CFG.name))
+
+
+def _bento_model_path() -> str | None:
+    """Serving a built bento: exactly the model it was built with (not whatever is latest in the store)."""
+    bento = CmetService.bento
+    if bento is None:
+        return None
+    tag = bento.info.labels.get("model")
+    return bentoml.models.get(tag).path if tag else None
 
 
 def _intensity(x, lim):
