@@ -105,9 +105,10 @@ def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Pat
     return res
 
 
-def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image", max_code: float = 1.0) -> dict:
+def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image", max_code: float = 1.0,
+               observed: bool = True) -> dict:
     """Random AU codes -> render -> landmarks -> codes; Pearson correlation per code."""
-    from cmet.face.expression import canonical, encode
+    from cmet.face.expression import calibrate, canonical, encode
     from cmet.face.facs import AU_NAMES, D_EXPR
     from cmet.face.landmarks import FaceMesh
     from cmet.face.render import FaceRenderer
@@ -117,6 +118,8 @@ def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image",
     lm = fm.mesh(img, name)
     can = canonical(lm)
     rend = FaceRenderer(can, img.shape[:2])
+    if observed:
+        calibrate(can, img, lm, fm, rend)
     # sparse random codes: each AU active with prob 0.5, intensity U(0, max_code)
     codes = rng.uniform(0, max_code, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < 0.5)
     rec = []

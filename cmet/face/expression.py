@@ -10,7 +10,8 @@ displacement basis defined on the 468 mesh vertices. No learned part.
    z = x cross y; unit = the 3-D inter-ocular distance (IOD). The person's own neutral shape *is*
    the canonical mesh, so identity is removed by construction (0 code = their neutral face).
 2. Head pose removed: a similarity Umeyama/Procrustes alignment of each frame to the neutral mesh
-   on rigid vertices (eye corners, nose bridge, forehead, temples). Pose code [6]: rotation vector
+   on the rigid vertices (those no AU field and no jaw motion moves: upper forehead, temples,
+   face sides; ``Canonical.rigid``). Pose code [6]: rotation vector
    (rad, frame relative to neutral) + translation (x, y in IOD units, log scale).
 3. Lips and jaw kept apart. The lips code [2] is measured directly: mouth opening (inner-lip gap /
    IOD) and mouth width (corner distance / IOD), both relative to neutral. In the AU projection the
@@ -18,7 +19,10 @@ displacement basis defined on the 468 mesh vertices. No learned part.
    mouth-opening track is known (editing a video, a rendered portrait) the jaw is fixed to it and
    only the opening *beyond* it is AU26_emo; otherwise the jaw column is solved freely and
    AU26_emo is 0 (the two are collinear in landmark space).
-4. AU intensities: non-negative least squares of the aligned displacement [468*3] (z weighted 0.5)
+4. AU intensities: non-negative least squares of the aligned displacement [468*2] (x, y; the
+   depth FaceMesh predicts from a 2-D image is too weak a cue and is left out by default), with a
+   2-D affine nuisance field solved alongside (FaceMesh stretches the whole mesh slightly when
+   one part of the face moves; without it a brow raise leaks into the lip AUs).
    on the AU basis ``B [D_EXPR, 468, 3]`` (see :func:`au_basis`). Each AU field is a hand-made
    displacement field (Gaussian falloff around FaceMesh anchor vertices, FACS direction of
    motion), built on the person's neutral mesh, in IOD units at intensity 1.0 (E apex).
@@ -64,17 +68,19 @@ OUTER_LIP_CONTOUR = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 
 CHIN_SET = [152, 175, 199, 200, 18, 83, 313, 201, 421, 208, 428, 171, 396, 148, 377, 32, 262]
 
 
-def _umeyama(src: np.ndarray, dst: np.ndarray):
-    """Similarity (s, R, t) minimising |s R src + t - dst|^2; src, dst [N, 3]."""
-    mu_s, mu_d = src.mean(0), dst.mean(0)
+def _umeyama(src: np.ndarray, dst: np.ndarray, w: np.ndarray | None = None):
+    """Similarity (s, R, t) minimising sum_i w_i |s R src_i + t - dst_i|^2; src, dst [N, 3]."""
+    w = np.ones(len(src)) if w is None else np.asarray(w, np.float64)
+    w = w / w.sum()
+    mu_s, mu_d = w @ src, w @ dst
     xs, xd = src - mu_s, dst - mu_d
-    cov = xd.T @ xs / len(src)
+    cov = (xd * w[:, None]).T @ xs
     U, S, Vt = np.linalg.svd(cov)
     D = np.eye(3)
     if np.linalg.det(U) * np.linalg.det(Vt) < 0:
         D[2, 2] = -1
     R = U @ D @ Vt
-    var_s = (xs**2).sum() / len(src)
+    var_s = (w[:, None] * xs**2).sum()
     s = float(np.trace(np.diag(S) @ D) / var_s)
     t = mu_d - s * R @ mu_s
     return s, R, t
@@ -84,6 +90,19 @@ def _rotvec(R: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.Rodrigues(R.astype(np.float64))[0].reshape(3)
+
+
+def robust_similarity(src: np.ndarray, dst: np.ndarray, idx: np.ndarray, scale: float, iters: int = 4):
+    """Umeyama on vertices ``idx`` with iteratively reweighted (Cauchy) weights, so that the few
+    vertices the landmark model drags along with an expression do not tilt the pose.
+    src, dst [468, 3]; scale: residual scale in dst units. Returns (s, R, t)."""
+    a, b = src[idx], dst[idx]
+    w = np.ones(len(idx))
+    for _ in range(iters):
+        s, R, t = _umeyama(a, b, w)
+        r = np.linalg.norm((s * (R @ a.T)).T + t - b, axis=1)
+        w = 1.0 / (1.0 + (r / scale) ** 2)
+    return s, R, t
 
 
 @dataclass
@@ -97,6 +116,10 @@ class Canonical:
     mesh: np.ndarray  # [468, 3] neutral in canonical units (IOD)
     basis: np.ndarray  # [D_EXPR, 468, 3] AU displacement fields (canonical units, intensity 1)
     jaw: np.ndarray  # [468, 3] speech jaw field (1 unit = 1 IOD of lower-lip drop)
+    rigid: np.ndarray  # [K] vertices that no AU field and no jaw motion moves (pose alignment)
+    #: [D_EXPR, 468, 3] what the landmark model *sees* when each AU field is rendered (see
+    #: :func:`calibrate`); the encoder projects on it when present, else on ``basis``
+    observed: np.ndarray | None = None
 
     @property
     def mouth_opening(self) -> float:
@@ -124,14 +147,17 @@ def canonical(neutral_px: np.ndarray) -> Canonical:
     origin = (re + le) / 2
     mesh = (p - origin) @ R.T / iod
     basis, jaw = au_basis(mesh)
-    return Canonical(p.astype(np.float32), origin, R, iod, mesh.astype(np.float32), basis, jaw)
+    mag = np.maximum(np.abs(basis).max(0).max(-1), np.abs(jaw).max(-1))
+    rigid = np.union1d(np.where(mag < 0.005)[0], RIGID)
+    return Canonical(p.astype(np.float32), origin, R, iod, mesh.astype(np.float32), basis, jaw, rigid)
 
 
 def _g(mesh: np.ndarray, idx, sigma: float) -> np.ndarray:
     """[468] max-Gaussian weight (2-D distance) around the anchor vertices ``idx``."""
     a = mesh[idx, :2]
     d2 = ((mesh[:, None, :2] - a[None]) ** 2).sum(-1).min(1)
-    return np.exp(-d2 / (2 * sigma**2))
+    w = np.exp(-d2 / (2 * sigma**2)) - np.exp(-(2.5**2) / 2)
+    return np.clip(w, 0, None) / (1 - np.exp(-(2.5**2) / 2))  # compact support: 0 beyond 2.5 sigma
 
 
 def _smooth_step(x, lo, hi):
@@ -230,7 +256,7 @@ class Codes:
 
 def align(can: Canonical, p_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rigidly align frame landmarks [468, 3] to the neutral: (aligned canonical mesh, pose [6])."""
-    s, R, t = _umeyama(np.asarray(p_px, np.float64)[RIGID], can.neutral_px.astype(np.float64)[RIGID])
+    s, R, t = robust_similarity(np.asarray(p_px, np.float64), can.neutral_px.astype(np.float64), can.rigid, 0.01 * can.iod)
     aligned = (s * (R @ np.asarray(p_px, np.float64).T)).T + t
     rot = _rotvec(R.T)  # frame relative to neutral
     inv_t = -(R.T @ t) / s  # where the neutral origin goes
@@ -247,7 +273,7 @@ def lips_code(can: Canonical, c: np.ndarray) -> np.ndarray:
 
 
 def encode(can: Canonical, frames_px: np.ndarray, lips_ref: np.ndarray | None = None,
-           z_weight: float = 0.5) -> Codes:
+           z_weight: float = 0.0) -> Codes:
     """Landmarks [T, 468, 3] (pixels) -> :class:`Codes`.
 
     ``lips_ref`` [T]: the source's mouth-opening track relative to neutral (``Codes.lips[:, 0]``
@@ -260,28 +286,40 @@ def encode(can: Canonical, frames_px: np.ndarray, lips_ref: np.ndarray | None = 
         frames_px = frames_px[None]
     T = len(frames_px)
     wvec = np.array([1.0, 1.0, z_weight])
-    Bf = (can.basis.astype(np.float64) * wvec).reshape(D_EXPR, -1).T  # [1404, D]
+    basis = can.observed if can.observed is not None else can.basis
+    Bf = (basis.astype(np.float64) * wvec).reshape(D_EXPR, -1).T  # [1404, D]
     J = (can.jaw.astype(np.float64) * wvec).reshape(-1)
     k26 = AU_NAMES.index("AU26_emo")
     au = np.zeros((T, D_EXPR), np.float32)
     pose = np.zeros((T, D_POSE), np.float32)
     lips = np.zeros((T, D_LIPS), np.float32)
     jaws = np.zeros(T, np.float32)
+    # nuisance: a 2-D affine field (the landmark model stretches the whole mesh a little when a
+    # part of the face moves); free sign = a +/- pair of non-negative columns
+    m = can.mesh.astype(np.float64)
+    aff = []
+    for comp in range(2):
+        for base in (m[:, 0], m[:, 1], np.ones(len(m))):
+            f = np.zeros((len(m), 3))
+            f[:, comp] = base
+            aff.append((f * wvec).reshape(-1))
+    Aff = np.stack(aff, 1)
+    Aff = np.concatenate([Aff, -Aff], 1)
     for i in range(T):
         c, pose[i] = align(can, frames_px[i])
         lips[i] = lips_code(can, c)
         d = ((c - can.mesh) * wvec).reshape(-1)
         if lips_ref is not None:
             jaw = float(lips_ref[i])
-            A = Bf
-            x, _ = nnls(A, d - jaw * J)
+            sol, _ = nnls(np.concatenate([Bf, Aff], 1), d - jaw * J)
+            x = sol[:D_EXPR]
         else:
             cols = [k for k in range(D_EXPR) if k != k26]
-            A = np.concatenate([Bf[:, cols], J[:, None], -J[:, None]], 1)
+            A = np.concatenate([Bf[:, cols], J[:, None], -J[:, None], Aff], 1)
             sol, _ = nnls(A, d)
             x = np.zeros(D_EXPR)
             x[cols] = sol[: len(cols)]
-            jaw = float(sol[-2] - sol[-1])
+            jaw = float(sol[len(cols)] - sol[len(cols) + 1])
         au[i] = x
         jaws[i] = jaw
     return Codes(au, lips, pose, jaws)
@@ -302,7 +340,7 @@ def target_landmarks(can: Canonical, frame_px: np.ndarray, delta_au: np.ndarray,
     added in the canonical frame and mapped back with the frame's pose: returns [468, 3] pixels.
     """
     p = np.asarray(frame_px, np.float64)
-    s, R, t = _umeyama(p[RIGID], can.neutral_px.astype(np.float64)[RIGID])
+    s, R, t = robust_similarity(p, can.neutral_px.astype(np.float64), can.rigid, 0.01 * can.iod)
     d_can = displacement(can, delta_au, jaw).astype(np.float64)  # [468, 3]
     d_neutral_px = d_can * can.iod @ can.R  # displacement in neutral pixel frame
     d_frame = (R.T @ d_neutral_px.T).T / s
@@ -319,3 +357,24 @@ def neutral_reference(tracks_px: np.ndarray, n_first: int = 25) -> np.ndarray:
         s, R, t = _umeyama(p[RIGID], ref[RIGID])
         al.append((s * (R @ p.T)).T + t)
     return np.median(np.stack(al), 0).astype(np.float32)
+
+
+def calibrate(can: Canonical, img: np.ndarray, landmarks: np.ndarray, mesher, renderer, level: float = 0.8) -> Canonical:
+    """Fill ``can.observed``: render each AU alone at ``level`` on the person's neutral image,
+    run the landmark model on the render, and keep the aligned displacement it reports / level.
+
+    The renderer moves pixels by the designed fields; FaceMesh follows some parts of a face
+    (lips, brows) closely and others (cheeks, lids) weakly, and drags neighbours along. Projecting
+    on what it reports makes the encoder consistent with renderer + landmark model (the round trip)
+    and with how FaceMesh sees the same motion on real faces. ~20 landmark runs per identity.
+    """
+    obs = np.zeros_like(can.basis)
+    for k in range(D_EXPR):
+        code = np.zeros(D_EXPR, np.float32)
+        code[k] = level
+        out = renderer.render(img, landmarks, code)
+        c, _ = align(can, mesher.mesh(out, "calibration render"))
+        obs[k] = (c - can.mesh) / level
+    obs[:, :, 2] = 0.0
+    can.observed = obs.astype(np.float32)
+    return can

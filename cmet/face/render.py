@@ -202,18 +202,23 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
     cav = base[None, None] * (0.55 + 0.45 * np.clip(across, 0, 1))[..., None]
     col = cav.copy()
     # upper teeth: a band under the upper lip, narrower than the mouth
-    show = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + au.get("AU20", 0), 0, 1))
-    teeth_h = min(0.35, (0.02 + 0.05 * show) * iod / gap)
+    # upper teeth show with a raised upper lip (smile AU12, AU10); lower teeth with the stretched,
+    # dropped lower lip of fear (AU20, AU26)
+    show = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + 0.6 * au.get("AU20", 0), 0, 1))
+    show_low = float(np.clip(au.get("AU20", 0) + 0.5 * au.get("AU26_emo", 0) - au.get("AU12", 0), 0, 1))
+    teeth_h = min(0.35, (0.015 + 0.055 * show) * iod / gap)
     teeth = (tpos < teeth_h) & (across < 0.78)
     tcol = np.array([228, 222, 210], np.float32) * (1 - 0.35 * np.clip(across, 0, 1))[..., None]
     col[teeth] = tcol[teeth]
     # lower teeth (lip stretcher / emotional jaw drop)
-    if au.get("AU20", 0) + au.get("AU26_emo", 0) > 0.3:
-        lt = (tpos > 1 - min(0.2, 0.045 * iod / gap)) & (across < 0.6)
-        col[lt] = (0.85 * tcol[lt])
+    if show_low > 0.2:
+        lt = (tpos > 1 - min(0.3, 0.06 * show_low * iod / gap)) & (across < 0.7)
+        col[lt] = (0.9 * tcol[lt])
     # tongue: an ellipse resting on the lower teeth
     tongue = ((across / 0.62) ** 2 + ((tpos - 1.0) / 0.42) ** 2) < 1.0
     tongue &= ~teeth
+    if show_low > 0.2:
+        tongue &= ~lt
     col[tongue] = np.array([150, 72, 78], np.float32) * (0.8 + 0.2 * (1 - np.clip(across, 0, 1)))[tongue][..., None]
     col = cv2.GaussianBlur(col, (0, 0), max(0.6, iod / 120))
     alpha = np.clip(added_open / 0.05, 0, 1) * cv2.GaussianBlur(mask, (0, 0), 0.7)
