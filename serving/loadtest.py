@@ -48,15 +48,33 @@ def _one(session, url: str, endpoint: str, video_bytes: bytes, emotion: str, tim
             body = r.json()
             timings = dict(body.get("timings_s", {}))
             timings["total_server"] = body.get("total_s", 0.0)
-        return {"ok": ok, "status": r.status_code, "latency_s": dt, "timings": timings,
-                "error": None if ok else r.text[:200]}
+        return {
+            "ok": ok,
+            "status": r.status_code,
+            "latency_s": dt,
+            "timings": timings,
+            "error": None if ok else r.text[:200],
+        }
     except Exception as e:  # a failed request is a figure, not a crash
-        return {"ok": False, "status": None, "latency_s": time.perf_counter() - t0, "timings": {},
-                "error": f"{type(e).__name__}: {e}"[:200]}
+        return {
+            "ok": False,
+            "status": None,
+            "latency_s": time.perf_counter() - t0,
+            "timings": {},
+            "error": f"{type(e).__name__}: {e}"[:200],
+        }
 
 
-def run_level(url: str, endpoint: str, clients: int, video: Path, emotion: str = "happy",
-              requests_per_client: int = 2, max_seconds: float = 120.0, timeout: float = 300.0) -> dict:
+def run_level(
+    url: str,
+    endpoint: str,
+    clients: int,
+    video: Path,
+    emotion: str = "happy",
+    requests_per_client: int = 2,
+    max_seconds: float = 120.0,
+    timeout: float = 300.0,
+) -> dict:
     """``clients`` threads each send up to ``requests_per_client`` requests (stopping when the level has
     run ``max_seconds``) -> latency percentiles, throughput, failures, mean per-stage server timings."""
     import requests
@@ -108,11 +126,20 @@ def make_clip(dst: Path, seconds: float = 1.0, release_dir: Path | None = None) 
     return dst
 
 
-def run_loadtest(url: str | None = None, *, clients: tuple[int, ...] = (1, 4, 16),
-                 endpoints: tuple[str, ...] = ("expressions", "edit"), clip_seconds: float = 1.0,
-                 requests_per_client: int = 2, max_seconds_per_level: float = 120.0, emotion: str = "happy",
-                 bento: str = "cmet_service:latest", model_dir: str | Path | None = None,
-                 release_dir: str | Path | None = None, workdir: str | Path | None = None) -> dict:
+def run_loadtest(
+    url: str | None = None,
+    *,
+    clients: tuple[int, ...] = (1, 4, 16),
+    endpoints: tuple[str, ...] = ("expressions", "edit"),
+    clip_seconds: float = 1.0,
+    requests_per_client: int = 2,
+    max_seconds_per_level: float = 120.0,
+    emotion: str = "happy",
+    bento: str = "cmet_service:latest",
+    model_dir: str | Path | None = None,
+    release_dir: str | Path | None = None,
+    workdir: str | Path | None = None,
+) -> dict:
     """Every (endpoint, clients) level -> a dict {"levels": [...], "clip": {...}, "server": ...}."""
     import tempfile
 
@@ -133,7 +160,9 @@ def run_loadtest(url: str | None = None, *, clients: tuple[int, ...] = (1, 4, 16
         info = probe_video(clip, Limits())
         srv = None
         if url is None:
-            srv = ServedBento("serving.service:CmetService" if model_dir else bento, model_dir=model_dir).start()
+            srv = ServedBento(
+                "serving.service:CmetService" if model_dir else bento, model_dir=model_dir
+            ).start()
             url = srv.url
         _check_loopback(url)
         try:
@@ -159,8 +188,13 @@ def run_loadtest(url: str | None = None, *, clients: tuple[int, ...] = (1, 4, 16
     return {
         "url": url,
         "served_by_loadtest": srv is not None,
-        "clip": {"source": "mead W009_038" if rel else "synthetic", "frames": info.n_frames, "fps": info.fps,
-                 "size": [info.width, info.height], "seconds": info.duration_s},
+        "clip": {
+            "source": "mead W009_038" if rel else "synthetic",
+            "frames": info.n_frames,
+            "fps": info.fps,
+            "size": [info.width, info.height],
+            "seconds": info.duration_s,
+        },
         "model": {k: version.get(k) for k in ("model", "version", "alias", "device")},
         "requests_per_client": requests_per_client,
         "levels": levels,
@@ -173,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_local_env()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--url", default=None, help="a running service (loopback); default: serve the latest bento")
+    ap.add_argument(
+        "--url", default=None, help="a running service (loopback); default: serve the latest bento"
+    )
     ap.add_argument("--model-dir", default=None, help="serve this model folder instead of a bento")
     ap.add_argument("--clients", default="1,4,16")
     ap.add_argument("--requests-per-client", type=int, default=2)
@@ -181,9 +217,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=120.0)
     ap.add_argument("--out", default=None, help="write the result dict as JSON here")
     a = ap.parse_args(argv)
-    res = run_loadtest(a.url, clients=tuple(int(x) for x in a.clients.split(",")), model_dir=a.model_dir,
-                       requests_per_client=a.requests_per_client, clip_seconds=a.clip_seconds,
-                       max_seconds_per_level=a.max_seconds)
+    res = run_loadtest(
+        a.url,
+        clients=tuple(int(x) for x in a.clients.split(",")),
+        model_dir=a.model_dir,
+        requests_per_client=a.requests_per_client,
+        clip_seconds=a.clip_seconds,
+        max_seconds_per_level=a.max_seconds,
+    )
     text = json.dumps(res, indent=2)
     if a.out:
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -34,9 +34,15 @@ class ServedBento:
     """``target``: a bento tag (``cmet_service:latest``) or ``serving.service:CmetService`` with
     ``model_dir`` (a serving model folder, no build needed)."""
 
-    def __init__(self, target: str = "cmet_service:latest", model_dir: str | Path | None = None,
-                 port: int | None = None, log_path: str | Path | None = None, ready_timeout: float = 180.0,
-                 env: dict | None = None):
+    def __init__(
+        self,
+        target: str = "cmet_service:latest",
+        model_dir: str | Path | None = None,
+        port: int | None = None,
+        log_path: str | Path | None = None,
+        ready_timeout: float = 180.0,
+        env: dict | None = None,
+    ):
         self.target = target
         self.model_dir = model_dir
         self.port = port or free_port()
@@ -61,7 +67,17 @@ class ServedBento:
             env["CMET_SERVE_MODEL_DIR"] = str(self.model_dir)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "wb")
-        cmd = [sys.executable, "-m", "bentoml", "serve", self.target, "--host", "127.0.0.1", "--port", str(self.port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            self.target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
         self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:

@@ -20,9 +20,11 @@ from typing import Annotated
 import bentoml
 from bentoml.validators import ContentType
 
+from serving import hardening as _hardening
 from serving.settings import service_config, serving_cfg
 
 _CFG = serving_cfg()
+_hardening.apply()  # no URL fetching for file fields, malformed multipart -> 400 (see serving.hardening)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
@@ -137,7 +139,9 @@ class CmetService:
         if ctx is not None:  # where the time went, for clients and the load test
             timings = dict(getattr(result, "timings", None) or {})
             timings["total_server"] = time.perf_counter() - t0
-            ctx.response.headers["x-cmet-timings"] = json.dumps({k: round(float(v), 4) for k, v in timings.items()})
+            ctx.response.headers["x-cmet-timings"] = json.dumps(
+                {k: round(float(v), 4) for k, v in timings.items()}
+            )
         return out
 
     def _edit(

@@ -168,3 +168,21 @@ def test_error_json_is_one_message(client, sample_video):
     r = client.post("/edit", files=_video_file(sample_video), data={"emotion": "joy"})
     body = r.json()
     assert json.dumps(body).count("error") == 1
+
+
+def test_file_fields_never_fetch_urls(client):
+    # BentoML would download a string sent in a file field; this service refuses it
+    r = client.post(
+        "/edit",
+        data={"video": "http://127.0.0.1:1/x.mp4", "emotion": "happy"},
+        files={"dummy": ("d.txt", b"x", "text/plain")},
+    )
+    assert r.status_code == 400 and "not a string or URL" in r.text
+
+
+def test_malformed_multipart_is_400(client):
+    r = client.post("/emotions", content=b"{}", headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 400 and "malformed multipart" in r.text
+    body = b'--xx\r\nContent-Disposition: form-data; name="video"[\r\n\r\nabc\r\n--xx--\r\n'
+    r = client.post("/edit", content=body, headers={"content-type": "multipart/form-data; boundary=xx"})
+    assert r.status_code == 400
