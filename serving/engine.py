@@ -31,7 +31,7 @@ class Engine:
     """The loaded model plus the calls the API makes. ``parallel`` bounds the edits that run at once
     (the face runtime's interpreters and the 2-core CPU do not gain from more)."""
 
-    def __init__(self, model_dir: str | Path, device=None, parallel: int = 1):
+    def __init__(self, model_dir: str | Path, device=None, parallel: int = 1, cfg_overrides=None):
         from cmet.device import pick_device
 
         self.model_dir = Path(model_dir)
@@ -50,6 +50,10 @@ class Engine:
         info = self.model_dir / SERVING_JSON
         self.info = json.loads(info.read_text()) if info.is_file() else {}
         self._sem = threading.BoundedSemaphore(max(1, int(parallel)))
+        from cmet.config import compose
+
+        # composed once: Hydra's global state is not for concurrent requests
+        self.cfg = compose(list(cfg_overrides or []))
         self._encoder = None
         self._enc_lock = threading.Lock()
 
@@ -129,13 +133,11 @@ class Engine:
         *,
         neutral=None,
         intensity: float = 1.0,
-        out_path: Path,
+        out_path: Path | None,
         render: bool = True,
     ):
-        """Edit a video (render=True -> out_path mp4) or only compute its codes (render=False).
-
-        Returns the library's edit result (per-frame codes, per-stage timings).
-        """
+        """Edit a video (render=True -> out_path mp4) or only compute its codes (render=False):
+        cmet.edit.edit_video -> EditResult (per-frame codes, per-stage timings)."""
         from cmet.edit import edit_video
 
         with self._sem:
@@ -147,6 +149,7 @@ class Engine:
                 intensity=intensity,
                 neutral=neutral,
                 render=render,
+                cfg=self.cfg,
             )
 
     def edit_portrait(

@@ -186,3 +186,53 @@ def test_malformed_multipart_is_400(client):
     body = b'--xx\r\nContent-Disposition: form-data; name="video"[\r\n\r\nabc\r\n--xx--\r\n'
     r = client.post("/edit", content=body, headers={"content-type": "multipart/form-data; boundary=xx"})
     assert r.status_code == 400
+
+
+def _frames_fps(path: Path) -> tuple[int, float]:
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n, fps
+
+
+def test_edit_returns_same_length_mp4_with_audio_and_timings(client, sample_video, tmp_path):
+    from serving.sample import ffmpeg_exe
+
+    r = client.post("/edit", files=_video_file(sample_video), data={"emotion": "happy", "intensity": "1.2"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "video/mp4"
+    out = tmp_path / "out.mp4"
+    out.write_bytes(r.content)
+    assert _frames_fps(out) == _frames_fps(sample_video)
+    import subprocess
+
+    probe = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-i", str(out)], capture_output=True, text=True
+    ).stderr
+    assert "Audio:" in probe
+    timings = json.loads(r.headers["x-cmet-timings"])
+    assert {"landmarks", "model", "render", "encode", "total_server"} <= set(timings)
+
+
+def test_expressions_codes_per_frame(client, sample_video, tmp_path):
+    feats = tmp_path / "t.npy"
+    np.save(feats, np.random.default_rng(0).normal(size=(4, 16)).astype(np.float32))
+    files = {
+        **_video_file(sample_video),
+        "target_features": ("t.npy", feats.read_bytes(), "application/octet-stream"),
+    }
+    r = client.post("/expressions", files=files, data={"intensity": "0"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    n = _frames_fps(sample_video)[0]
+    neutral, edited = np.asarray(body["neutral_codes"]), np.asarray(body["edited_codes"])
+    assert neutral.shape == edited.shape == (n, 19) and len(body["au_names"]) == 19
+    np.testing.assert_allclose(edited, neutral, atol=1e-4)  # intensity 0 = no edit
+    r = client.post("/expressions", files=_video_file(sample_video), data={"blend": "happy:1"})
+    moved = np.abs(np.asarray(r.json()["offsets"])).max()
+    assert r.status_code == 200 and moved > 0
