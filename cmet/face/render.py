@@ -66,22 +66,34 @@ def warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray) ->
     h, w = img.shape[:2]
     S = src[tris].astype(np.float64)  # [K, 3, 2]
     D = dst[tris].astype(np.float64)
-    # affine dst -> src per triangle: solve [x y 1] @ M = [u v]
+    # only triangles with a moved vertex need remapping; the others map to themselves
+    moved = np.abs(S - D).max(axis=(1, 2)) > 1e-3
     Dh = np.concatenate([D, np.ones((len(tris), 3, 1))], 2)  # [K, 3, 3]
-    det = np.linalg.det(Dh)
-    ok = np.abs(det) > 1e-9
-    M = np.zeros((len(tris), 3, 2))
-    M[ok] = np.linalg.solve(Dh[ok], S[ok])
-    ids = np.full((h, w), -1, np.int32)
-    # rasterise only triangles touching the image; moved ones last so they win at seams
-    for k in np.where(ok)[0]:
-        cv2.fillConvexPoly(ids, np.round(D[k] * 16).astype(np.int32), int(k), lineType=cv2.LINE_8, shift=4)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    Mk = M[np.clip(ids, 0, None)]  # [H, W, 3, 2]
-    mx = (xs * Mk[..., 0, 0] + ys * Mk[..., 1, 0] + Mk[..., 2, 0]).astype(np.float32)
-    my = (xs * Mk[..., 0, 1] + ys * Mk[..., 1, 1] + Mk[..., 2, 1]).astype(np.float32)
+    ok = moved & (np.abs(np.linalg.det(Dh)) > 1e-9)
+    if not ok.any():
+        return img.copy()
+    # affine dst -> src per triangle: solve [x y 1] @ M = [u v]
+    M = np.linalg.solve(Dh[ok], S[ok])  # [K', 3, 2]
+    Dk = D[ok]
+    x0 = int(max(0, np.floor(Dk[..., 0].min()) - 1))
+    y0 = int(max(0, np.floor(Dk[..., 1].min()) - 1))
+    x1 = int(min(w, np.ceil(Dk[..., 0].max()) + 2))
+    y1 = int(min(h, np.ceil(Dk[..., 1].max()) + 2))
+    if x1 <= x0 or y1 <= y0:
+        return img.copy()
+    ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
+    pts = np.round((Dk - [x0, y0]) * 16).astype(np.int32)
+    for k in range(len(pts)):
+        cv2.fillConvexPoly(ids, pts[k], k, lineType=cv2.LINE_8, shift=4)
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    Mk = M.astype(np.float32)[np.clip(ids, 0, None)]  # [h', w', 3, 2]
+    mx_r = xs * Mk[..., 0, 0] + ys * Mk[..., 1, 0] + Mk[..., 2, 0]
+    my_r = xs * Mk[..., 0, 1] + ys * Mk[..., 1, 1] + Mk[..., 2, 1]
     none = ids < 0
-    mx[none], my[none] = xs[none], ys[none]
+    mx_r[none], my_r[none] = xs[none], ys[none]
+    my, mx = np.mgrid[0:h, 0:w].astype(np.float32)
+    mx[y0:y1, x0:x1] = mx_r
+    my[y0:y1, x0:x1] = my_r
     return cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -182,12 +194,23 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
 
     if added_open <= 0.01:
         return img
+    H, W = img.shape[:2]
+    lip = p[INNER_LIP_CONTOUR]
+    m = int(max(4, iod * 0.1))
+    x0, y0 = (np.floor(lip.min(0)).astype(int) - m).clip(0, None)
+    x1, y1 = np.ceil(lip.max(0)).astype(int) + m
+    x1, y1 = min(W, x1), min(H, y1)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return img
+    full = img
+    img = full[y0:y1, x0:x1]
+    p = p - [x0, y0]
     h, w = img.shape[:2]
     poly = np.round(p[INNER_LIP_CONTOUR] * 16).astype(np.int32)
     mask = np.zeros((h, w), np.float32)
     cv2.fillPoly(mask, [poly], 1.0, lineType=cv2.LINE_AA, shift=4)
     if mask.sum() < 2:
-        return img
+        return full
     top, bot = p[UPPER_LIP_INNER], p[LOWER_LIP_INNER]
     gap = float(np.linalg.norm(bot - top)) + 1e-6
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -223,7 +246,9 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
     col = cv2.GaussianBlur(col, (0, 0), max(0.6, iod / 120))
     alpha = np.clip(added_open / 0.05, 0, 1) * cv2.GaussianBlur(mask, (0, 0), 0.7)
     out = img.astype(np.float32) * (1 - alpha[..., None]) + col * alpha[..., None]
-    return np.clip(out, 0, 255).astype(np.uint8)
+    res = full.copy()
+    res[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
+    return res
 
 
 class FaceRenderer:
