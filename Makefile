@@ -54,11 +54,11 @@ ui: setup ## MLflow UI (and the Prefect UI) on localhost against the project's s
 schedule: setup ## a Prefect deployment of the flow with the cron schedule from config, served by this process
 	$(CMET) schedule
 
-bento: setup ## build the BentoML service from the registry's champion
-	$(CMET) bento build
+bento: setup ## build the BentoML service from the registry's champion (or BUNDLE=dir; PROFILE=gpu for a CUDA image)
+	$(CMET) bento build $(if $(BUNDLE),--bundle $(BUNDLE)) $(if $(PROFILE),--profile $(PROFILE))
 
-serve: setup ## serve the latest bento on localhost
-	$(CMET) bento serve
+serve: setup ## serve the latest bento on localhost (PORT=3000; demo page at /ui/)
+	$(CMET) bento serve $(if $(PORT),--port $(PORT))
 
 clean: ## remove run outputs (keeps .venv)
 	rm -rf outputs .cmet/cache

@@ -197,6 +197,9 @@ def build_bento(source: str | Path, cfg) -> str:
             models=opts["models"],
             build_ctx=str(ROOT),
         )
+    except BaseException:
+        bentoml.models.delete(model_tag)  # no orphan model in the store when the build fails
+        raise
     finally:
         for k, v in env_before.items():
             if v is None:

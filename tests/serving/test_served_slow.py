@@ -20,11 +20,25 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / ".cmet" / "serving" / "test_artifacts"
 
 
+def _champion_uri() -> str | None:
+    """models:/cmet@champion when the registry has one in the 19-AU face space, else None."""
+    try:
+        from mlflow import MlflowClient
+
+        mv = MlflowClient().get_model_version_by_alias("cmet", "champion")
+    except Exception:
+        return None
+    return "models:/cmet@champion" if mv else None
+
+
 @pytest.fixture(scope="module")
-def trained_bundle(tmp_path_factory, release_dir) -> Path:
-    """A small C-MET bundle trained here on the real release features (CMET_TEST_BUNDLE reuses one)."""
+def bento_source(tmp_path_factory, release_dir):
+    """What the bento is built from: CMET_TEST_BUNDLE, else the registry champion, else a small C-MET
+    bundle trained here on the real release features (data=release_au)."""
     if os.environ.get("CMET_TEST_BUNDLE"):
         return Path(os.environ["CMET_TEST_BUNDLE"])
+    if os.environ.get("CMET_TEST_USE_CHAMPION", "1") == "1" and (uri := _champion_uri()):
+        return uri
     import torch
 
     from cmet.config import compose
@@ -32,26 +46,19 @@ def trained_bundle(tmp_path_factory, release_dir) -> Path:
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("train")
-    cfg = compose(
-        [
-            "data=release_au",
-            "train.steps=150",
-            "train.eval_every=150",
-            "train.checkpoint_every=150",
-            f"paths.work_dir={out}/work",
-        ]
-    )
+    cfg = compose(["data=release_au", "train.steps=150", "train.batch_size=64", "train.eval_every=150",
+                   "train.checkpoint_every=150", f"paths.work_dir={out}/work"])
     metrics = train(cfg, out_dir=out / "run")
     return Path(metrics["bundle_dir"])
 
 
 @pytest.fixture(scope="module")
-def served(trained_bundle):
+def served(bento_source):
     from cmet.config import compose
     from serving.build import build_bento
     from serving.server import ServedBento
 
-    tag = build_bento(trained_bundle, compose([]))
+    tag = build_bento(bento_source, compose([]))
     srv = ServedBento(tag).start()
     try:
         yield srv
@@ -110,7 +117,7 @@ def test_every_endpoint(served, clip, tmp_path):
     names = {e["name"]: e["clips"] for e in em["emotions"]}
     assert "happy" in names and names["happy"] > 0
     ver = requests.post(url + "/version", json={}, timeout=30).json()
-    assert ver["version"] == "local" and "metrics" in ver
+    assert ver["version"] and "metrics" in ver and ver["bento_model"].startswith("cmet:")
 
     r = requests.post(
         url + "/edit", files=_video(clip), data={"emotion": "happy", "intensity": "1.0"}, timeout=300
