@@ -24,11 +24,11 @@ from cmet.errors import DataError
 NEUTRAL = "neutral"
 
 
-def _fit_projection(diffs: np.ndarray, labels: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
-    """(mean [D], matrix [D, D']) fit on per-clip differences of the training speakers."""
+def _fit_projection(diffs: np.ndarray, labels: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(mean [D], matrix [D, D'] or None = identity) fit on per-clip differences of the training speakers."""
     d = diffs.shape[1]
     if kind == "none":
-        return np.zeros(d), np.eye(d)
+        return np.zeros(d), None
     mu = diffs.mean(axis=0)
     sd = diffs.std(axis=0) + 1e-6
     if kind == "standardize":
@@ -41,6 +41,10 @@ def _fit_projection(diffs: np.ndarray, labels: np.ndarray, kind: str) -> tuple[n
         w = lda.scalings_[:, : len(np.unique(labels)) - 1]
         return mu, np.diag(1.0 / sd) @ w
     raise DataError(f"unknown projection {kind!r}; use none, standardize or lda")
+
+
+def _apply(v: np.ndarray, mu: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    return v if w is None else (v - mu) @ w
 
 
 def evaluate_speaker_transfer(features: np.ndarray, speakers: Sequence[str], emotions: Sequence[str],
@@ -83,16 +87,16 @@ def evaluate_speaker_transfer(features: np.ndarray, speakers: Sequence[str], emo
                    if o != s and ((spk == o) & (emo == e)).any()]
             if not per:
                 raise DataError(f"no other speaker has emotion {e!r}")
-            cents.append((np.mean(per, axis=0) - mu) @ w)
-        c = np.stack(cents)
+            cents.append(np.mean(per, axis=0))
+        c = _apply(np.stack(cents), mu, w)
         for e in emos:
             idx = np.flatnonzero((spk == s) & (emo == e))
             if idx.size == 0:
                 continue
             for k in ks:
                 kk = min(k, idx.size)
-                q = np.stack([(diff[rng.choice(idx, kk, replace=False)].mean(axis=0) - mu) @ w
-                              for _ in range(n_draws)])
+                q = _apply(np.stack([diff[rng.choice(idx, kk, replace=False)].mean(axis=0)
+                                     for _ in range(n_draws)]), mu, w)
                 if metric == "cosine":
                     qn = q / (np.linalg.norm(q, axis=1, keepdims=True) + 1e-12)
                     cn = c / (np.linalg.norm(c, axis=1, keepdims=True) + 1e-12)
