@@ -83,9 +83,12 @@ def evaluate_gates(metrics: dict, gates, champion_metrics: dict | None = None, c
         raise ConfigError(f"gates.missing_metric must be 'fail' or 'skip', got {missing_policy!r}")
     checks: list[Check] = []
 
-    def add(name: str, metric: str, value: float | None, op: str, thr: float | None, note: str = "") -> None:
+    def add(name: str, metric: str, value: float | None, op: str, thr: float | None, note: str = "",
+            required: bool = True) -> None:
         if value is None or thr is None:
-            ok = missing_policy == "skip" and value is None
+            ok = (missing_policy == "skip" or not required) and value is None
+            if value is None and not required:
+                note = "not measured by this evaluation (required: false)"
             checks.append(Check(name, metric, value, op, thr, ok, note or ("metric missing" if value is None else "")))
             return
         ok = {">=": value >= thr, "<=": value <= thr, ">": value > thr}[op]
@@ -95,10 +98,12 @@ def evaluate_gates(metrics: dict, gates, champion_metrics: dict | None = None, c
         if not isinstance(spec, dict) or "metric" not in spec or not ({"min", "max"} & set(spec)):
             raise ConfigError(f"gates.absolute.{name} needs 'metric' and 'min' or 'max'; got {spec!r}")
         v = _num(metrics, spec["metric"])
+        req = bool(spec.get("required", True))
         if spec.get("min") is not None:
-            add(name, spec["metric"], v, ">=", float(spec["min"]))
+            add(name, spec["metric"], v, ">=", float(spec["min"]), required=req)
         if spec.get("max") is not None:
-            add(name + ("_max" if spec.get("min") is not None else ""), spec["metric"], v, "<=", float(spec["max"]))
+            add(name + ("_max" if spec.get("min") is not None else ""), spec["metric"], v, "<=", float(spec["max"]),
+                required=req)
 
     rel = g.get("relative") or {}
     if rel.get("baseline"):

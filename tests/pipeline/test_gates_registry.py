@@ -23,9 +23,12 @@ def test_gates_pass_and_fail_reasons():
     assert [c.name for c in rep.failed] == ["not_worse_than_champion"], rep.summary()
     rep = evaluate_gates(dict(GOOD, latency_ms_per_frame=500.0), g)
     assert [c.name for c in rep.failed] == ["latency"]
-    missing = {k: v for k, v in GOOD.items() if k != "lips_kept"}
-    assert [c.name for c in evaluate_gates(missing, g).failed] == ["lips_kept"]
+    missing = {k: v for k, v in GOOD.items() if k != "acc_emo_ext/cmet"}
+    assert [c.name for c in evaluate_gates(missing, g).failed] == ["acc_emo_extended"]
     assert evaluate_gates(missing, compose(["gates.missing_metric=skip"]).gates).passed
+    no_lips = {k: v for k, v in GOOD.items() if k != "lips_kept"}  # lips_kept is required: false
+    assert evaluate_gates(no_lips, g).passed
+    assert not evaluate_gates(dict(GOOD, lips_kept=0.5), g).passed
     assert rep.tags()["gate.passed"] == "false"
 
 

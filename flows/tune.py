@@ -1,0 +1,161 @@
+"""Optuna tuning with one nested MLflow child run per trial (opened here, not by a callback).
+
+The study lives in ``cfg.pipeline.tune.storage`` (SQLite in .cmet/ by default, any SQLAlchemy URL,
+e.g. ``postgresql://user@127.0.0.1:5432/optuna``). Several workers (processes, machines) share one
+study by running :func:`run_worker` with the same storage and study name: ``cmet pipeline tune-worker``.
+The trial budget ``n_trials`` counts finished (complete + pruned) trials of all workers together.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from cmet.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def storage_url(cfg) -> str:
+    url = str(cfg.pipeline.tune.storage)
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def make_storage(url: str):
+    import optuna
+
+    kw = {"pool_pre_ping": True} if not url.startswith("sqlite") else {"connect_args": {"timeout": 60}}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kw)
+
+
+def make_pruner(spec):
+    import optuna
+
+    spec = dict(spec or {})
+    kind = spec.pop("kind", "median")
+    if kind == "median":
+        return optuna.pruners.MedianPruner(**spec)
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    if kind == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(**spec)
+    raise ConfigError(f"pipeline.tune.pruner.kind must be median | halving | none, got {kind!r}")
+
+
+def suggest(trial, space: dict) -> dict:
+    """Sample each dotted config key of ``space`` ({type: float|int|categorical, ...})."""
+    out = {}
+    for key, spec in space.items():
+        t = spec.get("type", "float")
+        if t == "float":
+            out[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False)))
+        elif t == "int":
+            out[key] = trial.suggest_int(key, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log", False)))
+        elif t == "categorical":
+            out[key] = trial.suggest_categorical(key, list(spec["choices"]))
+        else:
+            raise ConfigError(f"pipeline.tune.space.{key}: unknown type {t!r} (float | int | categorical)")
+    return out
+
+
+def apply_params(cfg, params: dict, **extra):
+    """A copy of ``cfg`` with dotted keys set (``{"train.lr": 1e-3}``)."""
+    c = copy.deepcopy(cfg)
+    OmegaConf.set_struct(c, False)
+    for k, v in {**params, **extra}.items():
+        OmegaConf.update(c, k, v, merge=False)
+    return c
+
+
+def _numeric(metrics: dict) -> dict[str, float]:
+    out = {}
+    for k, v in (metrics or {}).items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(f):
+            out[k.replace("@", "_")] = f
+    return out
+
+
+def run_worker(cfg, fs_dir: str, parent_run_id: str | None, experiment_id: str | None, study_name: str,
+               worker: str = "w0", out_root: str | Path | None = None) -> dict:
+    """Run trials on the shared study until it holds ``n_trials`` finished ones. Returns a summary."""
+    import mlflow
+    import optuna
+
+    from cmet.data.features import FeatureSet
+    from cmet.train import train
+
+    tcfg = cfg.pipeline.tune
+    metric = str(tcfg.metric)
+    space = OmegaConf.to_container(tcfg.space, resolve=True)
+    fs = FeatureSet.load(fs_dir)
+    out_root = Path(out_root or Path(str(cfg.paths.runs_dir)) / "trials" / study_name)
+    storage = make_storage(storage_url(cfg))
+    study = optuna.create_study(study_name=study_name, storage=storage, direction=str(tcfg.direction),
+                                pruner=make_pruner(OmegaConf.to_container(tcfg.pruner, resolve=True)),
+                                load_if_exists=True)
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    n_trials = int(tcfg.n_trials)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+        trial.set_user_attr("worker", worker)
+        c = apply_params(cfg, params, **{"train.steps": int(tcfg.steps), "train.resume": False})
+        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, parent_run_id=parent_run_id,
+                              experiment_id=experiment_id, tags={"optuna.study": study_name,
+                                                                 "optuna.trial": str(trial.number),
+                                                                 "worker": worker}):
+            mlflow.log_params(params)
+            last: dict = {"value": None}
+
+            def callback(step: int, metrics: dict) -> None:
+                mlflow.log_metrics(_numeric(metrics), step=int(step))
+                v = metrics.get(metric)
+                if v is None:
+                    return
+                last["value"] = float(v)
+                trial.report(float(v), int(step))
+                if trial.should_prune():
+                    mlflow.set_tag("optuna.state", "PRUNED")
+                    raise optuna.TrialPruned(f"pruned at step {step} ({metric}={float(v):.4f})")
+
+            t0 = time.perf_counter()
+            m = train(c, features=fs, out_dir=out_root / f"trial_{trial.number:03d}", callback=callback)
+            value = m.get(metric, last["value"])
+            if value is None:
+                raise ConfigError(f"training returned no {metric!r} (pipeline.tune.metric); got {sorted(m)}")
+            mlflow.log_metrics({**_numeric(m), "objective": float(value), "trial_seconds": time.perf_counter() - t0})
+            mlflow.set_tag("optuna.state", "COMPLETE")
+            return float(value)
+
+    t0 = time.perf_counter()
+    done = sum(t.state in finished for t in study.get_trials(deepcopy=False))
+    if done < n_trials:
+        study.optimize(objective, n_trials=n_trials - done, timeout=tcfg.timeout_s, gc_after_trial=False,
+                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=finished)],
+                       catch=())
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise ConfigError(f"study {study_name!r}: no trial completed (all pruned or failed); raise pipeline.tune.steps")
+    best = study.best_trial
+    return {
+        "study": study_name,
+        "best_params": dict(best.params),
+        "best_value": float(best.value),
+        "best_trial": int(best.number),
+        "n_complete": len(complete),
+        "n_pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials),
+        "n_this_worker": sum(t.user_attrs.get("worker") == worker for t in trials),
+        "seconds": time.perf_counter() - t0,
+    }
