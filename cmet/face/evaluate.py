@@ -106,8 +106,11 @@ def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Pat
 
 
 def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image", max_code: float = 1.0,
-               observed: bool = True) -> dict:
-    """Random AU codes -> render -> landmarks -> codes; Pearson correlation per code."""
+               observed: bool = True, mode: str = "sparse") -> dict:
+    """Random AU codes -> render -> landmarks -> codes; Pearson correlation per code.
+
+    ``mode``: ``sparse`` (independent AUs, half of them on) or ``prototypes`` (random blends of the
+    emotion prototypes: the codes the model actually asks for)."""
     from cmet.face.expression import calibrate, canonical, encode
     from cmet.face.facs import AU_NAMES, D_EXPR
     from cmet.face.landmarks import FaceMesh
@@ -120,8 +123,16 @@ def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image",
     rend = FaceRenderer(can, img.shape[:2])
     if observed:
         calibrate(can, img, lm, fm, rend)
-    # sparse random codes: each AU active with prob 0.5, intensity U(0, max_code)
-    codes = rng.uniform(0, max_code, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < 0.5)
+    if mode == "sparse":  # each AU active with prob 0.5, intensity U(0, max_code)
+        codes = rng.uniform(0, max_code, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < 0.5)
+    elif mode == "prototypes":  # what the model produces: non-negative blends of the emotion prototypes
+        from cmet.face.facs import EMOTION_PROTOTYPES, prototype_matrix
+
+        P = prototype_matrix([e for e in EMOTION_PROTOTYPES if e != "neutral"])
+        w = rng.uniform(0, 1, (n, len(P))) * (rng.uniform(size=(n, len(P))) < 0.4)
+        codes = np.clip(w @ P, 0, max_code)
+    else:
+        raise ValueError(f"round_trip mode {mode!r}: sparse | prototypes")
     rec = []
     for c in codes:
         out = rend.render(img, lm, c)

@@ -47,7 +47,8 @@ from cmet.face.landmarks import (
 D_LIPS = 2
 D_POSE = 6
 FOREHEAD, CHIN = 10, 152
-RIGID = [33, 133, 362, 263, 6, 168, 197, 195, 5, 4, 1, 10, 109, 338, 67, 297, 234, 454, 127, 356, 93, 323, 151, 9]
+#: vertices that define the head pose: every AU field and the jaw are 0 there by construction
+RIGID = [10, 109, 338, 67, 297, 151, 127, 356, 234, 454, 162, 389, 21, 251, 168, 6, 197, 133, 362, 33, 263]
 
 # FaceMesh vertex groups (subject's right = image left)
 R_BROW_INNER, L_BROW_INNER = [107, 66, 55, 65], [336, 296, 285, 295]
@@ -148,7 +149,7 @@ def canonical(neutral_px: np.ndarray) -> Canonical:
     mesh = (p - origin) @ R.T / iod
     basis, jaw = au_basis(mesh)
     mag = np.maximum(np.abs(basis).max(0).max(-1), np.abs(jaw).max(-1))
-    rigid = np.union1d(np.where(mag < 0.005)[0], RIGID)
+    rigid = np.union1d(np.where(mag < 1e-6)[0], RIGID)
     return Canonical(p.astype(np.float32), origin, R, iod, mesh.astype(np.float32), basis, jaw, rigid)
 
 
@@ -241,6 +242,9 @@ def au_basis(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     right = (side < 0).astype(float)
     B["R12"] = B["AU12"] * right[:, None]
     B["R14"] = B["AU14"] * right[:, None]
+    for k in B:
+        B[k][RIGID] = 0.0
+    jaw[RIGID] = 0.0
     return np.stack([B[k] for k in AU_NAMES]).astype(np.float32), jaw.astype(np.float32)
 
 
@@ -273,7 +277,7 @@ def lips_code(can: Canonical, c: np.ndarray) -> np.ndarray:
 
 
 def encode(can: Canonical, frames_px: np.ndarray, lips_ref: np.ndarray | None = None,
-           z_weight: float = 0.0) -> Codes:
+           z_weight: float = 0.0, affine: bool = True) -> Codes:
     """Landmarks [T, 468, 3] (pixels) -> :class:`Codes`.
 
     ``lips_ref`` [T]: the source's mouth-opening track relative to neutral (``Codes.lips[:, 0]``
@@ -304,7 +308,7 @@ def encode(can: Canonical, frames_px: np.ndarray, lips_ref: np.ndarray | None = 
             f[:, comp] = base
             aff.append((f * wvec).reshape(-1))
     Aff = np.stack(aff, 1)
-    Aff = np.concatenate([Aff, -Aff], 1)
+    Aff = np.concatenate([Aff, -Aff], 1) if affine else np.zeros((len(Bf), 0))
     for i in range(T):
         c, pose[i] = align(can, frames_px[i])
         lips[i] = lips_code(can, c)

@@ -1,0 +1,76 @@
+"""Fixtures of the face tests: a portrait, landmarks, a tiny random-weight 19-d model bundle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="session")
+def assets():
+    from cmet.face.assets import ensure
+
+    return ensure()  # fast when `make setup` fetched them
+
+
+@pytest.fixture(scope="session")
+def mesher(assets):
+    from cmet.face.landmarks import FaceMesh
+
+    return FaceMesh()
+
+
+@pytest.fixture(scope="session")
+def astronaut_face():
+    """The astronaut's face (skimage) cropped to 256x256 like the release portraits."""
+    import cv2
+    from skimage.data import astronaut
+
+    return np.ascontiguousarray(cv2.resize(astronaut()[0:260, 110:370], (256, 256)))
+
+
+@pytest.fixture(scope="session")
+def astronaut_landmarks(mesher, astronaut_face):
+    return mesher.mesh(astronaut_face, "astronaut")
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A random-weight C-MET bundle in the 19-d AU space with 8-d speech and named banks."""
+    pytest.importorskip("cmet.model.bundle")
+    import torch
+    from omegaconf import OmegaConf
+
+    from cmet.face.facs import D_EXPR
+    from cmet.model.bundle import ModelBundle
+    from cmet.model.connector import Connector
+
+    torch.manual_seed(0)
+    mcfg = {"name": "cmet", "d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 16, "dropout": 0.0, "window": 5,
+            "conv_channels": 4, "conv_layers": 1}
+    conn = Connector.from_cfg(OmegaConf.create(mcfg), 8, D_EXPR, "difference").eval()
+    rng = np.random.default_rng(0)
+    emotions = ["neutral", "happy", "sad", "angry", "surprised", "fear", "disgusted"]
+    banks = {e: rng.normal(size=(4, 8)).astype(np.float32) for e in emotions}
+    b = ModelBundle(conn, mcfg, 8, D_EXPR, emotions, [], banks)
+    return b.save(tmp_path_factory.mktemp("bundle") / "bundle")
+
+
+@pytest.fixture(scope="session")
+def short_video(tmp_path_factory, astronaut_face):
+    """12 frames of the astronaut, slightly moving, with a 16 kHz tone as audio: (mp4, wav)."""
+    import cv2
+    import soundfile as sf
+
+    from cmet.edit import write_video
+
+    d = tmp_path_factory.mktemp("video")
+    frames = []
+    for i in range(12):
+        M = np.float32([[1, 0, np.sin(i / 3) * 2], [0, 1, 0]])
+        frames.append(cv2.warpAffine(astronaut_face, M, (256, 256), borderMode=cv2.BORDER_REPLICATE))
+    wav = d / "speech.wav"
+    t = np.arange(int(16000 * 12 / 25)) / 16000
+    sf.write(wav, (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    mp4 = write_video(d / "astronaut.mp4", np.stack(frames), 25.0, wav)
+    return mp4, wav

@@ -1,0 +1,93 @@
+"""``cmet edit``: a whole (short) edit and the clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cmet.errors import DataError, FaceNotFoundError, UnknownEmotionError, VideoError
+
+
+def test_edit_short_video(tiny_bundle, short_video, tmp_path):
+    from cmet.edit import edit_video, has_audio, read_video
+
+    mp4, _ = short_video
+    res = edit_video(mp4, "happy", bundle=tiny_bundle, out=tmp_path / "out.mp4", codes_out=tmp_path / "c.json")
+    frames, fps = read_video(res.out_path)
+    assert len(frames) == 12 and fps == pytest.approx(25.0)
+    assert has_audio(res.out_path)
+    assert res.offsets.shape == (12, 19) and res.neutral_codes.shape == (12, 19)
+    for stage in ("landmarks", "audio", "model", "render", "encode", "total"):
+        assert stage in res.timings
+    d = json.loads((tmp_path / "c.json").read_text())
+    assert len(d["edited_codes"]) == 12 and len(d["au_names"]) == 19
+    # intensity 0: no edit, the frames come back (up to the codec)
+    res0 = edit_video(mp4, "happy", bundle=tiny_bundle, out=tmp_path / "same.mp4", intensity=0.0)
+    a, _ = read_video(mp4)
+    b, _ = read_video(res0.out_path)
+    assert np.abs(a.astype(float) - b).mean() < 3.0
+
+
+def test_unknown_emotion(tiny_bundle, short_video, tmp_path):
+    from cmet.edit import edit_video
+
+    with pytest.raises(UnknownEmotionError, match="joyful"):
+        edit_video(short_video[0], "joyful", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+    with pytest.raises(UnknownEmotionError, match="blend"):
+        edit_video(short_video[0], {"happy": 0.5, "joyful": 0.5}, bundle=tiny_bundle, out=tmp_path / "x.mp4")
+
+
+def test_corrupt_and_missing_video(tiny_bundle, tmp_path):
+    from cmet.edit import edit_video
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00\x01garbage" * 100)
+    with pytest.raises(VideoError, match="bad.mp4"):
+        edit_video(bad, "happy", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+    with pytest.raises(VideoError, match="does not exist"):
+        edit_video(tmp_path / "nope.mp4", "happy", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+
+
+def test_video_shorter_than_a_chunk(tiny_bundle, astronaut_face, tmp_path):
+    from cmet.edit import edit_video, write_video
+
+    short = write_video(tmp_path / "short.mp4", np.stack([astronaut_face] * 3), 25.0)
+    with pytest.raises(VideoError, match="shorter than one chunk"):
+        edit_video(short, "happy", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+
+
+def test_video_without_a_face(tiny_bundle, tmp_path):
+    from cmet.edit import edit_video, write_video
+
+    wall = write_video(tmp_path / "wall.mp4", np.full((8, 128, 128, 3), 120, np.uint8), 25.0)
+    with pytest.raises(FaceNotFoundError, match="wall.mp4"):
+        edit_video(wall, "happy", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+
+
+def test_feature_folder_of_the_wrong_dimension(tiny_bundle, tmp_path):
+    from cmet.edit import load_feature_folder, parse_blend
+
+    d = tmp_path / "feats"
+    d.mkdir()
+    np.save(d / "a.npy", np.zeros(1024, np.float32))
+    with pytest.raises(DataError, match=r"a.npy has shape \(1024,\); this model expects \[8\]"):
+        load_feature_folder(d, 8)
+    np.save(d / "a.npy", np.zeros((1, 8), np.float32))
+    assert load_feature_folder(d, 8).shape == (1, 8)
+    with pytest.raises(DataError, match="no .npy"):
+        load_feature_folder(tmp_path, 8)
+    assert parse_blend("happy=0.7,surprised=0.3") == {"happy": 0.7, "surprised": 0.3}
+    with pytest.raises(DataError):
+        parse_blend("happy:0.7")
+
+
+def test_cli_edit_error_is_one_line(tiny_bundle, short_video, tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "flows.cli", "edit", "--video", str(short_video[0]), "--emotion", "joyful",
+                        "--out", str(tmp_path / "o.mp4"), "--model", str(tiny_bundle)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "unknown emotion 'joyful'" in r.stderr and "Traceback" not in r.stderr
