@@ -148,14 +148,61 @@ def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image",
             "mae": float(np.abs(rec - codes).mean())}
 
 
+def evaluate_edits(video: str | Path, bundle=None, out_dir: str | Path = "outputs/face/edits",
+                   emotions: tuple[str, ...] = BASIC, intensity: float = 1.0, gain: float | None = None) -> dict:
+    """``cmet edit`` on one neutral video for each emotion: mp4 (+ codes JSON) per emotion, and per
+    emotion the output's frame count/fps/audio, the mouth-opening correlation with the input, the
+    FER judge's share of frames with the target (and the unedited video's share), the wall time of
+    the whole edit and of each stage; a strip of frames (input row + one row per emotion)."""
+    import cv2
+
+    from cmet.edit import check_edit, edit_video, load_bundle, read_video
+    from cmet.face.judge import Judge
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    b = load_bundle(bundle)
+    judge = Judge()
+    res: dict = {"video": str(video), "emotions": {}}
+    frames_in, _ = read_video(video)
+    pick = np.linspace(0, len(frames_in) - 1, 5).round().astype(int)
+    rows = [np.concatenate([frames_in[i] for i in pick], 1)]
+    for e in emotions:
+        r = edit_video(video, e, bundle=b, out=out / f"{e}.mp4", codes_out=out / f"{e}.json",
+                       intensity=intensity, gain=gain)
+        chk = check_edit(video, r, e, judge)
+        chk["timings_s"] = {k: round(v, 3) for k, v in r.timings.items()}
+        chk["mean_offset"] = {k: round(float(v), 3) for k, v in zip(_au_names(), r.offsets.mean(0), strict=True)}
+        res["emotions"][e] = chk
+        fo, _ = read_video(r.out_path)
+        rows.append(np.concatenate([fo[i] for i in pick], 1))
+    strip = np.concatenate(rows, 0)
+    cv2.imwrite(str(out / "edit_strip.png"), strip[:, :, ::-1])
+    em = res["emotions"]
+    res["mean_judge_share_target"] = float(np.mean([v["judge_share_target"] for v in em.values()]))
+    res["min_mouth_corr"] = float(min(v["mouth_corr"] for v in em.values()))
+    res["mean_total_s"] = float(np.mean([v["timings_s"]["total"] for v in em.values()]))
+    res["strip"] = str(out / "edit_strip.png")
+    (out / "edits.json").write_text(json.dumps(res, indent=1))
+    return res
+
+
+def _au_names():
+    from cmet.face.facs import AU_NAMES
+
+    return AU_NAMES
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m cmet.face.evaluate")
-    ap.add_argument("what", choices=["portraits", "roundtrip"])
+    ap.add_argument("what", choices=["portraits", "roundtrip", "edits"])
+    ap.add_argument("--model", default=None, help="bundle folder (edits)")
+    ap.add_argument("--mode", default="sparse", help="roundtrip codes: sparse | prototypes")
     ap.add_argument("--release", default=None)
     ap.add_argument("--out", default="outputs/face")
-    ap.add_argument("--gain", type=float, default=1.0)
+    ap.add_argument("--gain", type=float, default=None, help="render gain (default: face.render_gain)")
     ap.add_argument("--shading", type=float, default=1.0)
     ap.add_argument("--intensity", type=float, default=1.0)
     ap.add_argument("--n", type=int, default=40)
@@ -165,11 +212,20 @@ def main(argv: list[str] | None = None) -> int:
     rel = a.release or (project_root().parent / "shared" / "data" / "cmet_release")
     rel = rel if Path(rel).is_dir() else None
     if a.what == "portraits":
-        res = evaluate_portraits(rel, a.out, intensity=a.intensity, gain=a.gain, shading=a.shading)
+        from cmet.config import compose
+
+        gain = a.gain if a.gain is not None else float(compose([]).face.render_gain)
+        res = evaluate_portraits(rel, a.out, intensity=a.intensity, gain=gain, shading=a.shading)
+    elif a.what == "edits":
+        if rel is None:
+            print("edits need the release video (../shared)")
+            return 2
+        res = evaluate_edits(Path(rel) / "asset" / "video" / "W009_038.mp4", a.model, Path(a.out) / "edits",
+                             intensity=a.intensity, gain=a.gain)
     else:
         res = {}
         for name, img in load_portraits(rel).items():
-            res[name] = round_trip(img, n=a.n, name=name)
+            res[name] = round_trip(img, n=a.n, name=name, mode=a.mode)
             print(name, json.dumps({k: round(v, 3) for k, v in res[name]["corr"].items()}))
     print(json.dumps(res, indent=1))
     return 0
