@@ -153,26 +153,56 @@ class Engine:
             )
 
     def edit_portrait(
-        self, portrait: Path, speech: Path, target, *, neutral=None, intensity: float = 1.0, out_path: Path
+        self,
+        portrait: Path,
+        speech: Path,
+        target,
+        *,
+        neutral=None,
+        intensity: float = 1.0,
+        out_path: Path,
+        max_s: float = 20.0,
+        fps: float = 25.0,
     ):
-        """A still portrait driven by speech -> mp4 (the faces library's portrait path)."""
+        """A still portrait + driving speech -> mp4 of the speech's length with the target expression.
+
+        Uses cmet.edit.edit_portrait when the face library has one; otherwise the portrait is held as a
+        still video for the speech's duration and edited like a video, with the speech muxed in. In that
+        fallback the expression is animated, the lips are not (the renderer takes lip motion from video).
+        """
+        import cv2
+
         from cmet import edit as _edit
+        from cmet.audio.io import load_audio
+        from cmet.errors import FaceNotFoundError
 
         fn = getattr(_edit, "edit_portrait", None)
-        if fn is None:
-            raise ModelError(
-                "portrait + speech input is not available in this build (cmet.edit has no edit_portrait)"
-            )
-        with self._sem:
-            return fn(
-                portrait,
-                speech,
-                target=target,
-                bundle=self.bundle,
-                out_path=out_path,
-                intensity=intensity,
-                neutral=neutral,
-            )
+        if fn is not None:
+            with self._sem:
+                return fn(
+                    portrait,
+                    speech,
+                    target=target,
+                    bundle=self.bundle,
+                    out_path=out_path,
+                    intensity=intensity,
+                    neutral=neutral,
+                )
+        wave, _ = load_audio(speech)  # AudioError (422) for silent / corrupt audio
+        seconds = len(wave) / 16000.0
+        if seconds > max_s:
+            from serving.inputs import PayloadTooLargeError
+
+            raise PayloadTooLargeError(f"driving_speech: {seconds:.1f} s is over the limit of {max_s:g} s")
+        img = cv2.imread(str(portrait), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FaceNotFoundError(f"portrait {Path(portrait).name}: not a readable image")
+        h, w = img.shape[:2]
+        img = img[: h - h % 2, : w - w % 2, ::-1]  # RGB, even size for H.264
+        n = max(int(self.bundle.model_cfg.get("window", 5)), int(round(seconds * fps)))
+        still = Path(out_path).with_name("portrait_still.mp4")
+        _edit.write_video(still, np.repeat(img[None], n, axis=0), fps, audio_from=speech)
+        return self.edit(still, target, neutral=neutral, intensity=intensity, out_path=out_path)
 
 
 def result_codes(result) -> dict:

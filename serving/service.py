@@ -185,7 +185,13 @@ class CmetService:
             check_image(portrait, self.limits)
             check_upload(driving_speech, "driving_speech", self.limits)
             result = self.engine.edit_portrait(
-                portrait, driving_speech, value, neutral=neutral, intensity=intensity, out_path=out
+                portrait,
+                driving_speech,
+                value,
+                neutral=neutral,
+                intensity=intensity,
+                out_path=out,
+                max_s=max_s,
             )
         if not out.is_file() or out.stat().st_size == 0:
             raise DataError("the edit produced no video")

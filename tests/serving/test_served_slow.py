@@ -46,8 +46,16 @@ def bento_source(tmp_path_factory, release_dir):
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("train")
-    cfg = compose(["data=release_au", "train.steps=150", "train.batch_size=64", "train.eval_every=150",
-                   "train.checkpoint_every=150", f"paths.work_dir={out}/work"])
+    cfg = compose(
+        [
+            "data=release_au",
+            "train.steps=150",
+            "train.batch_size=64",
+            "train.eval_every=150",
+            "train.checkpoint_every=150",
+            f"paths.work_dir={out}/work",
+        ]
+    )
     metrics = train(cfg, out_dir=out / "run")
     return Path(metrics["bundle_dir"])
 

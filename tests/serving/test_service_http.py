@@ -236,3 +236,34 @@ def test_expressions_codes_per_frame(client, sample_video, tmp_path):
     r = client.post("/expressions", files=_video_file(sample_video), data={"blend": "happy:1"})
     moved = np.abs(np.asarray(r.json()["offsets"])).max()
     assert r.status_code == 200 and moved > 0
+
+
+def test_portrait_plus_speech_gives_speech_length_video(client, sample_video, tmp_path):
+    import cv2
+    import soundfile as sf
+
+    cap = cv2.VideoCapture(str(sample_video))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    img = tmp_path / "portrait.png"
+    cv2.imwrite(str(img), frame)
+    wav = tmp_path / "speech.wav"
+    t = np.arange(int(0.6 * 16000)) / 16000
+    sf.write(
+        wav, (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), 16000
+    )
+    files = {
+        "portrait": ("p.png", img.read_bytes(), "image/png"),
+        "driving_speech": ("s.wav", wav.read_bytes(), "audio/wav"),
+    }
+    r = client.post("/edit", files=files, data={"emotion": "sad"})
+    assert r.status_code == 200, r.text
+    out = tmp_path / "o.mp4"
+    out.write_bytes(r.content)
+    assert _frames_fps(out)[0] == 15  # 0.6 s at 25 fps
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(16000, np.float32), 16000)
+    files["driving_speech"] = ("silent.wav", silent.read_bytes(), "audio/wav")
+    r = client.post("/edit", files=files, data={"emotion": "sad"})
+    assert r.status_code == 422 and "AudioError" in r.text
