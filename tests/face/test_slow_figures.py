@@ -1,0 +1,49 @@
+"""Heavy checks of the face side on the release data (``make test-full``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_portraits_judged_by_fer(release_dir, tmp_path):
+    from cmet.face.evaluate import evaluate_portraits
+
+    res = evaluate_portraits(release_dir, tmp_path, gain=1.6, progress=False)
+    assert res["n_portraits"] == 14
+    assert (tmp_path / "portraits_contact_sheet.png").is_file()
+    # first hand-made try: 44% overall; happy must be read, the edits must raise p(target)
+    assert res["overall_top1"] >= 0.45
+    assert res["per_emotion_top1"]["happy"] >= 0.75
+    assert res["mean_rise_p_target"] > 0.2
+
+
+def test_round_trip_through_the_landmark_model(release_dir):
+    import cv2
+
+    from cmet.face.evaluate import round_trip
+
+    im = cv2.imread(str(release_dir / "asset" / "identity" / "W009_001_identity_source.jpg"))[:, :, ::-1]
+    r = round_trip(np.ascontiguousarray(im), n=30, name="W009")
+    c = r["corr"]
+    assert c["AU26_emo"] > 0.8 and c["AU12"] > 0.6 and c["AU1"] > 0.6
+
+
+def test_edit_the_release_video(release_dir, tmp_path):
+    """A trained 19-d bundle edits W009_038.mp4: same frames/fps, audio, lips kept."""
+    from cmet.edit import check_edit, default_bundle_dir, edit_video, load_bundle
+    from cmet.errors import ModelError
+
+    try:
+        b = load_bundle(default_bundle_dir())
+    except ModelError as e:
+        pytest.skip(str(e))
+    if b.d_expr != 19 or "happy" not in b.banks:
+        pytest.skip("the newest bundle is not a release_au model")
+    video = release_dir / "asset" / "video" / "W009_038.mp4"
+    r = edit_video(video, "happy", bundle=b, out=tmp_path / "happy.mp4", max_seconds=2.0)
+    chk = check_edit(video, r, "happy")
+    assert chk["n_frames_out"] == 50 and chk["audio_out"]
+    assert chk["mouth_corr"] > 0.8
