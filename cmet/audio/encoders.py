@@ -54,7 +54,8 @@ class SpeechEncoder:
 
     def config_key(self) -> str:
         """A short hash of what determines the embedding (for the feature cache)."""
-        blob = json.dumps({"name": self.name, **{k: v for k, v in self.cfg.items() if k not in ("batch_size",)}},
+        skip = ("batch_size", "workers", "progress", "device")
+        blob = json.dumps({"name": self.name, **{k: v for k, v in self.cfg.items() if k not in skip}},
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -110,11 +111,18 @@ class ProsodyEncoder(SpeechEncoder):
         if not waves:
             return np.zeros((0, self.dim), np.float32)
         progress = bool(self.cfg.get("progress", len(waves) > 50))
-        it = waves
-        if progress:
-            from tqdm import tqdm
+        workers = int(self.cfg.get("workers", 2))
+        from tqdm import tqdm
 
-            it = tqdm(waves, desc=f"encode ({self.name})", unit="clip", leave=False)
+        if workers > 1 and len(waves) >= 40:  # processes: the descriptor is numpy-bound, one clip a task
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(workers) as ex:
+                it = ex.map(self._p.describe, waves, chunksize=16)
+                out = list(tqdm(it, total=len(waves), desc=f"encode ({self.name})", unit="clip", leave=False,
+                                disable=not progress))
+            return np.stack(out).astype(np.float32)
+        it = tqdm(waves, desc=f"encode ({self.name})", unit="clip", leave=False, disable=not progress)
         return np.stack([self._p.describe(w) for w in it]).astype(np.float32)
 
 

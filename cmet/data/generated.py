@@ -37,7 +37,7 @@ import pandas as pd
 from cmet.data.features import NEUTRAL, FeatureSet
 from cmet.errors import ConfigError, DataError
 
-GEN_VERSION = "g1"  # bump when generation changes (invalidates cached clips)
+GEN_VERSION = "g2"  # bump when generation changes (invalidates cached clips)
 
 
 def _dc(cfg) -> dict:
@@ -135,6 +135,10 @@ def _make_clip(dc: dict, row: dict, wav_path: Path, trk_path: Path) -> tuple[flo
     return wave.size / SR, n
 
 
+def _make_clip_job(job: tuple) -> tuple[float, int]:
+    return _make_clip(*job)
+
+
 def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
     """Make (or reuse) the generated clips: raw clip table with ``audio_path`` and ``track_path``.
 
@@ -164,20 +168,30 @@ def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
     fps = float(dc["fps"])
     rows = []
     t0 = time.time()
-    made = 0
-    for row in tqdm(plan.to_dict("records"), desc="generate clips", unit="clip", leave=False):
+    records = plan.to_dict("records")
+    paths = []
+    for row in records:
         rel = Path(row["identity"]) / "{}" / row["emotion"] / f"level_{row['level']}" / f"{row['index']:03d}"
-        wav = out / Path(str(rel).format("audio") + ".wav")
-        trk = out / Path(str(rel).format("tracks") + ".npz")
-        if wav.is_file() and trk.is_file():
-            with np.load(trk) as z:
-                n = int(z["expr"].shape[0])
-            import soundfile as sf
+        paths.append((out / Path(str(rel).format("audio") + ".wav"), out / Path(str(rel).format("tracks") + ".npz")))
+    todo = [i for i, (w, k) in enumerate(paths) if not (w.is_file() and k.is_file())]
+    workers = int(dc.get("workers", 2))
+    jobs = [(dc, records[i], *paths[i]) for i in todo]
+    if workers > 1 and len(jobs) >= 40:
+        from concurrent.futures import ProcessPoolExecutor
 
-            dur = sf.info(str(wav)).duration
-        else:
-            dur, n = _make_clip(dc, row, wav, trk)
-            made += 1
+        with ProcessPoolExecutor(workers) as ex:
+            list(tqdm(ex.map(_make_clip_job, jobs, chunksize=8), total=len(jobs), desc="generate clips",
+                      unit="clip", leave=False))
+    else:
+        for job in tqdm(jobs, desc="generate clips", unit="clip", leave=False):
+            _make_clip_job(job)
+    made = len(todo)
+    import soundfile as sf
+
+    for row, (wav, trk) in zip(records, paths, strict=True):
+        with np.load(trk) as z:
+            n = int(z["expr"].shape[0])
+        dur = sf.info(str(wav)).duration
         rows.append(dict(
             clip_id=f"{row['identity']}_{row['emotion']}_L{row['level']}_{row['index']:03d}",
             identity=row["identity"], emotion=row["emotion"], level=row["level"], sentence=row["sentence"],

@@ -114,6 +114,11 @@ def _resonator(freq: float, bw: float) -> tuple[np.ndarray, np.ndarray]:
     return np.array([a0]), np.array([1.0, -b_, -c])
 
 
+def _rms(x: np.ndarray, target: float) -> np.ndarray:
+    """Scale a segment to an RMS level."""
+    return x * (target / (np.sqrt(np.mean(x**2)) + 1e-12))
+
+
 def _glottal_source(f0: np.ndarray, rng: np.random.Generator, jitter: float, shimmer: float,
                     tilt: float, breath: float) -> np.ndarray:
     """Pulse train at per-sample F0 [S] with jitter/shimmer, low-passed (tilt), plus pulsed aspiration."""
@@ -169,19 +174,16 @@ def synthesize(syllables: list[tuple[str, str, bool]], speaker: Speaker, mix: Ma
         # consonant
         if cons in ("p", "t", "k"):
             clos = np.zeros(int(0.05 * SR / rate))
-            burst = rng.standard_normal(int(0.015 * SR)) * gain * 0.6
             b, a = _resonator({"p": 800, "t": 4000, "k": 2000}[cons] * speaker.tract, 1500)
-            segs += [clos, lfilter(b, a, burst)]
+            burst = _rms(lfilter(b, a, rng.standard_normal(int(0.015 * SR))), 0.3 * gain)
+            segs += [clos, burst * np.linspace(1, 0.2, burst.size)]
         elif cons in ("s", "f", "sh"):
-            nz = rng.standard_normal(int(0.09 * SR / rate)) * gain * 0.4
             fc = {"s": 6000, "f": 4500, "sh": 3200}[cons] * min(speaker.tract, 1.1)
             b, a = _resonator(min(fc, 7500), 2000)
-            env = np.hanning(nz.size)
-            segs.append(lfilter(b, a, nz) * env * (1.5 if cons != "f" else 0.6))
+            nz = lfilter(b, a, rng.standard_normal(int(0.09 * SR / rate)))
+            segs.append(_rms(nz, (0.15 if cons != "f" else 0.06) * gain) * np.hanning(nz.size) * 1.4)
         # vowel (nasals/l: a short voiced murmur before it)
         dur = (0.13 + (0.06 if stressed else 0.0)) / rate * rng.uniform(0.85, 1.15)
-        if cons in ("m", "n", "l"):
-            dur += 0.05 / rate
         n = int(dur * SR)
         tt = np.linspace(0, 1, n)
         decl = -2.0 * pos  # declination, semitones
@@ -195,13 +197,18 @@ def synthesize(syllables: list[tuple[str, str, bool]], speaker: Speaker, mix: Ma
         y = src
         for q, (fq, bw) in enumerate(zip(forms, (70, 90, 130, 200), strict=True)):
             fq = fq * scale
-            if cons in ("m", "n") and q == 0:
-                fq, bw = 280.0, 120.0
             b, a = _resonator(min(fq, 7600), bw * (1 + 2 * max(breath, 0)))
             y, zi[q] = lfilter(b, a, y, zi=zi[q])
         amp_env = np.minimum(1, np.minimum(tt / 0.15, (1 - tt) / 0.2)) ** 0.7
         stress_gain = 1.25 if stressed else 0.85
-        seg = y * amp_env * gain * stress_gain * (1 + 0.15 * np.sin(np.pi * tt))
+        seg = _rms(y, gain * stress_gain) * amp_env * (1 + 0.15 * np.sin(np.pi * tt))
+        if cons in ("m", "n", "l"):  # a voiced murmur (low resonance, damped highs) before the vowel
+            m = int(0.05 * SR / rate)
+            ms = _glottal_source(np.full(m, f0[0]), rng, jitter, 0.04, tilt * 0.6, breath)
+            for fq, bw in ((250.0, 100.0), (1200.0 if cons == "l" else 2200.0, 300.0)):
+                b, a = _resonator(fq * speaker.tract, bw)
+                ms = lfilter(b, a, ms)
+            segs.append(_rms(ms, 0.35 * gain * stress_gain) * np.minimum(1, np.linspace(0, 4, m)))
         segs.append(seg)
         # short pauses between phrases
         if j > 0 and j % 4 == 3 and j < nsyl - 1 and rng.random() < 0.5:
