@@ -110,7 +110,13 @@ def dataset(cfg_dict: dict, key: str, out_root: str) -> dict:
     out = Path(out_root) / key
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if str(cfg.data.source) == "generated":
+    if cfg.pipeline.get("features_dir"):
+        from cmet.data.features import FeatureSet
+
+        fs = FeatureSet.load(str(cfg.pipeline.features_dir), validate=False)  # the data checks judge it
+        fs.save(out / "features")
+        res = {"kind": "features", "features": str(out / "features"), "dir": str(out), "n_clips": fs.n_clips}
+    elif str(cfg.data.source) == "generated":
         from cmet.data.generated import generate
 
         table = generate(cfg, out / "raw")
@@ -259,11 +265,40 @@ def measure_latency(bundle, fs, n_frames: int) -> float:
     return 1000.0 * (time.perf_counter() - t0) / n_frames
 
 
+def per_emotion_png(metrics: dict, path: Path, methods=("cmet", "speech_direct", "label", "reference")) -> Path | None:
+    """The per-emotion Acc_emo table (``acc_emo/<method>/<emotion>``) rendered as an image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    emos = sorted({k.split("/")[-1] for k in metrics if k.startswith("acc_emo/cmet/")})
+    methods = [m for m in methods if any(f"acc_emo/{m}/{e}" in metrics for e in emos)]
+    if not emos or not methods:
+        return None
+    cells = [[f"{metrics.get(f'acc_emo/{m}/{e}', float('nan')):.3f}" for m in methods] for e in emos]
+    cells.append([f"{metrics.get(f'acc_emo/{m}', float('nan')):.3f}" for m in methods])
+    fig, ax = plt.subplots(figsize=(1.8 + 1.4 * len(methods), 0.45 * (len(emos) + 2)))
+    ax.axis("off")
+    ax.table(cellText=cells, rowLabels=[*emos, "all"], colLabels=methods, loc="center")
+    ax.set_title("Acc_emo per target emotion (test identities)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 @_task(name="evaluate", cache_key_fn=_key_if_exists("out_root", "key"))
-def evaluate_bundle(cfg_dict: dict, bundle_dir: str, fs_dir: str, key: str, out_root: str) -> dict:
-    """C-MET and the baselines on the test identities, plus latency -> metrics and figures."""
+def evaluate_bundle(cfg_dict: dict, bundle_dir: str, fs_dir: str, key: str, out_root: str,
+                    train_metrics: dict | None = None) -> dict:
+    """C-MET and the baselines on the test identities, plus latency -> metrics and figures.
+
+    ``cmet.train.train`` already ends with ``cmet.evaluate.evaluate`` on the same features and config;
+    its metrics are reused when present (same evaluation), else the bundle is evaluated here.
+    """
+    import shutil
+
     from cmet.data.features import FeatureSet
-    from cmet.evaluate import evaluate
     from cmet.model.bundle import ModelBundle
     from flows.tune import _numeric
 
@@ -272,9 +307,17 @@ def evaluate_bundle(cfg_dict: dict, bundle_dir: str, fs_dir: str, key: str, out_
     out.mkdir(parents=True, exist_ok=True)
     fs = FeatureSet.load(fs_dir)
     bundle = ModelBundle.load(bundle_dir)
-    metrics = dict(evaluate(bundle, fs, cfg, out))
+    if train_metrics and "acc_emo/cmet" in train_metrics:
+        metrics = dict(train_metrics)
+        for png in Path(bundle_dir).parent.glob("confusion_matrix*.png"):
+            shutil.copy(png, out / png.name)
+    else:
+        from cmet.evaluate import evaluate
+
+        metrics = dict(evaluate(bundle, fs, cfg, out))
     metrics["latency_ms_per_frame"] = measure_latency(bundle, fs, int(cfg.pipeline.latency_frames))
     metrics = _numeric(metrics)
+    per_emotion_png(metrics, out / "per_emotion_acc.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     _done(out)
     return {"metrics": metrics, "dir": str(out)}
@@ -378,7 +421,7 @@ def log_final(cfg_dict: dict, key: str, train_res: dict, eval_res: dict, gate_re
     cfg = _cfg(cfg_dict)
     run_id = train_res["run_id"]
     meta = json.loads((Path(fs_dir) / "meta.json").read_text())
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id, nested=True):
         mlflow.log_dict({k: v for k, v in flatten(cfg).items()}, "config/flat_config.json")
         mlflow.log_metrics({f"test/{k}": v for k, v in eval_res["metrics"].items()})
         figs = [p for p in Path(eval_res["dir"]).rglob("*") if p.suffix in (".png", ".jpg", ".svg", ".csv", ".json", ".md")]
@@ -482,7 +525,9 @@ def cmet_pipeline(overrides: list[str] | None = None) -> dict:
     cache = Path(str(cfg.paths.cache_dir))
     exp_id = _mlflow(cfg)
     summary: dict = {"overrides": list(overrides or [])}
-    data_key = hash_obj([hash_cfg(cfg, "data", "audio", "seed"), hash_code(*DATA_CODE)])
+    src = p.get("features_dir")
+    data_key = hash_obj([hash_cfg(cfg, "data", "audio", "seed"), hash_code(*DATA_CODE),
+                         hash_dir(src) if src else None])
     run_name = f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}"
     with mlflow.start_run(run_name=run_name, experiment_id=exp_id, tags={"stage": "pipeline"}) as parent:
         pid = parent.info.run_id
@@ -523,7 +568,7 @@ def cmet_pipeline(overrides: list[str] | None = None) -> dict:
         # 3. evaluate -> gate -> log -> register -> bento
         eval_hash = hash_obj([data_hash, hash_cfg(best_cfg, "eval"), hash_code(*EVAL_CODE)])
         eval_res = evaluate_bundle(bcd, train_res["bundle"], fs_dir, hash_obj([eval_hash, train_res["bundle_hash"]]),
-                                   str(cache / "eval"))
+                                   str(cache / "eval"), train_res["metrics"])
         gate_res = gate(bcd, eval_res["metrics"], eval_hash, fs_dir)
         logged = log_final(bcd, hash_obj([train_res["run_id"], train_res["bundle_hash"], eval_hash]), train_res,
                            eval_res, gate_res, tune_res, fs_dir, data_hash, [x.get("json") for x in checks] +

@@ -110,7 +110,10 @@ def run_worker(cfg, fs_dir: str, parent_run_id: str | None, experiment_id: str |
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
         trial.set_user_attr("worker", worker)
-        c = apply_params(cfg, params, **{"train.steps": int(tcfg.steps), "train.resume": False})
+        # a trial needs the C-MET connector's validation score only: no speech-direct baseline here
+        baselines = [b for b in cfg.eval.get("baselines", []) if b != "speech_direct"]
+        c = apply_params(cfg, params, **{"train.steps": int(tcfg.steps), "train.resume": False,
+                                         "eval.baselines": baselines})
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, parent_run_id=parent_run_id,
                               experiment_id=experiment_id, tags={"optuna.study": study_name,
                                                                  "optuna.trial": str(trial.number),

@@ -33,3 +33,26 @@ def make_featureset(n_per_cell: int = 3, d_a: int = 8, d_v: int = 4, seed: int =
 @pytest.fixture
 def tiny_fs() -> FeatureSet:
     return make_featureset()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect API (its own SQLite) for the whole test session."""
+    from flows.settings import configure_prefect_env
+
+    configure_prefect_env()
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=240):
+        yield
+
+
+@pytest.fixture
+def pipeline_overrides(tmp_path):
+    """Overrides that keep every store of a pipeline run under tmp_path."""
+    return [
+        "experiment=fast",
+        f"paths.work_dir={tmp_path}/work",
+        f"pipeline.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+        "pipeline.bento=false",
+    ]
