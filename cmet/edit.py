@@ -298,16 +298,17 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
     ref = neutral_reference(tracks)
     can = canonical(ref)
     codes = encode(can, tracks)
+    neutral_codes = slow_expression(codes.au, fps)
     timings["landmarks"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    offsets = b.predict_offsets(codes.au, tgt, neutral=neu, intensity=intensity)
+    offsets = b.predict_offsets(neutral_codes, tgt, neutral=neu, intensity=intensity)
     offsets = np.asarray(offsets, np.float32)
-    if len(offsets) > 2:  # the chunked prediction can step at chunk borders: smooth lightly
+    if len(offsets) > 2:  # an emotion changes slowly; the chunked prediction steps at chunk borders
         from cmet.face.landmarks import one_euro
 
-        offsets = one_euro(offsets, fps=fps, min_cutoff=2.0, beta=0.0)
-    edited = codes.au + offsets
+        offsets = one_euro(offsets, fps=fps, min_cutoff=0.5, beta=0.0)
+    edited = neutral_codes + offsets
     timings["model"] = time.perf_counter() - t
 
     out_file = None
@@ -329,7 +330,7 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
         out_file = write_video(out, out_frames, fps, src_audio)
         timings["encode"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
-    res = EditResult(out_file, fps, len(frames), codes.au, offsets, edited, codes.lips, codes.pose, timings,
+    res = EditResult(out_file, fps, len(frames), neutral_codes, offsets, edited, codes.lips, codes.pose, timings,
                      desc, tracks)
     if codes_out is not None:
         p = Path(codes_out)
@@ -337,6 +338,21 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
         p.write_text(json.dumps(res.codes_json()))
         res.codes_path = p
     return res
+
+
+def slow_expression(au: np.ndarray, fps: float, window_s: float = 1.0) -> np.ndarray:
+    """Running median of AU codes over ``window_s`` [T, D] -> [T, D].
+
+    Expressions change slowly; articulation (4-8 syllables a second) is fast. What a 1-s median
+    removes from the mouth AUs is speech lip shape that leaked past the jaw/lips separation; it
+    stays in the video's own lips (the renderer never touches it) and out of the model's input.
+    """
+    from scipy.ndimage import median_filter
+
+    k = max(1, int(round(window_s * fps)) | 1)
+    if len(au) < 3 or k == 1:
+        return np.asarray(au, np.float32)
+    return median_filter(np.asarray(au, np.float32), size=(min(k, len(au) | 1), 1), mode="nearest")
 
 
 def _face_cfg(cfg) -> dict:

@@ -29,6 +29,11 @@ from cmet.face.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
 N_BORDER = 16
+# mouth interior colours: a dark cavity and a dark, low tongue (a bright tongue near the lower lip
+# reads to FaceMesh as lip and breaks the lip track)
+CAVITY_RGB = (70, 28, 30)
+TONGUE_RGB = (150, 72, 78)
+TONGUE_H = 0.42
 
 
 def control_points(p2d: np.ndarray, shape: tuple[int, int], ring: float = 1.5) -> np.ndarray:
@@ -115,7 +120,8 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
     soft = np.zeros((h, w), np.float32)  # broad folds and shadows
     light = np.zeros((h, w), np.float32)
     th = max(1.0, iod / 55.0)
-    a = {k: max(0.0, float(au.get(k, 0.0))) * strength for k in AU_NAMES}
+    # wrinkles saturate: an AU beyond its apex (render gain > 1) does not paint darker lines
+    a = {k: min(1.0, max(0.0, float(au.get(k, 0.0)))) * strength for k in AU_NAMES}
     ex = p[263] - p[33]
     ex /= np.linalg.norm(ex) + 1e-9
     ey = np.array([-ex[1], ex[0]])  # down the face
@@ -221,7 +227,7 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
     half_w = float(np.linalg.norm(p[308] - p[78])) / 2 + 1e-6
     across = np.abs((xs - cx[0]) * down[1] - (ys - cx[1]) * down[0]) / half_w  # 0 centre, 1 corners
     # dark cavity, darker at the back/centre
-    base = np.array([70, 28, 30], np.float32)
+    base = np.array(CAVITY_RGB, np.float32)
     cav = base[None, None] * (0.55 + 0.45 * np.clip(across, 0, 1))[..., None]
     col = cav.copy()
     # upper teeth: a band under the upper lip, narrower than the mouth
@@ -238,11 +244,11 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
         lt = (tpos > 1 - min(0.3, 0.06 * show_low * iod / gap)) & (across < 0.7)
         col[lt] = (0.9 * tcol[lt])
     # tongue: an ellipse resting on the lower teeth
-    tongue = ((across / 0.62) ** 2 + ((tpos - 1.0) / 0.42) ** 2) < 1.0
+    tongue = ((across / 0.62) ** 2 + ((tpos - 1.0) / TONGUE_H) ** 2) < 1.0
     tongue &= ~teeth
     if show_low > 0.2:
         tongue &= ~lt
-    col[tongue] = np.array([150, 72, 78], np.float32) * (0.8 + 0.2 * (1 - np.clip(across, 0, 1)))[tongue][..., None]
+    col[tongue] = np.array(TONGUE_RGB, np.float32) * (0.8 + 0.2 * (1 - np.clip(across, 0, 1)))[tongue][..., None]
     col = cv2.GaussianBlur(col, (0, 0), max(0.6, iod / 120))
     alpha = np.clip(added_open / 0.05, 0, 1) * cv2.GaussianBlur(mask, (0, 0), 0.7)
     out = img.astype(np.float32) * (1 - alpha[..., None]) + col * alpha[..., None]
