@@ -16,6 +16,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 CMET := $(BIN)/cmet
 
 .PHONY: help setup run test test-full lint bench ui schedule bento serve clean models
@@ -32,8 +33,8 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create .venv and install the project from its own files (idempotent, fast the second time)
 	@$(BIN)/python -m cmet.face.assets ensure
 
-run: setup ## the whole pipeline on the embedded default (Prefect flow: data -> checks -> tune -> train -> eval -> gate -> registry -> bento)
-	$(CMET) pipeline run
+run: setup ## the whole pipeline on the embedded default (Prefect flow: data -> checks -> tune -> train -> eval -> gate -> registry -> bento); ARGS="k=v ..." adds overrides
+	$(CMET) pipeline run experiment=daily $(ARGS)
 
 test: setup ## the fast test suite
 	$(BIN)/python -m pytest -q

@@ -112,8 +112,9 @@ def run_worker(cfg, fs_dir: str, parent_run_id: str | None, experiment_id: str |
         trial.set_user_attr("worker", worker)
         # a trial needs the C-MET connector's validation score only: no speech-direct baseline here
         baselines = [b for b in cfg.eval.get("baselines", []) if b != "speech_direct"]
-        c = apply_params(cfg, params, **{"train.steps": int(tcfg.steps), "train.resume": False,
-                                         "eval.baselines": baselines})
+        steps = int(tcfg.steps)
+        c = apply_params(cfg, params, **{"train.steps": steps, "train.resume": False, "eval.baselines": baselines,
+                                         "train.eval_every": max(1, steps // int(tcfg.get("reports", 3)))})
         with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, parent_run_id=parent_run_id,
                               experiment_id=experiment_id, tags={"optuna.study": study_name,
                                                                  "optuna.trial": str(trial.number),
