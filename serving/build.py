@@ -69,6 +69,9 @@ def resolve_registry(model_uri: str, dst: Path) -> tuple[Path, dict]:
     local = Path(
         mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst))
     )
+    aliases = list(getattr(mv, "aliases", []) or [])
+    if alias is None and aliases:  # built from models:/<name>/<version>: name the alias it holds
+        alias = "champion" if "champion" in aliases else aliases[0]
     metrics: dict = {}
     if mv.run_id:
         try:
@@ -79,7 +82,7 @@ def resolve_registry(model_uri: str, dst: Path) -> tuple[Path, dict]:
         "registered_name": name,
         "version": str(mv.version),
         "alias": alias,
-        "aliases": list(getattr(mv, "aliases", []) or []),
+        "aliases": aliases,
         "run_id": mv.run_id,
         "source": model_uri,
         "registry_metrics": metrics,
