@@ -74,7 +74,9 @@ def normalise_clip_table(df: pd.DataFrame) -> pd.DataFrame:
     if "duration_s" not in df:
         df["duration_s"] = df["n_frames"] / df["fps"]
     if "frame_start" not in df:
-        df["frame_start"] = np.concatenate([[0], np.cumsum(df["n_frames"].to_numpy())[:-1]]).astype(np.int64)
+        ends = np.cumsum(df["n_frames"].to_numpy())
+        # an empty table (e.g. a split with no clips) must stay empty, not get one frame_start
+        df["frame_start"] = np.concatenate([[0], ends[:-1]]).astype(np.int64) if len(df) else np.zeros(0, np.int64)
     for col in ("audio_path", "video_path"):
         if col not in df:
             df[col] = pd.NA
