@@ -35,9 +35,14 @@ class Engine:
         from cmet.device import pick_device
 
         self.model_dir = Path(model_dir)
-        bundle_dir = self.model_dir / "bundle"
+        # a serving model folder (bundle/ + assets/ + serving.json) or a bare ModelBundle folder
+        bundle_dir = (
+            self.model_dir if (self.model_dir / "bundle.json").is_file() else self.model_dir / "bundle"
+        )
         if not (bundle_dir / "bundle.json").is_file():
-            raise ModelError(f"{self.model_dir} is not a serving model folder: no bundle/bundle.json")
+            raise ModelError(
+                f"{self.model_dir} is neither a serving model folder (bundle/bundle.json) nor a bundle"
+            )
         assets = self.model_dir / "assets"
         if assets.is_dir() and any(assets.iterdir()):
             os.environ.setdefault("CMET_ASSETS", str(assets))

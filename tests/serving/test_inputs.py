@@ -123,3 +123,13 @@ def test_exactly_one_target(tmp_path):
         parse_target(emotion="happy", blend="sad:1", target_speech=None, target_features=None, **kw)
     with pytest.raises(UnknownEmotionError):
         parse_target(emotion="nope", blend=None, target_speech=None, target_features=None, **kw)
+
+
+def test_engine_takes_a_bare_bundle_folder_too(model_dir):
+    from serving.engine import Engine
+
+    e = Engine(model_dir / "bundle")
+    assert e.emotions == ["angry", "happy", "neutral", "sad"] and e.d_speech == 16
+    assert e.version()["version"] == "unregistered"
+    with pytest.raises(Exception, match="neither a serving model folder"):
+        Engine(model_dir / "nothing")
