@@ -86,8 +86,44 @@ def md_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
-def write_result(name: str, markdown: str, data: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.md").write_text(markdown + "\n")
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))
-    return RESULTS / f"{name}.md"
+def write_result(name: str, markdown: str, data: dict, out: Path | None = None) -> Path:
+    """``<out>/<name>.md`` and ``<out>/<name>.json`` (default out: bench/results)."""
+    out = Path(out) if out is not None else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(markdown + "\n")
+    (out / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))
+    return out / f"{name}.md"
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages (other work on the machine inflates timings)."""
+    try:
+        a, b, c = os.getloadavg()
+        return f"load average {a:.2f} / {b:.2f} / {c:.2f} (1/5/15 min) on {os.cpu_count()} cores"
+    except OSError:
+        return "load average unknown"
+
+
+def pct(x: float | None) -> str:
+    """A share as a percentage with one decimal ('n/a' for None/NaN)."""
+    if x is None or x != x:
+        return "n/a"
+    return f"{100 * x:.1f}"
+
+
+def mean_sd(xs) -> tuple[float, float]:
+    """Mean and sample standard deviation of the finite values (NaN, NaN when none)."""
+    vals = [float(x) for x in xs if x is not None and x == x]
+    if not vals:
+        return float("nan"), float("nan")
+    m = sum(vals) / len(vals)
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return m, sd
+
+
+def fmt_pct_sd(xs) -> str:
+    """'91.2 ± 3.4' (percent, mean ± sd over folds) of a list of shares."""
+    m, sd = mean_sd(xs)
+    if m != m:
+        return "n/a"
+    return f"{100 * m:.1f} ± {100 * sd:.1f}" if len(xs) > 1 else f"{100 * m:.1f}"

@@ -1,0 +1,62 @@
+"""Smoke test of the bench machinery on tiny settings (the figures themselves are meaningless here)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def test_timing_and_tables():
+    from bench.common import fmt_pct_sd, md_table, mean_sd, time_it
+
+    calls = []
+    t = time_it(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5 and t.n == 3 and t.p25_s <= t.median_s <= t.p75_s
+    assert "IQR" in t.fmt()
+    assert mean_sd([0.5, 1.0]) == pytest.approx((0.75, 0.35355339), rel=1e-6)
+    assert fmt_pct_sd([0.5, 1.0]) == "75.0 ± 35.4"
+    assert fmt_pct_sd([float("nan")]) == "n/a"
+    tab = md_table(["a", "b"], [[1, 0.5], ["x", 12.34]]).splitlines()
+    assert tab[0] == "| a | b |" and tab[2] == "| 1 | 0.500 |" and tab[3] == "| x | 12.3 |"
+
+
+def test_fixed_mapping_takes_the_dominant_emotion():
+    from bench.extended import fixed_mapping
+
+    m = fixed_mapping({"charismatic": {"happy": 0.6, "surprised": 0.4}, "empathetic": {"sad": 0.5, "happy": 0.5}})
+    assert m == {"charismatic": "happy", "empathetic": "happy"}
+
+
+def test_sections_without_release_skip_cleanly_and_unknown_section_is_refused(tmp_path):
+    from bench.run import main
+
+    assert main(["--only", "nope", "--out", str(tmp_path)]) == 2
+    rc = main(["--only", "pixel,extended", "--no-release", "--out", str(tmp_path), "--work", str(tmp_path / "w")])
+    assert rc == 0
+    for name in ("pixel", "extended"):
+        d = json.loads((tmp_path / f"{name}.json").read_text())
+        assert "../shared" in d["skipped"]
+        assert "Skipped" in (tmp_path / f"{name}.md").read_text()
+
+
+def test_accuracy_section_on_tiny_data(tmp_path):
+    """The accuracy machinery end to end: train (cached run folder), evaluate at several k, tables."""
+    from bench import accuracy_generated
+    from bench.context import Ctx
+
+    ctx = Ctx(quick=True, out=tmp_path, work=tmp_path / "work", data_override="simulator",
+              settings=dict(variants=("full",), ks=(1, 3), gen_steps=3, batch=16, n_draws=1))
+    sec = accuracy_generated.run(ctx)
+    d = sec.data
+    assert set(d["k_sweep"]) == {1, 3}
+    for m in ("cmet", "label", "reference", "oracle"):
+        assert 0.0 <= d["methods"][m] <= 1.0
+    # the oracle is handed the true semantic vector: it must beat chance by far even untrained
+    assert d["methods"]["oracle"] > 0.5
+    assert "| method |" in sec.markdown and "Reproduce" in sec.markdown
+    # a second call reuses the finished run instead of training again
+    runs = list((tmp_path / "work" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "bundle" / "bundle.json").is_file()
+    sec2 = accuracy_generated.run(ctx)
+    assert sec2.data["methods"] == d["methods"]
