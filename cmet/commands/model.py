@@ -16,10 +16,10 @@ METHOD_LABELS = {
 }
 
 
-def _fmt(x) -> str:
+def _fmt(x, digits: int = 1) -> str:
     if x is None or (isinstance(x, float) and x != x):
         return "n/a"
-    return f"{100 * x:.1f}"
+    return f"{100 * x:.{digits}f}"
 
 
 def print_table(metrics: dict, title: str) -> None:
@@ -27,7 +27,7 @@ def print_table(metrics: dict, title: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title)
+    t = Table(title=title + "\nlabel-based: n/a for extended emotions (no label to give it)")
     for col in ("method", "Acc_emo %", "Acc_emo ext %", "cos(v̂, v)", "recon MSE"):
         t.add_column(col, justify="left" if col == "method" else "right")
     for m, label in METHOD_LABELS.items():
@@ -38,19 +38,20 @@ def print_table(metrics: dict, title: str) -> None:
         t.add_row(label, _fmt(metrics.get(f"acc_emo/{m}")), _fmt(metrics.get(f"acc_emo_ext/{m}", float("nan"))),
                   "n/a" if cos is None else f"{cos:.3f}", "n/a" if mse is None else f"{mse:.4f}")
     con = Console()
+    con = Console(width=max(con.width, 120))
     con.print(t)
     emos = sorted({k.split("/")[-1] for k in metrics if k.startswith("acc_emo/cmet/")})
     ext = sorted({k.split("/")[-1] for k in metrics if k.startswith("acc_emo_ext/cmet/")})
     if emos or ext:
-        pe = Table(title="Acc_emo % per target emotion (held-out identities)")
-        pe.add_column("method")
+        pe = Table(title="Acc_emo % per target emotion (held-out identities; * = extended)")
+        pe.add_column("method", no_wrap=True)
         for e in emos + ext:
-            pe.add_column(e + (" (ext)" if e in ext else ""), justify="right")
-        for m, label in METHOD_LABELS.items():
+            pe.add_column(e[:5] + ("*" if e in ext else ""), justify="right", no_wrap=True)
+        for m in METHOD_LABELS:
             if f"acc_emo/{m}" not in metrics:
                 continue
-            pe.add_row(label, *[_fmt(metrics.get(f"acc_emo/{m}/{e}", float("nan"))) for e in emos],
-                       *[_fmt(metrics.get(f"acc_emo_ext/{m}/{e}", float("nan"))) for e in ext])
+            pe.add_row(m, *[_fmt(metrics.get(f"acc_emo/{m}/{e}", float("nan")), 0) for e in emos],
+                       *[_fmt(metrics.get(f"acc_emo_ext/{m}/{e}", float("nan")), 0) for e in ext])
         con.print(pe)
     extra = [f"{k}={metrics[k]:.3f}" for k in ("nn_norm/cmet", "v_norm", "val/acc_emo", "train_seconds",
                                               "samples_per_s") if isinstance(metrics.get(k), int | float)]

@@ -1,0 +1,76 @@
+"""Training: outputs, resume == uninterrupted, and the behavioural sanity checks on the simulator."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cmet.model.bundle import ModelBundle
+
+
+def test_run_outputs(tiny_run):
+    metrics, out, _ = tiny_run
+    for k in ("acc_emo/cmet", "acc_emo/label", "acc_emo/speech_direct", "acc_emo/reference",
+              "acc_emo_ext/cmet", "acc_emo_ext/speech_direct", "cos/cmet", "recon_mse/cmet",
+              "acc_emo/cmet/happy", "bundle_dir", "train_seconds", "samples_per_s", "val/acc_emo", "val/loss"):
+        assert k in metrics, k
+    assert np.isnan(metrics["acc_emo_ext/label"])  # label-based cannot express extended emotions
+    for f in ("metrics.json", "confusion_matrix.png", "confusion_matrix_ext.png", "training_curves.png",
+              "bundle/model.safetensors", "bundle/bundle.json", "bundle/banks.npz"):
+        assert (out / f).is_file(), f
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["acc_emo/cmet"] == pytest.approx(metrics["acc_emo/cmet"])
+
+
+def test_cmet_beats_speech_direct_on_held_out_identities(tiny_run):
+    m = tiny_run[0]
+    assert m["acc_emo/cmet"] > m["acc_emo/speech_direct"] + 0.1, (m["acc_emo/cmet"], m["acc_emo/speech_direct"])
+    assert m["acc_emo/cmet"] > 0.4  # chance is 1/7
+    assert m["cos/cmet"] > m["cos/speech_direct"]
+
+
+def test_bundle_roundtrip(tiny_run, tiny_bundle, tiny_features, tmp_path):
+    b = tiny_bundle
+    assert b.d_expr == tiny_features.d_expr and b.d_speech == tiny_features.d_speech
+    assert "neutral" in b.banks and set(b.extended_emotions) == set(tiny_features.extended_emotions)
+    assert set(b.baselines) == {"speech_direct", "label"}
+    codes = tiny_features.split("test").frames(0)
+    before = b.edit_codes(codes, "happy")
+    b.save(tmp_path / "again")
+    again = ModelBundle.load(tmp_path / "again")
+    np.testing.assert_allclose(again.edit_codes(codes, "happy"), before, atol=1e-6)
+    assert not list(tmp_path.glob("again/**/*.pkl"))
+
+
+def _weights(out):
+    ck = torch.load(out / "checkpoints" / "cmet_last.pt", weights_only=True)
+    return ck["step"], ck["model"]
+
+
+def test_resume_equals_uninterrupted(tiny_cfg_factory, tiny_features, tmp_path):
+    from cmet.train import train
+
+    over = ("train.steps=12", "train.eval_every=6", "train.checkpoint_every=6", "train.warmup_steps=2",
+            "eval.baselines=[label]", "eval.n_draws=1", "model.dropout=0.1")
+    cfg = tiny_cfg_factory(*over)
+    train(cfg, features=tiny_features, out_dir=tmp_path / "a")
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_6(step, metrics):
+        assert {"val/acc_emo", "val/loss"} <= set(metrics)
+        if step == 6:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(cfg, features=tiny_features, out_dir=tmp_path / "b", callback=stop_at_6)
+    assert _weights(tmp_path / "b")[0] == 6
+    train(cfg, features=tiny_features, out_dir=tmp_path / "b")  # resumes from step 6
+    (sa, wa), (sb, wb) = _weights(tmp_path / "a"), _weights(tmp_path / "b")
+    assert sa == sb == 12
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
