@@ -267,3 +267,41 @@ def test_portrait_plus_speech_gives_speech_length_video(client, sample_video, tm
     files["driving_speech"] = ("silent.wav", silent.read_bytes(), "audio/wav")
     r = client.post("/edit", files=files, data={"emotion": "sad"})
     assert r.status_code == 422 and "AudioError" in r.text
+
+
+def test_task_result_file_is_stored():
+    # BentoML stores a task's response; for a file (our mp4) its replay needs method/headers in scope
+    import asyncio
+
+    import _bentoml_impl.tasks.serde as task_serde
+    from starlette.responses import FileResponse
+
+    import serving.service  # noqa: F401  (applies serving.hardening)
+
+    body = asyncio.run(task_serde._consume_response(FileResponse(__file__)))
+    assert body == Path(__file__).read_bytes()
+
+
+def test_edit_job_task_submit_status_get(client, sample_video):
+    import time
+
+    r = client.post("/edit_job/submit", files=_video_file(sample_video), data={"emotion": "happy"})
+    assert r.status_code == 200, r.text
+    task = r.json()["task_id"]
+    for _ in range(120):
+        st = client.get("/edit_job/status", params={"task_id": task}).json()["status"]
+        if st not in ("in_progress", "pending"):
+            break
+        time.sleep(0.5)
+    assert st == "completed"
+    got = client.get("/edit_job/get", params={"task_id": task})
+    assert got.status_code == 200 and got.content[4:8] == b"ftyp"
+    r = client.post("/edit_job/submit", files=_video_file(sample_video), data={"emotion": "joy"})
+    task = r.json()["task_id"]
+    for _ in range(60):
+        st = client.get("/edit_job/status", params={"task_id": task}).json()["status"]
+        if st not in ("in_progress", "pending"):
+            break
+        time.sleep(0.5)
+    assert st == "failed"
+    assert "unknown emotion 'joy'" in client.get("/edit_job/get", params={"task_id": task}).text
