@@ -128,3 +128,22 @@ def test_lips_follow_the_speech(tiny):
     env = envelope_at_fps(w, sr, int(r["n_frames"]), 25.0)
     lips_open = fs.frames(3, "lips")[:, 0]
     assert np.corrcoef(env, lips_open)[0, 1] > 0.7
+
+
+def test_look_images(tiny, tmp_path):
+    import cv2
+
+    from cmet.data.look import apex_code, contact_sheet, schematic_face, spectrogram_panel
+    from cmet.face.facs import prototype
+
+    cfg, table, fs, root = tiny
+    a = contact_sheet(table, tmp_path / "sheet.png", sorted(table["identity"].unique())[:2], levels=(1, 3), size=64)
+    b = spectrogram_panel(table, tmp_path / "spec.png")
+    sheet = cv2.imread(str(a))
+    assert sheet is not None and sheet.shape[1] == 86 + 5 * 64  # 4 emotions + 1 extended column
+    assert cv2.imread(str(b)) is not None
+    # the schematic fallback differs between emotions; the apex is the strong part of a clip
+    assert np.abs(schematic_face(prototype("happy")).astype(int) - schematic_face(prototype("sad"))).sum() > 0
+    expr = np.zeros((20, 19), np.float32)
+    expr[10:] = prototype("happy")
+    assert np.allclose(apex_code(expr), prototype("happy"))

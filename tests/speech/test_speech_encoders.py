@@ -143,3 +143,18 @@ def test_cache_by_content_hash(tmp_path, wav_file, tone):
     x3, s3 = encode_cached(enc, [tmp_path / "renamed.wav", b], tmp_path / "cache")
     assert s3 == {**s3, "hits": 1, "encoded": 1} and calls == [2, 1]
     assert not np.allclose(x3[1], x1[1])
+
+
+def test_lpc_formants_of_a_synthetic_vowel():
+    from scipy.linalg import solve_toeplitz
+
+    from cmet.audio.prosody import levinson, lpc_formants
+    from cmet.data.synth_speech import Speaker, synthesize
+
+    r = np.array([[1.0, 0.5, 0.2, 0.05, 0.01]])
+    assert np.allclose(levinson(r, 4)[0, 1:], solve_toeplitz(r[0, :4], -r[0, 1:5]))
+    spk = Speaker("s", 110, 1.0, 1, 0.02, 0, 0.003)
+    w, _ = synthesize([("", "a", True)] * 3, spk, "neutral", 1, np.random.default_rng(0))
+    f = lpc_formants(w.astype(float), np.arange(20, 40))
+    # the synthesiser's /a/ formants: 730, 1090, 2440 Hz (x tract 1.0, +-3 %)
+    assert abs(f[0] - 0.73) < 0.06 and abs(f[3] - 1.09) < 0.08 and abs(f[6] - 2.44) < 0.15
