@@ -321,8 +321,12 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
             from tqdm import tqdm
 
             it = tqdm(it, desc="render", unit="frame", leave=False)
+        # the input is neutral: an edit adds muscle activity and removes none. The negative part
+        # of an offset only cancels encoder noise of the input codes; rendered it runs a muscle
+        # backwards (a "negative AU9" pushes the brows up), so it is dropped; 2 x apex at most
+        delta = np.clip(offsets, 0.0, 2.0)
         for i in it:
-            out_frames[i] = rend.render(frames[i], tracks[i], np.clip(offsets[i], -2.0, 2.0))
+            out_frames[i] = rend.render(frames[i], tracks[i], delta[i])
         timings["render"] = time.perf_counter() - t
 
         t = time.perf_counter()

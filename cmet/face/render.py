@@ -29,6 +29,7 @@ from cmet.face.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
 N_BORDER = 16
+UPPER_AUS = ("AU1", "AU2", "AU4", "AU5", "AU7", "AU26_emo")
 # mouth interior colours: a dark cavity and a dark, low tongue (a bright tongue near the lower lip
 # reads to FaceMesh as lip and breaks the lip track)
 CAVITY_RGB = (70, 28, 30)
@@ -260,17 +261,22 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
 class FaceRenderer:
     """Renders AU code changes onto the frames of one identity (fixed triangulation)."""
 
-    def __init__(self, can: Canonical, shape: tuple[int, int], shading_strength: float = 1.0, gain: float = 1.0):
+    def __init__(self, can: Canonical, shape: tuple[int, int], shading_strength: float = 1.0, gain: float = 1.0,
+                 gain_upper: float | None = None):
         self.can = can
         self.shape = shape
         self.tris = triangulate(control_points(can.neutral_px[:, :2], shape))
         self.shading_strength = shading_strength
         self.gain = gain
+        # per-AU gain: the brow/lid fields (AU1, AU2, AU4, AU5, AU7) get ``gain_upper`` (default
+        # min(gain, 1)): past their apex they smear brow hair over the lids
+        gu = min(gain, 1.0) if gain_upper is None else gain_upper
+        self.gains = np.array([gu if a in UPPER_AUS else gain for a in AU_NAMES], np.float32)
 
     def render(self, frame: np.ndarray, landmarks: np.ndarray, delta_au: np.ndarray, jaw: float = 0.0,
                return_landmarks: bool = False):
         """frame [H, W, 3] uint8 + its landmarks [468, 3] + AU change [D_EXPR] -> [H, W, 3] uint8."""
-        delta = np.asarray(delta_au, np.float32) * self.gain
+        delta = np.asarray(delta_au, np.float32) * self.gains
         tgt = target_landmarks(self.can, landmarks, delta, jaw)
         src_c = control_points(landmarks[:, :2], frame.shape[:2])
         dst_c = control_points(tgt[:, :2], frame.shape[:2])
