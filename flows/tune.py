@@ -49,6 +49,25 @@ def make_pruner(spec):
     raise ConfigError(f"pipeline.tune.pruner.kind must be median | halving | none, got {kind!r}")
 
 
+def open_study(cfg, study_name: str, attempts: int = 5):
+    """Create or load the shared study. Workers starting together race on the schema / study row;
+    the loser retries (create_study(load_if_exists=True) is then a plain load)."""
+    import optuna
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    tcfg = cfg.pipeline.tune
+    for i in range(attempts):
+        try:
+            return optuna.create_study(study_name=study_name, storage=make_storage(storage_url(cfg)),
+                                       direction=str(tcfg.direction), load_if_exists=True,
+                                       pruner=make_pruner(OmegaConf.to_container(tcfg.pruner, resolve=True)))
+        except (IntegrityError, DBAPIError, optuna.exceptions.DuplicatedStudyError):
+            if i == attempts - 1:
+                raise
+            time.sleep(1.0 + i)
+    raise AssertionError("unreachable")
+
+
 def suggest(trial, space: dict) -> dict:
     """Sample each dotted config key of ``space`` ({type: float|int|categorical, ...})."""
     out = {}
@@ -100,10 +119,7 @@ def run_worker(cfg, fs_dir: str, parent_run_id: str | None, experiment_id: str |
     space = OmegaConf.to_container(tcfg.space, resolve=True)
     fs = FeatureSet.load(fs_dir)
     out_root = Path(out_root or Path(str(cfg.paths.runs_dir)) / "trials" / study_name)
-    storage = make_storage(storage_url(cfg))
-    study = optuna.create_study(study_name=study_name, storage=storage, direction=str(tcfg.direction),
-                                pruner=make_pruner(OmegaConf.to_container(tcfg.pruner, resolve=True)),
-                                load_if_exists=True)
+    study = open_study(cfg, study_name)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     n_trials = int(tcfg.n_trials)
 
