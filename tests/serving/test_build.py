@@ -59,3 +59,20 @@ def test_find_bundle_errors(tmp_path):
 
     with pytest.raises(ModelError, match="no model bundle"):
         find_bundle(tmp_path)
+
+
+def test_committed_bentofile_matches_build_options():
+    from pathlib import Path
+
+    import yaml
+
+    from cmet.config import compose
+    from serving.build import build_options
+
+    committed = yaml.safe_load((Path(__file__).parents[2] / "serving" / "bentofile.yaml").read_text())
+    expected = build_options(compose([]), "cmet:latest")
+    packages = committed["python"].pop("packages")
+    expected["python"] = {k: v for k, v in expected["python"].items() if k != "packages"}
+    assert committed == {k: expected[k] for k in committed}
+    assert committed["python"]["lock_packages"] is False
+    assert "bentoml==1.4.39" in packages  # the list itself is pyproject's dependencies at build time
