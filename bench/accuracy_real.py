@@ -39,8 +39,13 @@ def run(ctx: Ctx) -> Section:
     variants = tuple(s["variants"])
     runs = trained_runs(ctx, variants)
     folds = list(s["folds"])
-    data: dict = {"folds": folds, "settings": {k: s[k] for k in ("steps", "batch", "n_draws", "ks", "train_k")},
-                  "per_fold": {}, "ablation": {}, "k_sweep": {}}
+    data: dict = {
+        "folds": folds,
+        "settings": {k: s[k] for k in ("steps", "batch", "n_draws", "ks", "train_k")},
+        "per_fold": {},
+        "ablation": {},
+        "k_sweep": {},
+    }
     # 1. methods at the default k (the training run's own evaluation) + pooled confusion matrices
     k_main = max(s["ks"])
     per_method: dict[str, list[float]] = {m: [] for m in METHODS}
@@ -71,31 +76,64 @@ def run(ctx: Ctx) -> Section:
     pooled = pool(preds_all)
     png = ctx.out / "confusion_real.png"
     classes = sorted({c for t, p in pooled.values() for c in (*t, *p)})
-    confusion_png(pooled, classes, png,
-                  f"real speech (emotion2vec+large), AU space, LOSO {len(folds)} folds, k={k_main}: pooled")
+    confusion_png(
+        pooled,
+        classes,
+        png,
+        f"real speech (emotion2vec+large), AU space, LOSO {len(folds)} folds, k={k_main}: pooled",
+    )
     data["k_sweep"] = {k: {m: v for m, v in d.items()} for k, d in ksweep.items()}
-    data["methods"] = {m: {"per_fold": per_method[m], "pooled": acc(*pooled[m]) if m in pooled else None}
-                       for m in METHODS}
+    data["methods"] = {
+        m: {"per_fold": per_method[m], "pooled": acc(*pooled[m]) if m in pooled else None} for m in METHODS
+    }
     data["per_emotion"] = {m: {e: float(np.mean(v)) for e, v in d.items()} for m, d in per_emotion.items()}
 
     # tables
     rows = []
     for m in METHODS:
         pf = per_method[m]
-        rows.append([PAPER_NAMES[m], fmt_pct_sd(pf), " / ".join(pct(x) for x in pf),
-                     "n/a" if PAPER_ACC[m] is None else f"{PAPER_ACC[m]:.2f} ({PAPER_ACC_SRC[m]})"])
-    t1 = md_table(["method", "ours Acc_emo % (mean ± sd over folds)", f"per fold {'/'.join(folds)}",
-                   "paper MEAD Acc_emo % (its method)"], rows)
+        rows.append(
+            [
+                PAPER_NAMES[m],
+                fmt_pct_sd(pf),
+                " / ".join(pct(x) for x in pf),
+                "n/a" if PAPER_ACC[m] is None else f"{PAPER_ACC[m]:.2f} ({PAPER_ACC_SRC[m]})",
+            ]
+        )
+    t1 = md_table(
+        [
+            "method",
+            "ours Acc_emo % (mean ± sd over folds)",
+            f"per fold {'/'.join(folds)}",
+            "paper MEAD Acc_emo % (its method)",
+        ],
+        rows,
+    )
     emos = sorted(per_emotion["cmet"])
-    t2 = md_table(["emotion", *[PAPER_NAMES[m] for m in METHODS if m != "oracle"], "paper C-MET"],
-                  [[e, *[pct(data["per_emotion"][m].get(e)) for m in METHODS if m != "oracle"],
-                    PAPER_PER_EMOTION.get(e, "n/a")] for e in emos])
+    t2 = md_table(
+        ["emotion", *[PAPER_NAMES[m] for m in METHODS if m != "oracle"], "paper C-MET"],
+        [
+            [
+                e,
+                *[pct(data["per_emotion"][m].get(e)) for m in METHODS if m != "oracle"],
+                PAPER_PER_EMOTION.get(e, "n/a"),
+            ]
+            for e in emos
+        ],
+    )
     names = {"recon": "L_recon only", "recon+cnt": "+ L_cnt", "full": "+ L_cnt + L_dir (full)"}
-    t3 = md_table(["C-MET loss", "ours Acc_emo %", "paper Acc_emo %"],
-                  [[names[v], fmt_pct_sd(data["ablation"][v]), PAPER_ABLATION[v]] for v in variants])
-    t4 = md_table(["k clips", *[PAPER_NAMES[m] for m in METHODS]],
-                  [[k, *[fmt_pct_sd(ksweep[k][m]) for m in METHODS]] for k in s["ks"]])
-    kmed = {k: float(np.median([data["per_fold"][f]["k"][k]["k_effective_median"] for f in folds])) for k in s["ks"]}
+    t3 = md_table(
+        ["C-MET loss", "ours Acc_emo %", "paper Acc_emo %"],
+        [[names[v], fmt_pct_sd(data["ablation"][v]), PAPER_ABLATION[v]] for v in variants],
+    )
+    t4 = md_table(
+        ["k clips", *[PAPER_NAMES[m] for m in METHODS]],
+        [[k, *[fmt_pct_sd(ksweep[k][m]) for m in METHODS]] for k in s["ks"]],
+    )
+    kmed = {
+        k: float(np.median([data["per_fold"][f]["k"][k]["k_effective_median"] for f in folds]))
+        for k in s["ks"]
+    }
     data["k_effective_median"] = kmed
     full_c, _ = np.nanmean(per_method["cmet"]), None
     md = f"""## {TITLE}
@@ -104,8 +142,8 @@ Measured on: speech = emotion2vec+large utterance features of real MEAD speech (
 speakers M003/M030/W009/W015, 7 emotions at level 3 + neutral; `../shared`), visual side = the AU
 expression space (19 FACS AUs; each emotion's target from its EMFACS prototype with per-speaker gains).
 Leave one speaker out: {len(folds)} folds, train on the other speakers. Model `cmet_small`,
-{s['steps']} steps, batch {s['batch']}, k={s['train_k']} in training. Acc_emo = share of test episodes
-({s['n_draws']} draws of k target + k neutral clips per speaker x emotion) whose edited code sequence the
+{s["steps"]} steps, batch {s["batch"]}, k={s["train_k"]} in training. Acc_emo = share of test episodes
+({s["n_draws"]} draws of k target + k neutral clips per speaker x emotion) whose edited code sequence the
 expression-space classifier (LDA on the training speakers' true codes, 8 basic classes) assigns to the
 target. Main table at k={k_main} (effective k is capped by the clips a speaker has: median
 {kmed[k_main]:.0f}).
@@ -121,17 +159,17 @@ Per emotion (k={k_main}, mean over folds), paper's per-emotion C-MET beside:
 
 {t2}
 
-Loss ablation (the paper's Table 6), C-MET Acc_emo at the training run's evaluation (k={s['train_k']}):
+Loss ablation (the paper's Table 6), C-MET Acc_emo at the training run's evaluation (k={s["train_k"]}):
 
 {t3}
 
 Number of clips k at inference (full models, same folds); effective median k per k:
-{', '.join(f'{k}->{v:.0f}' for k, v in kmed.items())}.
+{", ".join(f"{k}->{v:.0f}" for k, v in kmed.items())}.
 
 {t4}
 
 Pooled confusion matrices: [confusion_real.png](confusion_real.png).
-Goal: C-MET basic Acc_emo >= 90% -> measured {pct(full_c)}%: {'met' if full_c >= 0.9 else 'NOT met'}.
+Goal: C-MET basic Acc_emo >= 90% -> measured {pct(full_c)}%: {"met" if full_c >= 0.9 else "NOT met"}.
 Reproduce: {ctx.reproduce(NAME)}.
 """
     return Section(NAME, TITLE, md, data)

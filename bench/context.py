@@ -23,18 +23,44 @@ VIDEO_SPEAKER = "W009"  # the speaker of asset/video/W009_038.mp4
 
 #: settings of a full run (``make bench``) and of the smoke test (``--quick``)
 FULL = dict(
-    steps=800, batch=128, n_draws=8, folds=REAL_FOLDS, ks=(1, 3, 5, 10), train_k=10,
-    gen_steps=800, gen_overrides=(), pixel_seconds=None, pixel_stride=1,
-    lengths=(1, 4, 16, 64), clip_counts=(1, 3, 10, 30, 100), repeats=3,
-    throughput_steps={"cmet_small": 60, "cmet_paper": 6}, service_clients=(1, 4, 16), service_requests=2,
-    variants=("full", "recon", "recon+cnt"), workers=2,
+    steps=400,
+    batch=64,
+    n_draws=8,
+    folds=REAL_FOLDS,
+    ks=(1, 3, 5, 10),
+    train_k=10,
+    gen_steps=400,
+    gen_overrides=(),
+    pixel_seconds=None,
+    pixel_stride=2,
+    lengths=(1, 4, 16, 64),
+    clip_counts=(1, 3, 10, 30, 100),
+    repeats=3,
+    throughput_steps={"cmet_small": 30, "cmet_paper": 3},
+    service_clients=(1, 4, 16),
+    service_requests=2,
+    variants=("full", "recon", "recon+cnt"),
+    workers=2,
 )
 QUICK = dict(
-    steps=10, batch=32, n_draws=1, folds=(VIDEO_SPEAKER,), ks=(1, 3), train_k=3,
-    gen_steps=10, gen_overrides=("experiment=fast",), pixel_seconds=1.0, pixel_stride=5,
-    lengths=(0.4, 0.8), clip_counts=(1, 10), repeats=2,
-    throughput_steps={"cmet_small": 3, "cmet_paper": 1}, service_clients=(1,), service_requests=1,
-    variants=("full", "recon", "recon+cnt"), workers=1,
+    steps=10,
+    batch=32,
+    n_draws=1,
+    folds=(VIDEO_SPEAKER,),
+    ks=(1, 3),
+    train_k=3,
+    gen_steps=10,
+    gen_overrides=("experiment=fast",),
+    pixel_seconds=1.0,
+    pixel_stride=5,
+    lengths=(0.4, 0.8),
+    clip_counts=(1, 10),
+    repeats=2,
+    throughput_steps={"cmet_small": 3, "cmet_paper": 1},
+    service_clients=(1,),
+    service_requests=1,
+    variants=("full", "recon", "recon+cnt"),
+    workers=1,
 )
 
 #: ablation variants of C-MET (the paper's Table 6): overrides on top of the full model
@@ -96,10 +122,16 @@ def find_release() -> Path | None:
 def code_version() -> str:
     """Git tree hash of cmet/ (+ '-dirty' when it has uncommitted changes): part of the run cache key."""
     try:
-        tree = subprocess.run(["git", "rev-parse", "HEAD:cmet"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=20).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "cmet", "configs"], cwd=ROOT, capture_output=True,
-                               text=True, timeout=20).stdout.strip()
+        tree = subprocess.run(
+            ["git", "rev-parse", "HEAD:cmet"], cwd=ROOT, capture_output=True, text=True, timeout=20
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "cmet", "configs"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.strip()
         return tree[:12] + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -111,9 +143,16 @@ def run_key(overrides: list[str]) -> str:
 
 def base_overrides(ctx: Ctx, steps: int) -> list[str]:
     s = ctx.s
-    return [f"train.steps={steps}", f"train.batch_size={s['batch']}", "train.eval_every=0", "train.quiet=true",
-            "train.num_threads=1", f"train.k_clips={s['train_k']}", f"eval.n_draws={s['n_draws']}",
-            "train.checkpoint_every=100000"]
+    return [
+        f"train.steps={steps}",
+        f"train.batch_size={s['batch']}",
+        "train.eval_every=0",
+        "train.quiet=true",
+        "train.num_threads=1",
+        f"train.k_clips={s['train_k']}",
+        f"eval.n_draws={s['n_draws']}",
+        "train.checkpoint_every=100000",
+    ]
 
 
 def train_cached(ctx: Ctx, overrides: list[str], features, label: str) -> dict:
@@ -173,8 +212,13 @@ def fold_features(ctx: Ctx, test_identity: str):
 
 
 def real_overrides(ctx: Ctx, fold: str, variant: str) -> list[str]:
-    return ["data=release_au", f"data.test_identity={fold}", "data.val_identity=null",
-            *base_overrides(ctx, ctx.s["steps"]), *VARIANTS[variant]]
+    return [
+        "data=release_au",
+        f"data.test_identity={fold}",
+        "data.val_identity=null",
+        *base_overrides(ctx, ctx.s["steps"]),
+        *VARIANTS[variant],
+    ]
 
 
 def _train_job(job: dict) -> dict:
@@ -233,8 +277,15 @@ def trained_runs(ctx: Ctx, variants=("full",)) -> dict:
     if any(k not in runs for k in want):
         todo = [(f, v) for f in ctx.s["folds"] for v in ctx.s["variants"] if (f, v) not in runs]
         release_features(ctx)
-        jobs = [dict(label=f"real-{f}-{v}", overrides=real_overrides(ctx, f, v), test_identity=f,
-                     features=str(ctx.state["release_fs_dir"])) for f, v in todo]
+        jobs = [
+            dict(
+                label=f"real-{f}-{v}",
+                overrides=real_overrides(ctx, f, v),
+                test_identity=f,
+                features=str(ctx.state["release_fs_dir"]),
+            )
+            for f, v in todo
+        ]
         for (f, v), m in zip(todo, train_many(ctx, jobs, "real-speech folds"), strict=True):
             runs[(f, v)] = m
     return {k: runs[k] for k in want}

@@ -12,21 +12,41 @@ import numpy as np
 from cmet.data.features import NEUTRAL
 
 METHODS = ("cmet", "speech_direct", "label", "reference", "oracle")
-PAPER_NAMES = {"cmet": "C-MET", "label": "label-based", "speech_direct": "speech-direct",
-               "reference": "reference-based", "oracle": "oracle (true v)"}
+PAPER_NAMES = {
+    "cmet": "C-MET",
+    "label": "label-based",
+    "speech_direct": "speech-direct",
+    "reference": "reference-based",
+    "oracle": "oracle (true v)",
+}
 #: the paper's Table 1 (MEAD Acc_emo %, its own Emotion-FAN classifier on generated video)
 PAPER_ACC = {"cmet": 55.91, "label": 41.56, "speech_direct": 13.21, "reference": 41.99, "oracle": None}
-PAPER_ACC_SRC = {"cmet": "C-MET", "label": "EAT", "speech_direct": "FLOAT", "reference": "EDTalk", "oracle": ""}
+PAPER_ACC_SRC = {
+    "cmet": "C-MET",
+    "label": "EAT",
+    "speech_direct": "FLOAT",
+    "reference": "EDTalk",
+    "oracle": "",
+}
 PAPER_ABLATION = {"recon": 49.43, "recon+cnt": 53.46, "full": 55.91}
-PAPER_PER_EMOTION = {"angry": 78.6, "contempt": 3.0, "disgusted": 72.1, "fear": 44.7, "happy": 75.0,
-                     "sad": 45.5, "surprised": 73.3}
+PAPER_PER_EMOTION = {
+    "angry": 78.6,
+    "contempt": 3.0,
+    "disgusted": 72.1,
+    "fear": 44.7,
+    "happy": 75.0,
+    "sad": 45.5,
+    "surprised": 73.3,
+}
 
 
 def classifier_for(fs, cfg):
     from cmet.evaluate import EmotionClassifier
 
     ev = cfg.eval
-    return EmotionClassifier(int(ev.classifier.window), str(ev.classifier.get("kind", "lda"))).fit(fs.split("train"))
+    return EmotionClassifier(int(ev.classifier.window), str(ev.classifier.get("kind", "lda"))).fit(
+        fs.split("train")
+    )
 
 
 def eval_fold(bundle, fs, cfg, k: int, clf=None, methods=METHODS, split: str = "test") -> tuple[dict, dict]:
@@ -36,7 +56,9 @@ def eval_fold(bundle, fs, cfg, k: int, clf=None, methods=METHODS, split: str = "
     clf = clf or classifier_for(fs, cfg)
     held = fs.split(split)
     basic = [e for e in bundle.emotions if e not in bundle.extended_emotions]
-    eps = make_episodes(held, [e for e in basic if e != NEUTRAL], int(k), int(cfg.eval.n_draws), int(cfg.seed))
+    eps = make_episodes(
+        held, [e for e in basic if e != NEUTRAL], int(k), int(cfg.eval.n_draws), int(cfg.seed)
+    )
     seqs, v, offs = run_methods(bundle, held, eps, methods, float(cfg.eval.get("intensity", 1.0)))
     m, preds = score(clf, eps, seqs, v, offs, basic, "", [c for c in clf.classes if c in basic])
     m["n_episodes"] = len(eps)

@@ -58,15 +58,25 @@ def predict_fold(bundle, fs, clf, ser: dict[str, str]) -> list[dict]:
         a_d = np.stack([speech_direct(held.speech[[i]]) for i in ext])
         off_d = predict_offsets_batch(bundle.baselines["speech_direct"], seqs, a_d)
     p_c = clf.predict([s + o for s, o in zip(seqs, off_c, strict=True)], allowed)
-    p_d = clf.predict([s + o for s, o in zip(seqs, off_d, strict=True)], allowed) if off_d is not None else None
+    p_d = (
+        clf.predict([s + o for s, o in zip(seqs, off_d, strict=True)], allowed) if off_d is not None else None
+    )
     for j, i in enumerate(ext):
         stem = Path(str(c["audio_path"].iloc[i])).stem
         mo = off_c[j].mean(0)
         cos = {e: float(mo @ d / (np.linalg.norm(mo) + 1e-8)) for e, d in dirs.items()}
-        rows.append(dict(identity=str(c["identity"].iloc[i]), emotion=str(c["emotion"].iloc[i]), clip=stem,
-                         ser=ser.get(stem, "?"), cmet=p_c[j], cmet_cos=max(cos, key=cos.get),
-                         speech_direct=p_d[j] if p_d is not None else None,
-                         vector=[round(float(x), 4) for x in mo]))
+        rows.append(
+            dict(
+                identity=str(c["identity"].iloc[i]),
+                emotion=str(c["emotion"].iloc[i]),
+                clip=stem,
+                ser=ser.get(stem, "?"),
+                cmet=p_c[j],
+                cmet_cos=max(cos, key=cos.get),
+                speech_direct=p_d[j] if p_d is not None else None,
+                vector=[round(float(x), 4) for x in mo],
+            )
+        )
     return rows
 
 
@@ -86,30 +96,57 @@ def run(ctx: Ctx) -> Section:
 
             mapping = fixed_mapping(OmegaConf.to_container(cfg.data.extended, resolve=True))
         fs = fold_features(ctx, f)
-        rows += predict_fold(ModelBundle.load(runs[(f, "full")]["bundle_dir"]), fs, classifier_for(fs, cfg), ser)
+        rows += predict_fold(
+            ModelBundle.load(runs[(f, "full")]["bundle_dir"]), fs, classifier_for(fs, cfg), ser
+        )
     df = pd.DataFrame(rows)
     df["label_fixed"] = df["emotion"].map(mapping)
-    valid = df[df["ser"].isin(["angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised"])]
-    cols = {"cmet": "C-MET (classifier)", "cmet_cos": "C-MET (cosine-nearest direction)",
-            "speech_direct": "speech-direct", "label_fixed": "label-based, fixed mapping"}
-    agree = {k: float((valid[k] == valid["ser"]).mean()) for k in cols if valid[k].notna().all() and len(valid)}
+    valid = df[
+        df["ser"].isin(["angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised"])
+    ]
+    cols = {
+        "cmet": "C-MET (classifier)",
+        "cmet_cos": "C-MET (cosine-nearest direction)",
+        "speech_direct": "speech-direct",
+        "label_fixed": "label-based, fixed mapping",
+    }
+    agree = {
+        k: float((valid[k] == valid["ser"]).mean()) for k in cols if valid[k].notna().all() and len(valid)
+    }
     per_emo = {e: {k: float((g[k] == g["ser"]).mean()) for k in agree} for e, g in valid.groupby("emotion")}
     # per (speaker, emotion) cell with all its clips (k = n clips): majority of predictions vs majority SER
     cell_rows = []
     for (ident, emo), g in valid.groupby(["identity", "emotion"]):
         maj_ser = Counter(g["ser"]).most_common(1)[0][0]
-        cell_rows.append(dict(identity=ident, emotion=emo, n=len(g), ser=maj_ser,
-                              cmet=Counter(g["cmet"]).most_common(1)[0][0]))
+        cell_rows.append(
+            dict(
+                identity=ident,
+                emotion=emo,
+                n=len(g),
+                ser=maj_ser,
+                cmet=Counter(g["cmet"]).most_common(1)[0][0],
+            )
+        )
     cells = pd.DataFrame(cell_rows)
     cell_agree = float((cells["cmet"] == cells["ser"]).mean()) if len(cells) else float("nan")
     nearest = {e: dict(Counter(g["cmet"])) for e, g in df.groupby("emotion")}
     ser_counts = {e: dict(Counter(g["ser"])) for e, g in df.groupby("emotion")}
-    t1 = md_table(["method", "agreement with e2v+L_ser %", *sorted(per_emo)],
-                  [[cols[k], pct(v), *[pct(per_emo[e][k]) for e in sorted(per_emo)]] for k, v in agree.items()])
-    t2 = md_table(["extended emotion", "e2v+L_ser hears", "C-MET nearest basic (classifier)", "fixed mapping"],
-                  [[e, ", ".join(f"{k} {v}" for k, v in sorted(ser_counts[e].items(), key=lambda kv: -kv[1])),
-                    ", ".join(f"{k} {v}" for k, v in sorted(nearest[e].items(), key=lambda kv: -kv[1])),
-                    mapping.get(e)] for e in sorted(nearest)])
+    t1 = md_table(
+        ["method", "agreement with e2v+L_ser %", *sorted(per_emo)],
+        [[cols[k], pct(v), *[pct(per_emo[e][k]) for e in sorted(per_emo)]] for k, v in agree.items()],
+    )
+    t2 = md_table(
+        ["extended emotion", "e2v+L_ser hears", "C-MET nearest basic (classifier)", "fixed mapping"],
+        [
+            [
+                e,
+                ", ".join(f"{k} {v}" for k, v in sorted(ser_counts[e].items(), key=lambda kv: -kv[1])),
+                ", ".join(f"{k} {v}" for k, v in sorted(nearest[e].items(), key=lambda kv: -kv[1])),
+                mapping.get(e),
+            ]
+            for e in sorted(nearest)
+        ],
+    )
     goal = agree.get("cmet", float("nan"))
     md = f"""## {TITLE}
 
@@ -131,10 +168,18 @@ The fixed mapping is the dominant component of the FACS blend we assumed for the
 them by construction, while C-MET follows the speech. Predicted vectors per clip: `extended.json`.
 Example frames of the real video edited to the extended emotions: `pixel` section
 ([pixel_extended.png](pixel_extended.png)).
-Goal: agreement >= 80% -> measured {pct(goal)}%: {'met' if goal >= 0.8 else 'NOT met'}.
+Goal: agreement >= 80% -> measured {pct(goal)}%: {"met" if goal >= 0.8 else "NOT met"}.
 Reproduce: {ctx.reproduce(NAME)}.
 """
-    data = {"agreement": agree, "per_emotion": per_emo, "cell_agreement": cell_agree, "mapping": mapping,
-            "n_clips": len(df), "n_valid": len(valid), "nearest": nearest, "ser": ser_counts,
-            "clips": df.to_dict(orient="records")}
+    data = {
+        "agreement": agree,
+        "per_emotion": per_emo,
+        "cell_agreement": cell_agree,
+        "mapping": mapping,
+        "n_clips": len(df),
+        "n_valid": len(valid),
+        "nearest": nearest,
+        "ser": ser_counts,
+        "clips": df.to_dict(orient="records"),
+    }
     return Section(NAME, TITLE, md, data)

