@@ -29,7 +29,9 @@ from cmet.face.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
              148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
 N_BORDER = 16
-UPPER_AUS = ("AU1", "AU2", "AU4", "AU5", "AU7", "AU26_emo")
+#: AUs whose fields are not scaled past their apex by the render gain: the emotional jaw drop
+#: (0.25 IOD at apex is already wide; more breaks the lip track and reads as shouting = angry)
+UPPER_AUS = ("AU26_emo",)
 # mouth interior colours: a dark cavity and a dark, low tongue (a bright tongue near the lower lip
 # reads to FaceMesh as lip and breaks the lip track)
 CAVITY_RGB = (70, 28, 30)
@@ -234,7 +236,7 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
     # upper teeth: a band under the upper lip, narrower than the mouth
     # upper teeth show with a raised upper lip (smile AU12, AU10); lower teeth with the stretched,
     # dropped lower lip of fear (AU20, AU26)
-    show = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + 0.6 * au.get("AU20", 0), 0, 1))
+    show = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + 0.2 * au.get("AU20", 0), 0, 1))
     show_low = float(np.clip(au.get("AU20", 0) + 0.5 * au.get("AU26_emo", 0) - au.get("AU12", 0), 0, 1))
     teeth_h = min(0.35, (0.015 + 0.055 * show) * iod / gap)
     teeth = (tpos < teeth_h) & (across < 0.78)
@@ -268,8 +270,7 @@ class FaceRenderer:
         self.tris = triangulate(control_points(can.neutral_px[:, :2], shape))
         self.shading_strength = shading_strength
         self.gain = gain
-        # per-AU gain: the brow/lid fields (AU1, AU2, AU4, AU5, AU7) get ``gain_upper`` (default
-        # min(gain, 1)): past their apex they smear brow hair over the lids
+        # per-AU gain: the UPPER_AUS fields get ``gain_upper`` (default min(gain, 1))
         gu = min(gain, 1.0) if gain_upper is None else gain_upper
         self.gains = np.array([gu if a in UPPER_AUS else gain for a in AU_NAMES], np.float32)
 
