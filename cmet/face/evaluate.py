@@ -75,7 +75,7 @@ def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Pat
         lm = fm.mesh(img, name)
         box = judge.face_box(img, name)
         can = canonical(lm)
-        rend = FaceRenderer(can, img.shape[:2], shading_strength=shading, gain=gain)
+        rend = FaceRenderer(can, img.shape[:2], shading_strength=shading, gain=gain, jaw_gain=gain)
         renders = [img] + [rend.render(img, lm, intensity * prototype(e)) for e in emotions]
         v = judge(renders, box=box)
         control.append(v.top1[0])

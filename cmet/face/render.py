@@ -31,7 +31,7 @@ FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365
 N_BORDER = 16
 #: AUs whose fields are not scaled past their apex by the render gain: the emotional jaw drop
 #: (0.25 IOD at apex is already wide; more breaks the lip track and reads as shouting = angry)
-UPPER_AUS = ("AU26_emo",)
+JAW_AUS = ("AU26_emo",)
 # mouth interior colours: a dark cavity and a dark, low tongue (a bright tongue near the lower lip
 # reads to FaceMesh as lip and breaks the lip track)
 CAVITY_RGB = (70, 28, 30)
@@ -264,15 +264,16 @@ class FaceRenderer:
     """Renders AU code changes onto the frames of one identity (fixed triangulation)."""
 
     def __init__(self, can: Canonical, shape: tuple[int, int], shading_strength: float = 1.0, gain: float = 1.0,
-                 gain_upper: float | None = None):
+                 jaw_gain: float | None = None):
         self.can = can
         self.shape = shape
         self.tris = triangulate(control_points(can.neutral_px[:, :2], shape))
         self.shading_strength = shading_strength
         self.gain = gain
-        # per-AU gain: the UPPER_AUS fields get ``gain_upper`` (default min(gain, 1))
-        gu = min(gain, 1.0) if gain_upper is None else gain_upper
-        self.gains = np.array([gu if a in UPPER_AUS else gain for a in AU_NAMES], np.float32)
+        # per-AU gain: the JAW_AUS fields get ``jaw_gain`` (default min(gain, 1): on a talking video
+        # the lip track must survive; a still portrait has none to keep and may use ``gain``)
+        gj = min(gain, 1.0) if jaw_gain is None else jaw_gain
+        self.gains = np.array([gj if a in JAW_AUS else gain for a in AU_NAMES], np.float32)
 
     def render(self, frame: np.ndarray, landmarks: np.ndarray, delta_au: np.ndarray, jaw: float = 0.0,
                return_landmarks: bool = False):
