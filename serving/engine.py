@@ -98,10 +98,18 @@ class Engine:
 
         Silent / corrupt / too-short audio raises AudioError (-> 422)."""
         from cmet.audio import get_encoder
+        from cmet.audio.encoders import ENCODERS
 
+        audio = self._audio_cfg()
+        if audio.get("encoder") not in ENCODERS or audio.get("encoder") == "precomputed":
+            raise ModelError(
+                f"{field}: this model was trained on speech features from {audio.get('encoder')!r}, which the "
+                "service cannot compute from audio here; send precomputed features (target_features / "
+                "neutral_features, .npy [k, D]) or pick an emotion by name"
+            )
         with self._enc_lock:
             if self._encoder is None:
-                self._encoder = get_encoder(self._audio_cfg())
+                self._encoder = get_encoder(audio)
         arr = np.asarray(self._encoder.encode_files([Path(p) for p in paths]), np.float32)
         if arr.ndim != 2 or arr.shape[1] != self.d_speech:
             raise ModelError(

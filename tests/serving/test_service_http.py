@@ -305,3 +305,25 @@ def test_edit_job_task_submit_status_get(client, sample_video):
         time.sleep(0.5)
     assert st == "failed"
     assert "unknown emotion 'joy'" in client.get("/edit_job/get", params={"task_id": task}).text
+
+
+def test_speech_target_and_neutral_reference(client, sample_video, tmp_path):
+    import soundfile as sf
+
+    wav = tmp_path / "s.wav"
+    t = np.arange(16000) / 16000
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000)
+    # the test model's features are 16-d: speech clips it cannot encode get a clear 400
+    files = {**_video_file(sample_video), "target_speech": ("s.wav", wav.read_bytes(), "audio/wav")}
+    r = client.post("/expressions", files=files)
+    assert r.status_code == 400 and "target_features" in err(r)
+    # a neutral reference (features) changes the prediction
+    feats = tmp_path / "n.npy"
+    np.save(feats, np.full((3, 16), 2.0, np.float32))
+    base = client.post("/expressions", files=_video_file(sample_video), data={"emotion": "happy"}).json()
+    files = {
+        **_video_file(sample_video),
+        "neutral_features": ("n.npy", feats.read_bytes(), "application/octet-stream"),
+    }
+    ref = client.post("/expressions", files=files, data={"emotion": "happy"}).json()
+    assert np.abs(np.asarray(ref["offsets"]) - np.asarray(base["offsets"])).max() > 1e-4
