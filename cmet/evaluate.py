@@ -190,7 +190,7 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = [m for m in preds if preds[m][0]]
+    methods = [m for m in preds if preds[m][0] and m != "oracle"]
     fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(4.2 * max(1, len(methods)), 4.4), squeeze=False)
     for ax, m in zip(axes[0], methods, strict=False):
         t, p = preds[m]
@@ -206,13 +206,13 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
         ax.set_title(f"{m}  Acc_emo {100 * acc:.1f}%", fontsize=9)
         for i in range(len(rows)):
             for j in range(len(classes)):
-                if cm[i, j] >= 0.05:
+                if cm[i, j] >= 0.1:
                     ax.text(j, i, f"{cm[i, j]:.2f}", ha="center", va="center", fontsize=5,
                             color="white" if cm[i, j] > 0.5 else "black")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
 

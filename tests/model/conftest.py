@@ -6,7 +6,7 @@ import pytest
 
 TINY = [
     "data.identities={train: 6, val: 1, test: 3}",
-    "data.clips_per_cell=6",
+    "data.clips_per_cell=5",
     "data.frames=[20, 40]",
     "data.sentences=12",
     "model.d_model=32",
@@ -16,17 +16,17 @@ TINY = [
     "model.conv_channels=8",
     "model.dropout=0.0",
     "train.batch_size=32",
-    "train.steps=250",
+    "train.steps=200",
     "train.warmup_steps=10",
     "train.lr=3e-3",
-    "train.eval_every=125",
-    "train.checkpoint_every=125",
+    "train.eval_every=100",
+    "train.checkpoint_every=100",
     "train.log_every=25",
     "train.k_clips=5",
     "train.quiet=true",
     "train.num_threads=1",
     "eval.k_clips=5",
-    "eval.n_draws=3",
+    "eval.n_draws=2",
     "device=cpu",
 ]
 

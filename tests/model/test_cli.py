@@ -18,7 +18,7 @@ def test_help():
     for cmd in ("train", "evaluate"):
         res = r.invoke(_app(), [cmd, "--help"])
         assert res.exit_code == 0, res.output
-        assert "OVERRIDES" in res.output
+        assert "overrides" in res.output.lower()
 
 
 def test_evaluate_command(tiny_run, tiny_overrides, tmp_path):

@@ -54,7 +54,7 @@ def test_resume_equals_uninterrupted(tiny_cfg_factory, tiny_features, tmp_path):
     from cmet.train import train
 
     over = ("train.steps=12", "train.eval_every=6", "train.checkpoint_every=6", "train.warmup_steps=2",
-            "eval.baselines=[label]", "eval.n_draws=1", "model.dropout=0.1")
+            "eval.baselines=[label]", "train.final_eval=false", "model.dropout=0.1")
     cfg = tiny_cfg_factory(*over)
     train(cfg, features=tiny_features, out_dir=tmp_path / "a")
 
