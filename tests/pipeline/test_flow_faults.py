@@ -26,6 +26,9 @@ def _runs(tmp_path):
     return mlflow.search_runs(experiment_names=["cmet"], output_format="list")
 
 
+# slow: a temporary Prefect API server (~20-80 s to start on a shared 2-core machine) + two flow runs;
+# the same faults are checked suite by suite in the fast test_data_checks.py
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["raw", "features"])
 def test_faulty_data_stops_before_training(fault, tiny_fs, tmp_path, prefect_harness, pipeline_overrides):
     if fault == "raw":  # unknown emotion + missing file + an identity in both train and test
