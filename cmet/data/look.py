@@ -103,14 +103,19 @@ def _renderer(release_dir: str | Path | None):
 
 def contact_sheet(table: pd.DataFrame, out_png: str | Path, identities: list[str] | None = None,
                   levels: tuple[int, ...] = (1, 2, 3), release_dir: str | Path | None = None,
-                  size: int = 128) -> Path:
-    """Face-track renders: rows identity x level, columns emotions (apex AU code of one clip each)."""
+                  size: int = 128, renderer: str = "auto") -> Path:
+    """Face-track renders: rows identity x level, columns emotions (apex AU code of one clip each).
+
+    ``renderer``: ``auto`` (the faces renderer, schematic if unavailable) or ``schematic``."""
     import cv2
 
     table = table.reset_index(drop=True)
     if identities is None:
         identities = sorted(table["identity"].unique())[:2]
-    render, how = _renderer(release_dir)
+    if renderer == "schematic":
+        render, how = schematic_face, "schematic faces"
+    else:
+        render, how = _renderer(release_dir)
     rows = pick_clips(table, identities, list(levels) if identities[:1] else [3])
     if len(identities) > 1:  # the second identity at the top level only
         rows = [r for r in rows if r[0].startswith(identities[0])] + [r for r in rows if not r[0].startswith(
