@@ -221,7 +221,11 @@ class Emotion2VecEncoder(SpeechEncoder):
             raise ConfigError(f"audio.model_dir must be a local emotion2vec model folder; got {folder!r}")
         from funasr import AutoModel
 
-        self.model = AutoModel(model=str(folder), disable_update=True, hub="local")
+        from cmet.device import pick_device
+
+        # a local folder path is loaded as it is (no hub look-up); device chosen once
+        self.model = AutoModel(model=str(folder), disable_update=True,
+                               device=str(pick_device(self.cfg.get("device", "auto") or "auto")))
         self.name = f"emotion2vec-{Path(folder).name}"
         self.dim = int(self.cfg.get("dim", 1024))
         self.min_samples = int(self.cfg.get("min_samples", 1600))
