@@ -177,7 +177,7 @@ def au_basis(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     side = np.sign(X)  # -1 subject's right (image left), +1 subject's left
     eye_y = mesh[[159, 386, 145, 374], 1].mean()
     mouth_y = mesh[[UPPER_LIP_INNER, LOWER_LIP_INNER], 1].mean()
-    above_eye = 1 - _smooth_step(Y, eye_y - 0.12, eye_y - 0.02)  # brows/forehead, not the eye
+    above_eye = 1 - _smooth_step(Y, eye_y - 0.09, eye_y - 0.01)  # brows/forehead (+ lid skin), not the eye
     # lower face (moves with the jaw): below the mouth line, inner lower lip included
     lower = _smooth_step(Y, mouth_y - 0.02, mouth_y + 0.08)
     lower[LOWER_LIP_INNER_SET + LOWER_LIP_OUTER] = 1.0
