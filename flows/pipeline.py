@@ -316,6 +316,7 @@ def evaluate_bundle(cfg_dict: dict, bundle_dir: str, fs_dir: str, key: str, out_
 
         metrics = dict(evaluate(bundle, fs, cfg, out))
     metrics["latency_ms_per_frame"] = measure_latency(bundle, fs, int(cfg.pipeline.latency_frames))
+    metrics.update(sample_video(cfg, bundle_dir, out))
     metrics = _numeric(metrics)
     per_emotion_png(metrics, out / "per_emotion_acc.png")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -424,7 +425,7 @@ def log_final(cfg_dict: dict, key: str, train_res: dict, eval_res: dict, gate_re
     with mlflow.start_run(run_id=run_id, nested=True):
         mlflow.log_dict({k: v for k, v in flatten(cfg).items()}, "config/flat_config.json")
         mlflow.log_metrics({f"test/{k}": v for k, v in eval_res["metrics"].items()})
-        figs = [p for p in Path(eval_res["dir"]).rglob("*") if p.suffix in (".png", ".jpg", ".svg", ".csv", ".json", ".md")]
+        figs = [p for p in Path(eval_res["dir"]).rglob("*") if p.suffix in (".png", ".jpg", ".svg", ".csv", ".json")]
         figs += [p for p in Path(train_res["out_dir"]).glob("*") if p.suffix in (".png", ".json")]
         for p in figs:
             mlflow.log_artifact(str(p), "figures")
@@ -433,8 +434,8 @@ def log_final(cfg_dict: dict, key: str, train_res: dict, eval_res: dict, gate_re
                 mlflow.log_artifact(p, "data_checks")
         mlflow.log_dict(gate_res["report"], "gate/gate_report.json")
         mlflow.log_text(model_card(cfg, meta, eval_res["metrics"], gate_res, tune_res, data_hash), "model_card.md")
-        video = sample_video(cfg, train_res["bundle"], Path(train_res["out_dir"]))
-        if video:
+        video = Path(eval_res["dir"]) / "sample_happy.mp4"
+        if video.is_file():
             mlflow.log_artifact(str(video), "sample")
         if cfg.pipeline.log_model:
             from flows.pyfunc_model import CmetPyfunc, signature
@@ -451,29 +452,27 @@ def log_final(cfg_dict: dict, key: str, train_res: dict, eval_res: dict, gate_re
     return {"model_uri": model_uri, "run_id": run_id}
 
 
-def sample_video(cfg, bundle_dir: str, out_dir: Path) -> Path | None:
-    """A short edited sample when media exist (faces room's ``cmet.edit.edit_video``), else None."""
+def sample_video(cfg, bundle_dir: str, out_dir: Path) -> dict:
+    """A short edited sample of the real MEAD video when media exist (``cmet.edit.edit_video``) and
+    ``lips_kept``: the correlation of mouth opening, input vs edited output (landmarks re-tracked on
+    the output, ``cmet.edit.check_edit``). Returns ``{}`` where media or the face stack are absent."""
     release = Path(str(cfg.paths.release_dir))
-    video = release / "asset" / "W009_038.mp4"
+    video = release / "asset" / "video" / "W009_038.mp4"
     if not cfg.pipeline.sample_video or not video.is_file():
-        return None
+        return {}
     try:
-        from cmet.edit import edit_video
-    except ImportError:
-        log.warning("sample video skipped: cmet.edit.edit_video not available yet")
-        return None
+        from cmet.edit import check_edit, edit_video
+    except ImportError as e:
+        log.warning("sample video skipped: %s", e)
+        return {}
     out = out_dir / "sample_happy.mp4"
-    if out.is_file():
-        return out
     try:
-        edit_video(video=str(video), bundle=bundle_dir, emotion="happy", out=str(out), cfg=cfg, max_seconds=2.0)
-    except TypeError as e:  # signature not settled yet
-        log.warning("sample video skipped: edit_video(...) signature: %s", e)
-        return None
+        res = edit_video(str(video), emotion="happy", bundle=bundle_dir, out=str(out), cfg=cfg, max_seconds=2.0)
+        chk = check_edit(str(video), res)
     except CmetError as e:
         log.warning("sample video skipped: %s", e)
-        return None
-    return out if out.is_file() else None
+        return {}
+    return {"lips_kept": float(chk["mouth_corr"])}
 
 
 @_task(name="register", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
