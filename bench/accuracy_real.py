@@ -116,7 +116,7 @@ def run(ctx: Ctx) -> Section:
             [
                 e,
                 *[pct(data["per_emotion"][m].get(e)) for m in METHODS if m != "oracle"],
-                PAPER_PER_EMOTION.get(e, "n/a"),
+                f"{PAPER_PER_EMOTION[e]:.1f}" if e in PAPER_PER_EMOTION else "n/a",
             ]
             for e in emos
         ],
