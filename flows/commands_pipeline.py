@@ -158,7 +158,8 @@ def register(app: typer.Typer) -> None:
         uri = _mlflow_uri(cfg)
         art = str(cfg.pipeline.artifact_location)
         procs = [subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-                                   "--default-artifact-root", art, "--host", "127.0.0.1", "--port", str(port)])]
+                                   "--default-artifact-root", art, "--host", "127.0.0.1", "--port", str(port),
+                                   "--workers", "1"])]
         typer.echo(f"MLflow UI  http://127.0.0.1:{port}   (store {uri})")
         if prefect_port:
             env = dict(os.environ, PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(prefect_port))
