@@ -43,17 +43,22 @@ def _transient(task, task_run, state) -> bool:
 
 
 def _key_if_exists(path_param: str | None, *key_params: str):
-    """cache_key_fn factory: key = hash of the named parameters; a miss when the output is gone."""
+    """cache_key_fn factory: key = hash of the named parameters (content hashes) + the task name.
+
+    Tasks that write a content-addressed folder (``out_root/key``) are called through :func:`_fresh`,
+    which forces a refresh when that folder is gone (``make clean``), so a cached result never
+    points at deleted files."""
 
     def fn(context, parameters: dict) -> str | None:
-        key = hash_obj([parameters.get(k) for k in key_params] + [context.task.name])
-        if path_param is not None:
-            out = Path(parameters["out_root"]) / key
-            if not (out / "DONE").is_file():
-                return f"{key}-pending-{time.time_ns()}"
-        return key
+        return hash_obj([parameters.get(k) for k in key_params] + [context.task.name])
 
     return fn
+
+
+def _fresh(task_obj, out_root: str | Path, key: str):
+    """The task, with ``refresh_cache=True`` when its output folder ``out_root/key`` is incomplete."""
+    done = (Path(out_root) / key / "DONE").is_file()
+    return task_obj if done else task_obj.with_options(refresh_cache=True)
 
 
 def _cfg(cfg_dict: dict):
@@ -535,14 +540,15 @@ def cmet_pipeline(overrides: list[str] | None = None) -> dict:
         report_dir = Path(str(cfg.paths.runs_dir)) / "data_checks" / pid
         checks = []
         # 1. dataset -> raw checks -> (parallel) features -> feature checks
-        ds = dataset(cd, data_key, str(cache / "datasets"))
+        ds = _fresh(dataset, cache / "datasets", data_key)(cd, data_key, str(cache / "datasets"))
         if ds["kind"] == "raw":
             checks.append(validate("raw", ds["clip_table"], cd, str(report_dir), pid))
             n = int(p.extract_shards)
             fkey = hash_obj([data_key, hash_code("cmet/audio"), n])
-            futs = [extract_shard.submit(cd, ds["clip_table"], i, n, f"{fkey}-{i}", str(cache / "features"))
-                    for i in range(n)]
-            fs_dir = merge_shards([f.result() for f in futs], fkey, str(cache / "features"))
+            futs = [_fresh(extract_shard, cache / "features", f"{fkey}-{i}").submit(
+                cd, ds["clip_table"], i, n, f"{fkey}-{i}", str(cache / "features")) for i in range(n)]
+            fs_dir = _fresh(merge_shards, cache / "features", fkey)([f.result() for f in futs], fkey,
+                                                                     str(cache / "features"))
         else:
             fs_dir = ds["features"]
             checks.append(validate("raw", fs_dir, cd, str(report_dir), pid))
@@ -563,11 +569,13 @@ def cmet_pipeline(overrides: list[str] | None = None) -> dict:
             mlflow.log_params({f"best.{k}": v for k, v in tune_res["best_params"].items()})
         bcd = OmegaConf.to_container(best_cfg, resolve=True)
         train_key = hash_obj([data_hash, hash_cfg(best_cfg, "model", "train", "seed", "device"), hash_code(*MODEL_CODE)])
-        train_res = train_final(bcd, fs_dir, train_key, str(cache / "train"), pid, exp_id)
+        train_res = _fresh(train_final, cache / "train", train_key)(bcd, fs_dir, train_key, str(cache / "train"),
+                                                                    pid, exp_id)
         # 3. evaluate -> gate -> log -> register -> bento
         eval_hash = hash_obj([data_hash, hash_cfg(best_cfg, "eval"), hash_code(*EVAL_CODE)])
-        eval_res = evaluate_bundle(bcd, train_res["bundle"], fs_dir, hash_obj([eval_hash, train_res["bundle_hash"]]),
-                                   str(cache / "eval"), train_res["metrics"])
+        eval_key = hash_obj([eval_hash, train_res["bundle_hash"]])
+        eval_res = _fresh(evaluate_bundle, cache / "eval", eval_key)(bcd, train_res["bundle"], fs_dir, eval_key,
+                                                                     str(cache / "eval"), train_res["metrics"])
         gate_res = gate(bcd, eval_res["metrics"], eval_hash, fs_dir)
         logged = log_final(bcd, hash_obj([train_res["run_id"], train_res["bundle_hash"], eval_hash]), train_res,
                            eval_res, gate_res, tune_res, fs_dir, data_hash, [x.get("json") for x in checks] +
