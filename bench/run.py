@@ -207,7 +207,11 @@ def summary_md(results: dict, head: dict, out: Path) -> str:
         names = {"recon": "L_recon", "recon+cnt": "+L_cnt", "full": "+L_cnt+L_dir"}
         abl = md_table(
             ["C-MET loss", "ours real speech Acc_emo %", "paper %"],
-            [[names[v], fmt_pct_sd(real["ablation"][v]), PAPER_ABLATION[v]] for v in names],
+            [
+                [names[v], fmt_pct_sd(real["ablation"][v]), PAPER_ABLATION[v]]
+                for v in names
+                if v in real["ablation"]
+            ],
         )
     lines = [
         f"# Benchmarks{' (QUICK smoke run: figures meaningless)' if head.get('quick') else ''}",
