@@ -98,16 +98,29 @@ def _to_dict(cfg) -> dict:
 
 
 class ProsodyEncoder(SpeechEncoder):
-    """The offline default: :func:`cmet.audio.prosody.describe` per clip -> [N, D=144]."""
+    """The offline default: :func:`cmet.audio.prosody.describe` per clip, normalised with the fixed
+    reference of :mod:`cmet.audio.prosody_ref` (``normalise: false`` for the raw descriptor) -> [N, 94]."""
 
     def __init__(self, cfg=None) -> None:
         super().__init__(cfg)
         from cmet.audio import prosody
 
         self._p = prosody
-        self.name = f"prosody-{prosody.VERSION}"
+        self.normalise = bool(self.cfg.get("normalise", True))
+        self.name = f"prosody-{prosody.VERSION}" + ("z" if self.normalise else "")
         self.dim = len(prosody.feature_names())
         self.min_samples = prosody.MIN_SAMPLES
+        if self.normalise:
+            from cmet.audio import prosody_ref
+
+            if len(prosody_ref.REF_MEAN) != self.dim:
+                raise ConfigError(f"prosody_ref constants have {len(prosody_ref.REF_MEAN)} dims, the descriptor "
+                                  f"{self.dim}: regenerate them (python -m cmet.audio.prosody_ref) or normalise=false")
+            self._mu = np.asarray(prosody_ref.REF_MEAN, np.float32)
+            self._sd = np.asarray(prosody_ref.REF_SCALE, np.float32)
+
+    def _norm(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self._mu) / self._sd).astype(np.float32) if self.normalise else x.astype(np.float32)
 
     def encode(self, waves: Sequence[np.ndarray]) -> np.ndarray:
         waves = self.check(waves)
@@ -124,9 +137,9 @@ class ProsodyEncoder(SpeechEncoder):
                 it = ex.map(self._p.describe, waves, chunksize=16)
                 out = list(tqdm(it, total=len(waves), desc=f"encode ({self.name})", unit="clip", leave=False,
                                 disable=not progress))
-            return np.stack(out).astype(np.float32)
+            return self._norm(np.stack(out))
         it = tqdm(waves, desc=f"encode ({self.name})", unit="clip", leave=False, disable=not progress)
-        return np.stack([self._p.describe(w) for w in it]).astype(np.float32)
+        return self._norm(np.stack([self._p.describe(w) for w in it]))
 
 
 class HFEncoder(SpeechEncoder):

@@ -158,3 +158,15 @@ def test_lpc_formants_of_a_synthetic_vowel():
     f = lpc_formants(w.astype(float), np.arange(20, 40))
     # the synthesiser's /a/ formants: 730, 1090, 2440 Hz (x tract 1.0, +-3 %)
     assert abs(f[0] - 0.73) < 0.06 and abs(f[3] - 1.09) < 0.08 and abs(f[6] - 2.44) < 0.15
+
+
+def test_prosody_reference_normalisation(tone):
+    from cmet.audio import prosody_ref
+
+    raw = get_encoder({"encoder": "prosody", "normalise": False, "progress": False})
+    z = get_encoder({"encoder": "prosody", "progress": False})
+    w = [tone(130, dur=0.7)]
+    assert z.name.endswith("z") and z.name != raw.name and z.config_key() != raw.config_key()
+    expect = (raw.encode(w) - np.asarray(prosody_ref.REF_MEAN)) / np.asarray(prosody_ref.REF_SCALE)
+    assert np.allclose(z.encode(w), expect, atol=1e-4)
+    assert min(prosody_ref.REF_SCALE) > 0
