@@ -244,7 +244,7 @@ def train_final(cfg_dict: dict, fs_dir: str, key: str, out_root: str, parent_run
 
         t0 = time.perf_counter()
         metrics = train(cfg, features=fs, out_dir=out, callback=callback)
-        mlflow.log_metrics({**_numeric(metrics), "train_seconds": time.perf_counter() - t0})
+        mlflow.log_metrics({**_numeric(metrics), "train_seconds": time.perf_counter() - t0}, step=int(cfg.train.steps))
         run_id = run.info.run_id
     bundle = out / "bundle"
     res = {"out_dir": str(out), "bundle": str(bundle), "run_id": run_id, "bundle_hash": hash_dir(bundle),

@@ -69,7 +69,8 @@ def test_killed_run_resumes_from_checkpoint(tmp_path):
                MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", BENTOML_HOME=str(tmp_path / "bento"))
     env.pop("PREFECT_API_URL", None)
     args = [sys.executable, "-m", "flows.cli", "pipeline", "run", "experiment=fast", "pipeline.tune.enabled=false",
-            "pipeline.bento=false", "train.steps=60", "train.eval_every=10", "train.checkpoint_every=10",
+            "pipeline.bento=false", "pipeline.sample_video=false", "train.steps=60", "train.eval_every=20",
+            "train.checkpoint_every=10",
             f"paths.work_dir={tmp_path}/work"]
     log1 = open(tmp_path / "run1.log", "w")
     p = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log1, stderr=subprocess.STDOUT, start_new_session=True)
