@@ -8,6 +8,7 @@ retrains).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import subprocess
@@ -119,8 +120,11 @@ def find_release() -> Path | None:
     return p if (p / "audios" / "MEAD").is_dir() else None
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """Git tree hash of cmet/ (+ '-dirty' when it has uncommitted changes): part of the run cache key."""
+    """Git tree hash of cmet/ (+ '-dirty' when it has uncommitted changes): part of the run cache key.
+
+    Taken once per process, so that one bench run keeps its keys while others edit the working tree."""
     try:
         tree = subprocess.run(
             ["git", "rev-parse", "HEAD:cmet"], cwd=ROOT, capture_output=True, text=True, timeout=20
