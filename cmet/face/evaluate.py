@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 
 BASIC = ("angry", "disgusted", "fear", "happy", "sad", "surprised")
+#: portraits the FACS prototype magnitudes were calibrated on (see cmet.face.facs); the others are held out
+CALIBRATION_PREFIX = "ChatGPT_"
 
 
 def load_portraits(release_dir: str | Path | None = None) -> dict[str, np.ndarray]:
@@ -71,6 +73,7 @@ def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Pat
 
         items = tqdm(list(items), desc="portraits", unit="face")
     confusion = np.zeros((len(emotions), len(LABELS)), int)
+    split = {"calibration": [], "held_out": []}  # prototypes were calibrated on ChatGPT_* only (facs.py)
     for name, img in items:
         lm = fm.mesh(img, name)
         box = judge.face_box(img, name)
@@ -82,6 +85,7 @@ def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Pat
         for k, e in enumerate(emotions):
             lab = EMOTION_TO_LABEL[e]
             per[e].append(v.top1[k + 1] == lab)
+            split["calibration" if name.startswith(CALIBRATION_PREFIX) else "held_out"].append(v.top1[k + 1] == lab)
             rise[e].append(float(v.p(e)[k + 1] - v.p(e)[0]))
             confusion[k, LABELS.index(v.top1[k + 1])] += 1
         rows.append(renders)
@@ -90,6 +94,10 @@ def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Pat
         "n_portraits": len(portraits),
         "per_emotion_top1": {e: float(np.mean(per[e])) for e in emotions},
         "overall_top1": float(np.mean([x for e in emotions for x in per[e]])),
+        "calibration_top1": float(np.mean(split["calibration"])) if split["calibration"] else None,
+        "held_out_top1": float(np.mean(split["held_out"])) if split["held_out"] else None,
+        "n_calibration_renders": len(split["calibration"]),
+        "n_held_out_renders": len(split["held_out"]),
         "rise_p_target": {e: float(np.mean(rise[e])) for e in emotions},
         "mean_rise_p_target": float(np.mean([x for e in emotions for x in rise[e]])),
         "neutral_control_top1": {lab: control.count(lab) for lab in sorted(set(control))},

@@ -12,6 +12,22 @@ happiness 6+12; sadness 1+4+15(+17); surprise 1+2+5B+26; fear 1+2+4+5+7+20+26;
 anger 4+5+7+23(+24); disgust 9+15+16(+10,17); contempt unilateral 12+14 (R12A+R14A).
 Intensities (A..E -> 0.2..1.0) are the usual apex letters; contempt's unilateral
 units are represented by their own code entries so the code stays interpretable.
+
+Calibration (issue #3 second pass, 2026-11-25). The apex letters of four prototypes were chosen
+among EMFACS-compatible variants by the FER judge's top-1 on a *calibration subset* only (the 7
+``ChatGPT_*`` release portraits, render gain 1.6; the held-out 6 MEAD/sydney/ang portraits + the
+skimage astronaut are reported separately by ``python -m cmet.face.evaluate portraits``), one
+setting per emotion for every face, no per-image tuning:
+
+* sad: AU1 0.8 -> 1.0, AU15 0.8 -> 1.0 (oblique brows and lip corners read more clearly; cal 5 -> 6/7).
+* surprised: AU1 1.0 -> 0.8, AU5 0.6 -> 0.8, AU26_emo 0.8 -> 1.0 (a wider jaw drop separates it
+  from fear/neutral; cal 4 -> 5/7).
+* fear: AU2 0.6 -> 0.8, AU4 0.6 -> 0.4, AU7 0.4 -> 0, AU20 0.8 -> 0.6, AU26_emo 0.5 -> 0.8 (the
+  stretched, barely open mouth with pulled-together brows was read as sad; cal 2 -> 4/7).
+* angry: + AU9 0.4, AU10 0.4 (EMFACS anger variants 4+5+7+10+23; the snarl keeps a tight-lipped
+  frown from reading as neutral; cal 3 -> 5/7).
+* disgusted: unchanged (no variant tried -- 9/10/15/16/17 mixes -- got any calibration face
+  read as disgust; the judge reads nose wrinkle + lip raise as angry).
 """
 
 from __future__ import annotations
@@ -47,10 +63,10 @@ D_EXPR = len(AU_NAMES)
 EMOTION_PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU6": 0.8, "AU12": 1.0},
-    "sad": {"AU1": 0.8, "AU4": 0.6, "AU15": 0.8, "AU17": 0.4},
-    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 0.6, "AU26_emo": 0.8},
-    "fear": {"AU1": 0.8, "AU2": 0.6, "AU4": 0.6, "AU5": 1.0, "AU7": 0.4, "AU20": 0.8, "AU26_emo": 0.5},
-    "angry": {"AU4": 1.0, "AU5": 0.6, "AU7": 0.8, "AU23": 0.8, "AU24": 0.6},
+    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.4},
+    "surprised": {"AU1": 0.8, "AU2": 1.0, "AU5": 0.8, "AU26_emo": 1.0},
+    "fear": {"AU1": 0.8, "AU2": 0.8, "AU4": 0.4, "AU5": 1.0, "AU20": 0.6, "AU26_emo": 0.8},
+    "angry": {"AU4": 1.0, "AU5": 0.6, "AU7": 0.8, "AU9": 0.4, "AU10": 0.4, "AU23": 0.8, "AU24": 0.6},
     "disgusted": {"AU9": 1.0, "AU10": 0.6, "AU15": 0.6, "AU16": 0.4, "AU17": 0.4},
     "contempt": {"R12": 0.6, "R14": 0.8},
 }
