@@ -21,7 +21,10 @@ What is synthetic (all of it; no recording of a person is used):
 
 Layout (MEAD-like): ``<out_dir>/<ID>/audio/<emotion>/level_<n>/<nnn>.wav`` (16 kHz mono) and
 ``<out_dir>/<ID>/tracks/<emotion>/level_<n>/<nnn>.npz`` (expr, lips, pose, blink), plus
-``clips.parquet`` (the raw clip table). Sizes in ``configs/data/generated.yaml``.
+``clips.parquet`` (the raw clip table). Sizes in ``configs/data/generated.yaml``; the default is
+12 identities (train 8 / val 2 / test 2) x (7 emotions x 3 levels x 4 clips + 10 neutral + 3
+extended x 4) = 1272 clips, 49.6 min of audio, 74k frames at 25 fps: about 40 s of CPU to
+synthesise and 75 s to encode (prosody), i.e. about a minute on 2 free cores (2 processes).
 """
 
 from __future__ import annotations
