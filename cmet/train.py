@@ -16,7 +16,8 @@ What one call does:
 
 Faithfulness: the losses, passes, sampling and connector are the spec's; ``train=paper`` gives the
 paper's settings (focal MSE, lr 1e-4, batch 128, 200k steps). The CPU default (``train=default``,
-600 steps) deviates in two measured, switchable ways (simulator, 400 steps, held-out identities):
+600 steps) deviates in two measured, switchable ways (simulator with content_scale=1.0, 400 steps,
+batch 64, held-out identities):
 ``loss.recon=mse`` instead of the focal MSE, whose factor ``2*sigmoid(0.2|d|)-1 ~ 0.1|d|`` makes the
 gradient vanish for errors below ~1 at this code scale (Acc_emo 45% focal vs 82% mse), and
 ``ref_drop=0.5``, which zeroes the reference of half the samples: with the spec's reference (the
