@@ -308,13 +308,18 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
         from cmet.face.landmarks import one_euro
 
         offsets = one_euro(offsets, fps=fps, min_cutoff=0.5, beta=0.0)
+    offsets = hold_lip_offsets(offsets, fps, float(fcfg.get("lip_hold_s", 4.0)))
     edited = neutral_codes + offsets
     timings["model"] = time.perf_counter() - t
 
     out_file = None
     if render and out is not None:
         t = time.perf_counter()
-        rend = FaceRenderer(can, frames.shape[1:3], shading_strength=shading, gain=gain)
+        # the emotional jaw drop on a talking video: ``face.video_jaw_gain`` x its apex (a wide,
+        # warped-open mouth is tracked poorly by FaceMesh and loses the speech lip track)
+        rend = FaceRenderer(can, frames.shape[1:3], shading_strength=shading, gain=gain,
+                            jaw_gain=float(fcfg.get("video_jaw_gain", 1.0)),
+                            au_gains={a: float(fcfg.get("video_lip_gain", gain)) for a in LIP_OPENING_AUS})
         out_frames = np.empty_like(frames)
         it = range(len(frames))
         if progress:
@@ -342,6 +347,41 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
         p.write_text(json.dumps(res.codes_json()))
         res.codes_path = p
     return res
+
+
+#: AUs whose fields move the lip vertices (the speech lip track lives there; AU9 lifts the upper lip)
+LIP_AUS = ("AU9", "AU10", "AU12", "AU14", "AU15", "AU16", "AU17", "AU20", "AU23", "AU24", "AU26_emo", "R12", "R14")
+
+
+#: AUs that part the lips without the jaw (upper lip up, lower lip down): on video they take
+#: ``face.video_lip_gain`` instead of the render gain (the opened mouth must stay trackable)
+LIP_OPENING_AUS = ("AU10", "AU16")
+
+
+def hold_lip_offsets(offsets: np.ndarray, fps: float, window_s: float = 4.0) -> np.ndarray:
+    """Hold the emotional mouth shape: [T, D_EXPR] offsets -> [T, D_EXPR], the :data:`LIP_AUS`
+    columns replaced by their running mean over ``window_s`` (a constant for clips shorter than
+    the window; 0 = unchanged).
+
+    The model's per-chunk prediction wobbles (std ~0.1-0.15 of apex over a neutral clip); on the
+    lip AUs that wobble is lip motion the speech did not make and it lowers the output's
+    mouth-opening correlation with the input. A near-constant offset shifts the lip track and keeps
+    its shape; an emotion that changes along a speech-driven target still follows at > window_s.
+    """
+    from scipy.ndimage import uniform_filter1d
+
+    from cmet.face.facs import AU_NAMES
+
+    off = np.array(offsets, np.float32, copy=True)
+    k = int(round(window_s * fps))
+    if k < 2 or len(off) < 2:
+        return off
+    cols = [AU_NAMES.index(a) for a in LIP_AUS]
+    if k >= len(off):
+        off[:, cols] = off[:, cols].mean(0, keepdims=True)
+    else:
+        off[:, cols] = uniform_filter1d(off[:, cols], size=k, axis=0, mode="nearest")
+    return off
 
 
 def slow_expression(au: np.ndarray, fps: float, window_s: float = 1.0) -> np.ndarray:

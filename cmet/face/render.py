@@ -264,7 +264,7 @@ class FaceRenderer:
     """Renders AU code changes onto the frames of one identity (fixed triangulation)."""
 
     def __init__(self, can: Canonical, shape: tuple[int, int], shading_strength: float = 1.0, gain: float = 1.0,
-                 jaw_gain: float | None = None):
+                 jaw_gain: float | None = None, au_gains: dict[str, float] | None = None):
         self.can = can
         self.shape = shape
         self.tris = triangulate(control_points(can.neutral_px[:, :2], shape))
@@ -274,6 +274,11 @@ class FaceRenderer:
         # the lip track must survive; a still portrait has none to keep and may use ``gain``)
         gj = min(gain, 1.0) if jaw_gain is None else jaw_gain
         self.gains = np.array([gj if a in JAW_AUS else gain for a in AU_NAMES], np.float32)
+        # explicit per-AU overrides (e.g. the lip-opening AUs on a talking video, cmet.edit)
+        for a, g in (au_gains or {}).items():
+            if a not in AU_NAMES:
+                raise ValueError(f"au_gains: unknown action unit {a!r}; known: {list(AU_NAMES)}")
+            self.gains[AU_NAMES.index(a)] = float(g)
 
     def render(self, frame: np.ndarray, landmarks: np.ndarray, delta_au: np.ndarray, jaw: float = 0.0,
                return_landmarks: bool = False):

@@ -91,3 +91,35 @@ def test_cli_edit_error_is_one_line(tiny_bundle, short_video, tmp_path):
                         "--out", str(tmp_path / "o.mp4"), "--model", str(tiny_bundle)], capture_output=True, text=True)
     assert r.returncode == 2
     assert "unknown emotion 'joyful'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_hold_lip_offsets_makes_lip_aus_constant_and_keeps_the_rest():
+    from cmet.edit import LIP_AUS, hold_lip_offsets
+    from cmet.face.facs import AU_NAMES, D_EXPR
+
+    rng = np.random.default_rng(0)
+    off = rng.uniform(0, 1, (50, D_EXPR)).astype(np.float32)
+    held = hold_lip_offsets(off, fps=25.0, window_s=4.0)  # 100 frames > 50: one constant
+    lip = [AU_NAMES.index(a) for a in LIP_AUS]
+    other = [k for k in range(D_EXPR) if k not in lip]
+    assert np.allclose(held[:, lip].std(0), 0, atol=1e-6)
+    assert np.allclose(held[:, lip].mean(0), off[:, lip].mean(0), atol=1e-5)
+    assert np.array_equal(held[:, other], off[:, other])
+    # a window shorter than the clip: smoothed, not constant; 0 = unchanged
+    part = hold_lip_offsets(off, fps=25.0, window_s=0.4)
+    assert 0 < part[:, lip].std(0).mean() < off[:, lip].std(0).mean()
+    assert np.array_equal(hold_lip_offsets(off, 25.0, 0.0), off)
+
+
+def test_renderer_au_gains_override_and_bad_name(astronaut_face, astronaut_landmarks):
+    from cmet.face.expression import canonical
+    from cmet.face.facs import AU_NAMES
+    from cmet.face.render import FaceRenderer
+
+    can = canonical(astronaut_landmarks)
+    r = FaceRenderer(can, astronaut_face.shape[:2], gain=1.6, jaw_gain=0.6, au_gains={"AU10": 1.0})
+    assert r.gains[AU_NAMES.index("AU10")] == 1.0
+    assert r.gains[AU_NAMES.index("AU26_emo")] == np.float32(0.6)
+    assert r.gains[AU_NAMES.index("AU12")] == np.float32(1.6)
+    with pytest.raises(ValueError, match="AU99"):
+        FaceRenderer(can, astronaut_face.shape[:2], au_gains={"AU99": 1.0})
