@@ -119,6 +119,10 @@ class ProsodyEncoder(SpeechEncoder):
             self._mu = np.asarray(prosody_ref.REF_MEAN, np.float32)
             self._sd = np.asarray(prosody_ref.REF_SCALE, np.float32)
 
+    def config_key(self) -> str:
+        # the name holds everything that changes the output (descriptor version, normalisation)
+        return hashlib.sha256(self.name.encode()).hexdigest()[:12]
+
     def _norm(self, x: np.ndarray) -> np.ndarray:
         return ((x - self._mu) / self._sd).astype(np.float32) if self.normalise else x.astype(np.float32)
 
