@@ -114,7 +114,7 @@ def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Pat
 
 
 def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image", max_code: float = 1.0,
-               observed: bool = True, mode: str = "sparse") -> dict:
+               observed: bool = True, mode: str = "sparse", gain: float = 1.0) -> dict:
     """Random AU codes -> render -> landmarks -> codes; Pearson correlation per code.
 
     ``mode``: ``sparse`` (independent AUs, half of them on) or ``prototypes`` (random blends of the
@@ -128,7 +128,7 @@ def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image",
     fm = FaceMesh()
     lm = fm.mesh(img, name)
     can = canonical(lm)
-    rend = FaceRenderer(can, img.shape[:2])
+    rend = FaceRenderer(can, img.shape[:2], gain=gain, jaw_gain=gain)
     if observed:
         calibrate(can, img, lm, fm, rend)
     if mode == "sparse":  # each AU active with prob 0.5, intensity U(0, max_code)
@@ -239,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, img in load_portraits(rel).items():
             res[name] = round_trip(img, n=a.n, name=name, mode=a.mode)
             print(name, json.dumps({k: round(v, 3) for k, v in res[name]["corr"].items()}))
+        per = np.array([[r["corr"][k] for k in r["corr"]] for r in res.values()], np.float64)
+        names = list(next(iter(res.values()))["corr"])
+        res["mean_corr_per_code"] = dict(zip(names, np.nanmean(per, 0).round(3).tolist(), strict=True))
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        (Path(a.out) / f"roundtrip_{a.mode}.json").write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
     return 0
 

@@ -14,8 +14,10 @@ def test_portraits_judged_by_fer(release_dir, tmp_path):
     res = evaluate_portraits(release_dir, tmp_path, gain=1.6, progress=False)
     assert res["n_portraits"] == 14
     assert (tmp_path / "portraits_contact_sheet.png").is_file()
-    # first hand-made try: 44% overall; happy must be read, the edits must raise p(target)
-    assert res["overall_top1"] >= 0.45
+    # first hand-made try: 44% overall; issue goal 60% (prototypes calibrated on ChatGPT_* only,
+    # measured 64% overall, 67% on the held-out portraits); happy must be read, p(target) must rise
+    assert res["overall_top1"] >= 0.6
+    assert res["held_out_top1"] >= 0.55 and res["n_held_out_renders"] == 42
     assert res["per_emotion_top1"]["happy"] >= 0.75
     assert res["mean_rise_p_target"] > 0.2
 
