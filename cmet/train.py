@@ -47,11 +47,16 @@ from cmet.data.features import NEUTRAL, FeatureSet
 from cmet.errors import ConfigError, DataError
 
 
-def run_dir_for(cfg) -> Path:
-    """Default out_dir: ``${paths.runs_dir}/<data.name>-<model.name>-<hash of data/model/train/seed>``."""
+def run_dir_for(cfg, data_hash: str = "") -> Path:
+    """Default out_dir: ``${paths.runs_dir}/<data.name>-<model.name>-<hash of data/model/train/seed + data content>``.
+
+    ``data_hash`` (``FeatureSet.content_hash()``) makes re-encoded or regenerated data train afresh instead
+    of resuming a checkpoint trained on other features.
+    """
     from omegaconf import OmegaConf
 
     key = OmegaConf.to_yaml(OmegaConf.create({k: cfg.get(k) for k in ("data", "model", "train", "seed")}), resolve=True)
+    key += data_hash
     h = hashlib.sha256(key.encode()).hexdigest()[:8]
     return Path(cfg.paths.runs_dir) / f"{cfg.data.get('name', cfg.data.source)}-{cfg.model.name}-{h}"
 
@@ -297,11 +302,18 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
     # torch.use_deterministic_algorithms imports torch._dynamo (~10 s on a busy 2-core machine).
     seed = int(cfg.seed)
     device = pick_device(cfg.get("device", "auto"))
-    out = Path(out_dir) if out_dir is not None else run_dir_for(cfg)
-    out.mkdir(parents=True, exist_ok=True)
-
     fs = features if features is not None else build_feature_set(cfg)
     fs.validate()
+    data_hash = fs.content_hash()
+    out = Path(out_dir) if out_dir is not None else run_dir_for(cfg, data_hash)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = out / "data_hash.txt"
+    if stamp.is_file() and stamp.read_text().strip() != data_hash and bool(tc.resume):
+        raise ConfigError(
+            f"{out} holds a run trained on other features (data hash {stamp.read_text().strip()} != {data_hash}); "
+            "choose another out_dir, or set train.resume=false to train over it"
+        )
+    stamp.write_text(data_hash)
     train_fs, val_fs = fs.split("train"), fs.split("val")
     if train_fs.n_clips == 0:
         raise DataError("the feature set has no clips in split 'train'")
@@ -342,7 +354,7 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
         connector=models["cmet"], model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
         d_speech=fs.d_speech, d_expr=fs.d_expr, emotions=fs.emotions, extended_emotions=fs.extended_emotions,
         banks=build_banks(train_fs), baselines=baselines,
-        meta=dict(speech_encoder=fs.meta.get("speech_encoder", "unknown"), data_hash=fs.content_hash(),
+        meta=dict(speech_encoder=fs.meta.get("speech_encoder", "unknown"), data_hash=data_hash,
                   data_source=str(cfg.data.source), seed=seed, steps=int(tc.steps)),
     )
     if bool(tc.get("final_eval", True)):
