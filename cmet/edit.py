@@ -8,9 +8,13 @@ Stages (each timed in ``EditResult.timings``):
                  (:mod:`cmet.face.expression`).
 3. ``audio``     the target emotion's speech features: a named bank saved with the model, a blend
                  of banks, a folder of ``.npy`` features, or speech clips (the bundle's encoder).
-4. ``model``     the C-MET connector's autoregressive offsets ``[T, D_v]`` on the neutral AU codes.
+4. ``model``     the C-MET connector's autoregressive offsets ``[T, D_v]`` on the neutral AU codes;
+                 the lip-moving AUs (:data:`LIP_AUS`) held as a running mean over
+                 ``face.lip_hold_s`` (:func:`hold_lip_offsets`).
 5. ``render``    every frame warped by its offset (its own lips and pose kept) + mouth interior
-                 and shading (:mod:`cmet.face.render`).
+                 and shading (:mod:`cmet.face.render`); on video the emotional jaw drop takes
+                 ``face.video_jaw_gain`` and AU10/AU16 ``face.video_lip_gain`` (lips kept: the
+                 mouth-opening track of the output stays correlated >= 0.9 with the input's).
 6. ``encode``    H.264 mp4 with the original speech muxed in (imageio-ffmpeg), same frame count/fps.
 """
 

@@ -218,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shading", type=float, default=1.0)
     ap.add_argument("--intensity", type=float, default=1.0)
     ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the shared 2-core box: 1)")
     a = ap.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(max(1, a.threads))
     from cmet.env import project_root
 
     rel = a.release or (project_root().parent / "shared" / "data" / "cmet_release")
