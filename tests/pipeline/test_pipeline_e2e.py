@@ -29,8 +29,15 @@ def _runs(tmp_path):
     return mlflow.search_runs(experiment_names=["cmet"], output_format="list")
 
 
-def test_full_run_cache_worse_candidate_rollback(tmp_path, prefect_harness, pipeline_overrides):
+def test_full_run_cache_worse_candidate_rollback(tmp_path, prefect_harness, pipeline_overrides, monkeypatch):
+    import functools
+
+    from flows import pipeline
     from flows.pipeline import run_pipeline
+
+    # the library code is hashed into the cache keys (a code change recomputes, by design); teammates
+    # commit to cmet/ while this test runs, so freeze the code hashes at their first value here
+    monkeypatch.setattr(pipeline, "hash_code", functools.lru_cache(pipeline.hash_code))
 
     ov = [*pipeline_overrides, "pipeline.tune.steps=10", "train.steps=20", "gates.relative.champion_margin=0.0"]
     t0 = time.perf_counter()
