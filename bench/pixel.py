@@ -41,25 +41,37 @@ def video_path(ctx: Ctx):
 
 
 def tracked_video(ctx: Ctx) -> dict:
-    """Frames, fps, landmark tracks, canonical face and AU codes of the real video (once per run)."""
+    """Frames, fps, landmark tracks, canonical face and AU codes of the real video (once per run);
+    ``neutral`` = the slow AU codes :func:`cmet.edit.edit_video` feeds the model."""
     if "video" not in ctx.state:
-        from cmet.edit import read_video
+        from cmet.edit import read_video, slow_expression
         from cmet.face.expression import canonical, encode, neutral_reference
         from cmet.face.landmarks import FaceMesh
 
         frames, fps = read_video(video_path(ctx), ctx.s["pixel_seconds"])
         tracks = FaceMesh().track(frames, name="W009_038.mp4")
         can = canonical(neutral_reference(tracks))
-        ctx.state["video"] = dict(frames=frames, fps=fps, tracks=tracks, can=can, codes=encode(can, tracks))
+        codes = encode(can, tracks)
+        ctx.state["video"] = dict(
+            frames=frames,
+            fps=fps,
+            tracks=tracks,
+            can=can,
+            codes=codes,
+            neutral=slow_expression(codes.au, fps),
+        )
     return ctx.state["video"]
 
 
-def smooth(offsets: np.ndarray, fps: float) -> np.ndarray:
-    """The light One-Euro smoothing of :func:`cmet.edit.edit_video` on predicted offsets."""
+def smooth(offsets: np.ndarray, fps: float, face) -> np.ndarray:
+    """What :func:`cmet.edit.edit_video` does to predicted offsets: One-Euro, lip-moving AUs held."""
+    from cmet.edit import hold_lip_offsets
     from cmet.face.landmarks import one_euro
 
     offsets = np.asarray(offsets, np.float32)
-    return one_euro(offsets, fps=fps, min_cutoff=2.0, beta=0.0) if len(offsets) > 2 else offsets
+    if len(offsets) > 2:
+        offsets = one_euro(offsets, fps=fps, min_cutoff=0.5, beta=0.0)
+    return hold_lip_offsets(offsets, fps, float(face.get("lip_hold_s", 4.0)))
 
 
 def method_offsets(bundle, fs, codes: np.ndarray, emotion: str, method: str) -> np.ndarray | None:
@@ -90,13 +102,22 @@ def method_offsets(bundle, fs, codes: np.ndarray, emotion: str, method: str) -> 
     raise ValueError(method)
 
 
-def render_frames(v: dict, offsets: np.ndarray, idx: np.ndarray, gain: float, shading: float) -> np.ndarray:
+def render_frames(v: dict, offsets: np.ndarray, idx: np.ndarray, face) -> np.ndarray:
+    """The render stage of :func:`cmet.edit.edit_video` (same renderer settings) on frames ``idx``."""
+    from cmet.edit import LIP_OPENING_AUS
     from cmet.face.render import FaceRenderer
 
-    rend = FaceRenderer(v["can"], v["frames"].shape[1:3], shading_strength=shading, gain=gain)
-    return np.stack(
-        [rend.render(v["frames"][i], v["tracks"][i], np.clip(offsets[i], -2.0, 2.0)) for i in idx]
+    gain = float(face.get("render_gain", 1.6))
+    rend = FaceRenderer(
+        v["can"],
+        v["frames"].shape[1:3],
+        shading_strength=float(face.get("shading", 1.0)),
+        gain=gain,
+        jaw_gain=float(face.get("video_jaw_gain", 1.0)),
+        au_gains={a: float(face.get("video_lip_gain", gain)) for a in LIP_OPENING_AUS},
     )
+    delta = np.clip(offsets, 0.0, 2.0)  # as edit_video: an edit adds muscle activity, 2 x apex at most
+    return np.stack([rend.render(v["frames"][i], v["tracks"][i], delta[i]) for i in idx])
 
 
 def run(ctx: Ctx) -> Section:
@@ -114,9 +135,9 @@ def run(ctx: Ctx) -> Section:
     bundle = ModelBundle.load(runs[(VIDEO_SPEAKER, "full")]["bundle_dir"])
     fs = fold_features(ctx, VIDEO_SPEAKER)
     face = compose([]).face
-    gain, shading = float(face.render_gain), float(face.shading)
+    gain, shading = float(face.render_gain), float(face.shading)  # (reported)
     v = tracked_video(ctx)
-    au = v["codes"].au
+    au = v["neutral"]
     n = len(v["frames"])
     idx = np.arange(0, n, int(ctx.s["pixel_stride"]))
     judge = Judge(str(face.get("judge_backend", "tflite")))
@@ -140,8 +161,8 @@ def run(ctx: Ctx) -> Section:
                 if off is None:
                     grid[m].append(np.zeros_like(v["frames"][0]))
                     continue
-                off = smooth(off, v["fps"])
-                fr = render_frames(v, off, idx, gain, shading)
+                off = smooth(off, v["fps"], face)
+                fr = render_frames(v, off, idx, face)
                 vd = judge(fr, box=box)
                 lab = EMOTION_TO_LABEL[e]
                 res["methods"][m][e] = {
@@ -175,8 +196,8 @@ def run(ctx: Ctx) -> Section:
     if ext:
         tiles = [v["frames"][mid]]
         for e in ext:
-            off = smooth(bundle.predict_offsets(au, e), v["fps"])
-            tiles.append(render_frames(v, off, np.array([mid]), gain, shading)[0])
+            off = smooth(bundle.predict_offsets(au, e), v["fps"], face)
+            tiles.append(render_frames(v, off, np.array([mid]), face)[0])
         cv2.imwrite(str(ctx.out / "pixel_extended.png"), np.concatenate(tiles, 1)[:, :, ::-1])
         res["extended_png"] = ["unedited", *ext]
     paper = {

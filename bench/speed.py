@@ -192,7 +192,7 @@ def run(ctx: Ctx) -> Section:
     # 3. model stage vs number of emotion clips (precomputed features; the other stages do not depend on k)
     from bench.pixel import tracked_video
 
-    codes = tracked_video(ctx)["codes"].au
+    codes = tracked_video(ctx)["neutral"]
     rng = np.random.default_rng(0)
     bank = bundle.bank("happy")
     kk = []
