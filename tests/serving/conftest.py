@@ -78,8 +78,14 @@ def client(model_dir):
 
     old = os.environ.get("CMET_SERVE_MODEL_DIR")
     os.environ["CMET_SERVE_MODEL_DIR"] = str(model_dir)
+    from _bentoml_impl.tasks import Sqlite3Store
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
     from serving.service import CmetService
 
+    # `bentoml serve` creates the task-result table before it starts workers; in-process we do it here
+    # (on a fresh machine BENTOML_HOME has no task_result.db yet)
+    Sqlite3Store.init_db(BentoMLContainer.result_store_file.get())
     try:
         with TestClient(CmetService.to_asgi(), raise_server_exceptions=False) as c:
             yield c
