@@ -228,10 +228,11 @@ def _curves_png(histories: dict, path: Path) -> None:
             a2.plot(h["val_step"], [100 * x for x in h["val/acc_emo"]], "o-", label=name)
     a1.set_yscale("log")
     a1.set_xlabel("step")
-    a1.legend(fontsize=7)
     a2.set_xlabel("step")
     a2.set_ylabel("val Acc_emo %")
-    a2.legend(fontsize=7)
+    for ax in (a1, a2):
+        if ax.get_legend_handles_labels()[0]:  # no validation (no val split) -> no curve to label
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
