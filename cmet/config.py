@@ -11,7 +11,9 @@ from omegaconf import DictConfig, OmegaConf
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-def compose(overrides: Sequence[str] = (), config_name: str = "config", config_dir: str | Path | None = None) -> DictConfig:
+def compose(
+    overrides: Sequence[str] = (), config_name: str = "config", config_dir: str | Path | None = None
+) -> DictConfig:
     """Compose ``configs/<config_name>.yaml`` with Hydra overrides, e.g. ``["model=cmet_paper"]``.
 
     Uses a fresh global Hydra instance each call, so it is safe to call repeatedly (tests, flows).

@@ -13,5 +13,7 @@ def pick_device(preference: str = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         from cmet.errors import ConfigError
 
-        raise ConfigError(f"device={preference!r} requested but CUDA is not available; use device=auto or cpu")
+        raise ConfigError(
+            f"device={preference!r} requested but CUDA is not available; use device=auto or cpu"
+        )
     return dev

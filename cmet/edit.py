@@ -54,12 +54,20 @@ class EditResult:
         from cmet.face.facs import AU_NAMES
 
         r = lambda a: np.round(np.asarray(a, np.float64), 4).tolist()  # noqa: E731
-        return {"au_names": list(AU_NAMES), "fps": self.fps, "n_frames": self.n_frames, "target": self.target,
-                "neutral_codes": r(self.neutral_codes), "offsets": r(self.offsets),
-                "edited_codes": r(self.edited_codes), "lips": r(self.lips), "pose": r(self.pose),
-                "lips_names": ["mouth_opening", "mouth_width"],
-                "pose_names": ["rx", "ry", "rz", "tx", "ty", "log_scale"],
-                "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
+        return {
+            "au_names": list(AU_NAMES),
+            "fps": self.fps,
+            "n_frames": self.n_frames,
+            "target": self.target,
+            "neutral_codes": r(self.neutral_codes),
+            "offsets": r(self.offsets),
+            "edited_codes": r(self.edited_codes),
+            "lips": r(self.lips),
+            "pose": r(self.pose),
+            "lips_names": ["mouth_opening", "mouth_width"],
+            "pose_names": ["rx", "ry", "rz", "tx", "ty", "log_scale"],
+            "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+        }
 
 
 # ---------------------------------------------------------------------------------------- video IO
@@ -102,20 +110,50 @@ def has_audio(path: str | Path) -> bool:
     return "Audio:" in r.stderr
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: float, audio_from: str | Path | None = None,
-                crf: int = 18) -> Path:
+def write_video(
+    path: str | Path, frames: np.ndarray, fps: float, audio_from: str | Path | None = None, crf: int = 18
+) -> Path:
     """Frames [T, H, W, 3] uint8 RGB -> H.264 mp4 (yuv420p), with the audio of ``audio_from`` (a
     video or a wav) muxed in when given. Exactly T frames at ``fps``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     t, h, w = frames.shape[:3]
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-r", f"{fps}", "-i", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        f"{fps}",
+        "-i",
+        "-",
+    ]
     if audio_from is not None:
         cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
     pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if (w % 2 or h % 2) else []
-    cmd += [*pad, "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
-            "-frames:v", str(t), "-movflags", "+faststart", str(path)]
+    cmd += [
+        *pad,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        str(crf),
+        "-pix_fmt",
+        "yuv420p",
+        "-frames:v",
+        str(t),
+        "-movflags",
+        "+faststart",
+        str(path),
+    ]
     r = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
     if r.returncode != 0:
         raise VideoError(f"ffmpeg could not write {path}: {r.stderr.decode(errors='replace')[-400:]}")
@@ -137,10 +175,16 @@ def load_feature_folder(folder: str | Path, d_speech: int, what: str = "emotion 
             a = np.load(f, allow_pickle=False)
         except Exception as e:  # corrupt file
             raise DataError(f"{what}: cannot read {f} ({e})") from None
-        a = np.asarray(a, np.float32).reshape(-1) if a.ndim == 2 and a.shape[0] == 1 else np.asarray(a, np.float32)
+        a = (
+            np.asarray(a, np.float32).reshape(-1)
+            if a.ndim == 2 and a.shape[0] == 1
+            else np.asarray(a, np.float32)
+        )
         if a.ndim != 1 or a.shape[0] != d_speech:
-            raise DataError(f"{what}: {f.name} has shape {tuple(a.shape)}; this model expects [{d_speech}] "
-                            f"(or [1, {d_speech}]) features")
+            raise DataError(
+                f"{what}: {f.name} has shape {tuple(a.shape)}; this model expects [{d_speech}] "
+                f"(or [1, {d_speech}]) features"
+            )
         if not np.isfinite(a).all():
             raise DataError(f"{what}: {f.name} contains NaN/inf")
         rows.append(a)
@@ -184,13 +228,17 @@ def _resolve_target(target, bundle, cfg=None):
     if isinstance(target, dict):
         for e in target:
             if e not in bundle.banks:
-                raise UnknownEmotionError(f"blend: unknown emotion {e!r}; this model knows {sorted(bundle.banks)}")
+                raise UnknownEmotionError(
+                    f"blend: unknown emotion {e!r}; this model knows {sorted(bundle.banks)}"
+                )
         return target, "+".join(f"{k}={v:g}" for k, v in target.items())
     arr = np.asarray(target, np.float32)
     if arr.ndim == 1:
         arr = arr[None]
     if arr.ndim != 2 or arr.shape[1] != bundle.d_speech:
-        raise DataError(f"target features have shape {tuple(arr.shape)}; this model expects [k, {bundle.d_speech}]")
+        raise DataError(
+            f"target features have shape {tuple(arr.shape)}; this model expects [k, {bundle.d_speech}]"
+        )
     return arr, f"features x{len(arr)}"
 
 
@@ -205,8 +253,10 @@ def speech_features(paths, bundle, cfg=None) -> np.ndarray:
     enc = get_encoder(cfg.audio)
     feats = np.asarray(enc.encode_files([Path(p) for p in paths]), np.float32)
     if feats.ndim != 2 or feats.shape[1] != bundle.d_speech:
-        raise ModelError(f"the speech encoder {getattr(enc, 'name', '?')!r} gives features {tuple(feats.shape)}; "
-                         f"this model expects [k, {bundle.d_speech}] (pass --emotion-features instead)")
+        raise ModelError(
+            f"the speech encoder {getattr(enc, 'name', '?')!r} gives features {tuple(feats.shape)}; "
+            f"this model expects [k, {bundle.d_speech}] (pass --emotion-features instead)"
+        )
     return feats
 
 
@@ -227,7 +277,9 @@ def default_bundle_dir(cfg=None) -> Path:
         dst = work / "models" / f"champion-v{mv.version}"
         if not any(dst.rglob("bundle.json")):
             dst.mkdir(parents=True, exist_ok=True)
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst))
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)
+            )
         hits = sorted(dst.rglob("bundle.json"), key=lambda p: len(p.parts))
         if hits:
             return hits[0].parent
@@ -235,8 +287,10 @@ def default_bundle_dir(cfg=None) -> Path:
         pass
     hits = [p for d in ("runs", "models") for p in (work / d).rglob("bundle.json")] if work.is_dir() else []
     if not hits:
-        raise ModelError(f"no trained model found (no champion in the registry, no bundle under {work}); "
-                         "train one (cmet train data=release_au) or pass --model BUNDLE_DIR")
+        raise ModelError(
+            f"no trained model found (no champion in the registry, no bundle under {work}); "
+            "train one (cmet train data=release_au) or pass --model BUNDLE_DIR"
+        )
     return max(hits, key=lambda p: p.stat().st_mtime).parent
 
 
@@ -249,10 +303,25 @@ def load_bundle(bundle, device=None):
 
 
 # ---------------------------------------------------------------------------------------- the edit
-def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_path=None, neutral=None,
-               intensity: float = 1.0, render: bool = True, cfg=None, max_seconds: float | None = None,
-               codes_out=None, audio=None, progress: bool = False, gain: float | None = None,
-               shading: float | None = None) -> EditResult:
+def edit_video(
+    video,
+    target=None,
+    *,
+    emotion=None,
+    bundle=None,
+    out=None,
+    out_path=None,
+    neutral=None,
+    intensity: float = 1.0,
+    render: bool = True,
+    cfg=None,
+    max_seconds: float | None = None,
+    codes_out=None,
+    audio=None,
+    progress: bool = False,
+    gain: float | None = None,
+    shading: float | None = None,
+) -> EditResult:
     """Edit ``video`` towards ``target`` (or ``emotion``): an emotion name, a blend dict, speech
     features [k, D_a], or a serving Target. ``neutral``: neutral speech features [m, D_a] (default:
     the bundle's neutral bank). Writes ``out``/``out_path`` (mp4 with the input's speech, or
@@ -275,8 +344,10 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
     t = time.perf_counter()
     b = load_bundle(bundle)
     if int(b.d_expr) != D_EXPR:
-        raise ModelError(f"the model works in a {b.d_expr}-d expression space; the face renderer needs the "
-                         f"{D_EXPR} action units of cmet.face.facs (train it with data=release_au)")
+        raise ModelError(
+            f"the model works in a {b.d_expr}-d expression space; the face renderer needs the "
+            f"{D_EXPR} action units of cmet.face.facs (train it with data=release_au)"
+        )
     window = int(b.model_cfg.get("window", 5))
     timings["load_model"] = time.perf_counter() - t
 
@@ -284,16 +355,20 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
     tgt, desc = _resolve_target(target, b, cfg)
     neu = None
     if neutral is not None:
-        neu = load_feature_folder(neutral, b.d_speech, "neutral features") if isinstance(neutral, str | Path) \
+        neu = (
+            load_feature_folder(neutral, b.d_speech, "neutral features")
+            if isinstance(neutral, str | Path)
             else np.asarray(neutral, np.float32)
+        )
     timings["audio"] = time.perf_counter() - t
 
     t = time.perf_counter()
     frames, fps = read_video(video, max_seconds)
     name = Path(str(video)).name
     if len(frames) < window:
-        raise VideoError(f"video {name} has {len(frames)} frames, shorter than one chunk of the model "
-                         f"(T={window} frames)")
+        raise VideoError(
+            f"video {name} has {len(frames)} frames, shorter than one chunk of the model (T={window} frames)"
+        )
     timings["read"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -321,9 +396,14 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
         t = time.perf_counter()
         # the emotional jaw drop on a talking video: ``face.video_jaw_gain`` x its apex (a wide,
         # warped-open mouth is tracked poorly by FaceMesh and loses the speech lip track)
-        rend = FaceRenderer(can, frames.shape[1:3], shading_strength=shading, gain=gain,
-                            jaw_gain=float(fcfg.get("video_jaw_gain", 1.0)),
-                            au_gains={a: float(fcfg.get("video_lip_gain", gain)) for a in LIP_OPENING_AUS})
+        rend = FaceRenderer(
+            can,
+            frames.shape[1:3],
+            shading_strength=shading,
+            gain=gain,
+            jaw_gain=float(fcfg.get("video_jaw_gain", 1.0)),
+            au_gains={a: float(fcfg.get("video_lip_gain", gain)) for a in LIP_OPENING_AUS},
+        )
         out_frames = np.empty_like(frames)
         it = range(len(frames))
         if progress:
@@ -343,8 +423,19 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
         out_file = write_video(out, out_frames, fps, src_audio)
         timings["encode"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
-    res = EditResult(out_file, fps, len(frames), neutral_codes, offsets, edited, codes.lips, codes.pose, timings,
-                     desc, tracks)
+    res = EditResult(
+        out_file,
+        fps,
+        len(frames),
+        neutral_codes,
+        offsets,
+        edited,
+        codes.lips,
+        codes.pose,
+        timings,
+        desc,
+        tracks,
+    )
     if codes_out is not None:
         p = Path(codes_out)
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -354,7 +445,21 @@ def edit_video(video, target=None, *, emotion=None, bundle=None, out=None, out_p
 
 
 #: AUs whose fields move the lip vertices (the speech lip track lives there; AU9 lifts the upper lip)
-LIP_AUS = ("AU9", "AU10", "AU12", "AU14", "AU15", "AU16", "AU17", "AU20", "AU23", "AU24", "AU26_emo", "R12", "R14")
+LIP_AUS = (
+    "AU9",
+    "AU10",
+    "AU12",
+    "AU14",
+    "AU15",
+    "AU16",
+    "AU17",
+    "AU20",
+    "AU23",
+    "AU24",
+    "AU26_emo",
+    "R12",
+    "R14",
+)
 
 
 #: AUs that part the lips without the jaw (upper lip up, lower lip down): on video they take
@@ -431,9 +536,14 @@ def check_edit(video, result: EditResult, emotion: str | None = None, judge=None
     mo_in = mouth_opening(result.landmarks)
     mo_out = mouth_opening(fm.track(frames_out, name=str(result.out_path)))
     n = min(len(mo_in), len(mo_out))
-    res = {"n_frames_in": len(frames_in), "n_frames_out": len(frames_out), "fps_in": fps_in, "fps_out": fps_out,
-           "audio_out": has_audio(result.out_path),
-           "mouth_corr": float(np.corrcoef(mo_in[:n], mo_out[:n])[0, 1])}
+    res = {
+        "n_frames_in": len(frames_in),
+        "n_frames_out": len(frames_out),
+        "fps_in": fps_in,
+        "fps_out": fps_out,
+        "audio_out": has_audio(result.out_path),
+        "mouth_corr": float(np.corrcoef(mo_in[:n], mo_out[:n])[0, 1]),
+    }
     if emotion is not None and emotion in EMOTION_TO_LABEL:
         judge = judge or Judge()
         box = judge.face_box(frames_in[0], str(video))

@@ -94,8 +94,9 @@ class EmotionClassifier:
         return out
 
 
-def make_episodes(fs: FeatureSet, targets: list[str], k: int, n_draws: int, seed: int = 0,
-                  min_clips: int = 1) -> list[dict]:
+def make_episodes(
+    fs: FeatureSet, targets: list[str], k: int, n_draws: int, seed: int = 0, min_clips: int = 1
+) -> list[dict]:
     """Evaluation episodes on the identities of ``fs`` (see the module docstring); targets may include neutral."""
     rng = np.random.default_rng(seed)
     idx = CellIndex(fs, [NEUTRAL, *[t for t in targets if t != NEUTRAL]], min_clips=min_clips)
@@ -120,8 +121,17 @@ def make_episodes(fs: FeatureSet, targets: list[str], k: int, n_draws: int, seed
                 tgt_perm = rng.permutation(clips)
                 tgt_ids = tgt_perm[:k]
                 ref = tgt_perm[k] if len(tgt_perm) > k else tgt_perm[-1]
-            eps.append(dict(identity=ident, emotion=emo, level=lv, neu_ids=neu_ids, tgt_ids=tgt_ids,
-                            input=int(inp), ref=int(ref)))
+            eps.append(
+                dict(
+                    identity=ident,
+                    emotion=emo,
+                    level=lv,
+                    neu_ids=neu_ids,
+                    tgt_ids=tgt_ids,
+                    input=int(inp),
+                    ref=int(ref),
+                )
+            )
     return eps
 
 
@@ -138,19 +148,24 @@ def run_methods(bundle, fs: FeatureSet, episodes: list[dict], methods=METHODS, i
     v_true = np.stack([clip_expr[e["tgt_ids"]].mean(0) - clip_expr[e["neu_ids"]].mean(0) for e in episodes])
     out: dict[str, list] = {}
     if "cmet" in methods:
-        a = np.stack([speech_difference(fs.speech[e["tgt_ids"]], fs.speech[e["neu_ids"]], intensity)
-                      for e in episodes])
+        a = np.stack(
+            [speech_difference(fs.speech[e["tgt_ids"]], fs.speech[e["neu_ids"]], intensity) for e in episodes]
+        )
         out["cmet"] = predict_offsets_batch(bundle.connector, seqs, a)
     if "speech_direct" in methods and "speech_direct" in bundle.baselines:
         a = np.stack([speech_direct(fs.speech[e["tgt_ids"]], intensity) for e in episodes])
         out["speech_direct"] = predict_offsets_batch(bundle.baselines["speech_direct"], seqs, a)
     if "label" in methods and "label" in bundle.baselines:
         lab = bundle.baselines["label"]
-        out["label"] = [None if e["emotion"] not in lab else np.broadcast_to(lab[e["emotion"]] * intensity, s.shape)
-                        for e, s in zip(episodes, seqs, strict=True)]
+        out["label"] = [
+            None if e["emotion"] not in lab else np.broadcast_to(lab[e["emotion"]] * intensity, s.shape)
+            for e, s in zip(episodes, seqs, strict=True)
+        ]
     if "reference" in methods:
         out["reference"] = [
-            np.broadcast_to((fs.frames(e["ref"]).mean(0) - clip_expr[e["neu_ids"]].mean(0)) * intensity, s.shape)
+            np.broadcast_to(
+                (fs.frames(e["ref"]).mean(0) - clip_expr[e["neu_ids"]].mean(0)) * intensity, s.shape
+            )
             for e, s in zip(episodes, seqs, strict=True)
         ]
     if "oracle" in methods:
@@ -158,8 +173,16 @@ def run_methods(bundle, fs: FeatureSet, episodes: list[dict], methods=METHODS, i
     return seqs, v_true, out
 
 
-def score(clf: EmotionClassifier, episodes, seqs, v_true, offsets: dict, basic: list[str], suffix: str = "",
-          allowed: list[str] | None = None):
+def score(
+    clf: EmotionClassifier,
+    episodes,
+    seqs,
+    v_true,
+    offsets: dict,
+    basic: list[str],
+    suffix: str = "",
+    allowed: list[str] | None = None,
+):
     """Metrics dict + per-method (targets, predictions) for the confusion matrix."""
     metrics: dict[str, float] = {}
     preds: dict[str, tuple[list[str], list[str]]] = {}
@@ -191,7 +214,9 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
     import matplotlib.pyplot as plt
 
     methods = [m for m in preds if preds[m][0] and m != "oracle"]
-    fig, axes = plt.subplots(1, max(1, len(methods)), figsize=(4.2 * max(1, len(methods)), 4.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(methods)), figsize=(4.2 * max(1, len(methods)), 4.4), squeeze=False
+    )
     for ax, m in zip(axes[0], methods, strict=False):
         t, p = preds[m]
         rows = [c for c in classes if c in set(t)]
@@ -207,8 +232,15 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
         for i in range(len(rows)):
             for j in range(len(classes)):
                 if cm[i, j] >= 0.1:
-                    ax.text(j, i, f"{cm[i, j]:.2f}", ha="center", va="center", fontsize=5,
-                            color="white" if cm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{cm[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=5,
+                        color="white" if cm[i, j] > 0.5 else "black",
+                    )
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,8 +249,15 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
     return path
 
 
-def evaluate(bundle, features: FeatureSet, cfg, out_dir=None, split: str = "test",
-             classifier: EmotionClassifier | None = None, methods=METHODS) -> dict:
+def evaluate(
+    bundle,
+    features: FeatureSet,
+    cfg,
+    out_dir=None,
+    split: str = "test",
+    classifier: EmotionClassifier | None = None,
+    methods=METHODS,
+) -> dict:
     """Acc_emo and semantic-vector measures of ``bundle`` (and its baselines) on held-out identities.
 
     features: the whole FeatureSet (the classifier is fitted on its ``train`` split unless given);
@@ -232,7 +271,9 @@ def evaluate(bundle, features: FeatureSet, cfg, out_dir=None, split: str = "test
             f"D_a={bundle.d_speech}, D_v={bundle.d_expr}"
         )
     if classifier is None:
-        classifier = EmotionClassifier(int(ev.classifier.window), str(ev.classifier.get("kind", "lda"))).fit(features.split("train"))
+        classifier = EmotionClassifier(int(ev.classifier.window), str(ev.classifier.get("kind", "lda"))).fit(
+            features.split("train")
+        )
     held = features.split(split)
     if held.n_clips == 0:
         raise DataError(f"no clips in split {split!r} to evaluate on")
@@ -265,9 +306,17 @@ def evaluate(bundle, features: FeatureSet, cfg, out_dir=None, split: str = "test
     metrics["classifier/train_acc"] = classifier.train_accuracy
     if out_dir is not None:
         out_dir = Path(out_dir)
-        confusion_png(preds, classifier.classes, out_dir / "confusion_matrix.png",
-                      f"held-out identities ({split}), basic emotions")
+        confusion_png(
+            preds,
+            classifier.classes,
+            out_dir / "confusion_matrix.png",
+            f"held-out identities ({split}), basic emotions",
+        )
         if preds_ext:
-            confusion_png(preds_ext, classifier.classes, out_dir / "confusion_matrix_ext.png",
-                          f"held-out identities ({split}), extended emotions")
+            confusion_png(
+                preds_ext,
+                classifier.classes,
+                out_dir / "confusion_matrix_ext.png",
+                f"held-out identities ({split}), extended emotions",
+            )
     return metrics

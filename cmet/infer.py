@@ -99,8 +99,9 @@ def autoregressive_offsets(model, codes, a, window: int):
     return torch.cat(outs, dim=1)[:, :length]
 
 
-def predict_offsets_batch(model, seqs: Sequence[np.ndarray], a: np.ndarray, device=None,
-                          batch_size: int = 256) -> list[np.ndarray]:
+def predict_offsets_batch(
+    model, seqs: Sequence[np.ndarray], a: np.ndarray, device=None, batch_size: int = 256
+) -> list[np.ndarray]:
     """Offsets for many sequences at once: list of [L_b, D_v], a [B, D_a] -> list of [L_b, D_v].
 
     Sequences are grouped in batches, each padded to its longest with the last frame (the autoregressive
@@ -116,13 +117,19 @@ def predict_offsets_batch(model, seqs: Sequence[np.ndarray], a: np.ndarray, devi
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
             lmax = max(len(seqs[i]) for i in idx)
-            x = np.stack([np.concatenate([seqs[i], np.repeat(seqs[i][-1:], lmax - len(seqs[i]), 0)]) for i in idx])
-            off = autoregressive_offsets(
-                model,
-                torch.as_tensor(x, dtype=torch.float32, device=device),
-                torch.as_tensor(np.asarray(a)[idx], dtype=torch.float32, device=device),
-                model.window,
-            ).cpu().numpy()
+            x = np.stack(
+                [np.concatenate([seqs[i], np.repeat(seqs[i][-1:], lmax - len(seqs[i]), 0)]) for i in idx]
+            )
+            off = (
+                autoregressive_offsets(
+                    model,
+                    torch.as_tensor(x, dtype=torch.float32, device=device),
+                    torch.as_tensor(np.asarray(a)[idx], dtype=torch.float32, device=device),
+                    model.window,
+                )
+                .cpu()
+                .numpy()
+            )
             for j, i in enumerate(idx):
                 out[i] = off[j, : len(seqs[i])]
     return out

@@ -55,7 +55,9 @@ def run_dir_for(cfg, data_hash: str = "") -> Path:
     """
     from omegaconf import OmegaConf
 
-    key = OmegaConf.to_yaml(OmegaConf.create({k: cfg.get(k) for k in ("data", "model", "train", "seed")}), resolve=True)
+    key = OmegaConf.to_yaml(
+        OmegaConf.create({k: cfg.get(k) for k in ("data", "model", "train", "seed")}), resolve=True
+    )
     key += data_hash
     h = hashlib.sha256(key.encode()).hexdigest()[:8]
     return Path(cfg.paths.runs_dir) / f"{cfg.data.get('name', cfg.data.source)}-{cfg.model.name}-{h}"
@@ -131,8 +133,14 @@ def _save_ckpt(path: Path, model, opt, step: int, sampler, history: dict) -> Non
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(
-        dict(model=model.state_dict(), opt=opt.state_dict(), step=step, sampler=json.dumps(sampler.state()),
-             torch_rng=torch.get_rng_state(), history=json.dumps(history)),
+        dict(
+            model=model.state_dict(),
+            opt=opt.state_dict(),
+            step=step,
+            sampler=json.dumps(sampler.state()),
+            torch_rng=torch.get_rng_state(),
+            history=json.dumps(history),
+        ),
         tmp,
     )
     tmp.replace(path)
@@ -149,8 +157,17 @@ def _load_ckpt(path: Path, model, opt, sampler) -> tuple[int, dict]:
     return int(ck["step"]), json.loads(ck["history"])
 
 
-def train_connector(model, sampler, cfg, device, ckpt_path: Path | None, direct: bool = False,
-                    val_fn=None, callback=None, desc: str = "train") -> dict:
+def train_connector(
+    model,
+    sampler,
+    cfg,
+    device,
+    ckpt_path: Path | None,
+    direct: bool = False,
+    val_fn=None,
+    callback=None,
+    desc: str = "train",
+) -> dict:
     """The training loop of one connector; returns the history {"step", "loss", "val/..."}."""
     import torch
     from tqdm.auto import tqdm
@@ -252,12 +269,18 @@ def make_val_fn(val: FeatureSet, classifier, cfg, emotions: list[str], direct: b
     if not eps:
         return None
     seqs = [val.frames(e["input"]) for e in eps]
-    a = np.stack([
-        speech_direct(val.speech[e["tgt_ids"]]) if direct
-        else speech_difference(val.speech[e["tgt_ids"]], val.speech[e["neu_ids"]]) for e in eps
-    ])
+    a = np.stack(
+        [
+            speech_direct(val.speech[e["tgt_ids"]])
+            if direct
+            else speech_difference(val.speech[e["tgt_ids"]], val.speech[e["neu_ids"]])
+            for e in eps
+        ]
+    )
     vs = PairSampler(val, emotions, int(cfg.model.window), int(tc.k_clips), 1, seed=int(cfg.seed) + 99)
-    val_batches = [_to_torch(vs.sample(int(tc.batch_size)), device) for _ in range(int(tc.get("val_batches", 2)))]
+    val_batches = [
+        _to_torch(vs.sample(int(tc.batch_size)), device) for _ in range(int(tc.get("val_batches", 2)))
+    ]
     allowed = [c for c in classifier.classes if c in emotions]
     targets = [e["emotion"] for e in eps]
 
@@ -321,10 +344,13 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
     emotions = train_fs.train_emotions
     if NEUTRAL not in emotions:
         raise DataError("the training split has no neutral clips; C-MET edits from neutral")
-    console.log(f"data: {fs.n_clips} clips, D_a={fs.d_speech}, D_v={fs.d_expr}, train emotions {emotions}, "
-                f"extended {fs.extended_emotions}; device {device}; out {out}")
-    classifier = EmotionClassifier(int(cfg.eval.classifier.window),
-                                   str(cfg.eval.classifier.get("kind", "lda"))).fit(train_fs)
+    console.log(
+        f"data: {fs.n_clips} clips, D_a={fs.d_speech}, D_v={fs.d_expr}, train emotions {emotions}, "
+        f"extended {fs.extended_emotions}; device {device}; out {out}"
+    )
+    classifier = EmotionClassifier(
+        int(cfg.eval.classifier.window), str(cfg.eval.classifier.get("kind", "lda"))
+    ).fit(train_fs)
 
     histories, models, seen = {}, {}, 0
     kinds = [("cmet", False)]
@@ -333,13 +359,31 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
     t_train = time.time()
     for name, direct in kinds:
         seed_everything(seed)
-        model = Connector.from_cfg(cfg.model, fs.d_speech, fs.d_expr, "direct" if direct else "difference").to(device)
-        sampler = PairSampler(train_fs, emotions, int(cfg.model.window), int(tc.k_clips), int(tc.min_clips), seed,
-                              float(tc.get("ref_drop", 0.0)))
+        model = Connector.from_cfg(
+            cfg.model, fs.d_speech, fs.d_expr, "direct" if direct else "difference"
+        ).to(device)
+        sampler = PairSampler(
+            train_fs,
+            emotions,
+            int(cfg.model.window),
+            int(tc.k_clips),
+            int(tc.min_clips),
+            seed,
+            float(tc.get("ref_drop", 0.0)),
+        )
         val_fn = make_val_fn(val_fs, classifier, cfg, emotions, direct, device) if val_fs.n_clips else None
         cb = callback if name == "cmet" else None
-        histories[name] = train_connector(model, sampler, cfg, device, out / "checkpoints" / f"{name}_last.pt",
-                                          direct, val_fn, cb, desc=f"train {name}")
+        histories[name] = train_connector(
+            model,
+            sampler,
+            cfg,
+            device,
+            out / "checkpoints" / f"{name}_last.pt",
+            direct,
+            val_fn,
+            cb,
+            desc=f"train {name}",
+        )
         models[name] = model
         seen += histories[name]["steps_run"] * int(tc.batch_size)
     train_seconds = time.time() - t_train
@@ -352,11 +396,21 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
     from omegaconf import OmegaConf
 
     bundle = ModelBundle(
-        connector=models["cmet"], model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
-        d_speech=fs.d_speech, d_expr=fs.d_expr, emotions=fs.emotions, extended_emotions=fs.extended_emotions,
-        banks=build_banks(train_fs), baselines=baselines,
-        meta=dict(speech_encoder=fs.meta.get("speech_encoder", "unknown"), data_hash=data_hash,
-                  data_source=str(cfg.data.source), seed=seed, steps=int(tc.steps)),
+        connector=models["cmet"],
+        model_cfg=OmegaConf.to_container(cfg.model, resolve=True),
+        d_speech=fs.d_speech,
+        d_expr=fs.d_expr,
+        emotions=fs.emotions,
+        extended_emotions=fs.extended_emotions,
+        banks=build_banks(train_fs),
+        baselines=baselines,
+        meta=dict(
+            speech_encoder=fs.meta.get("speech_encoder", "unknown"),
+            data_hash=data_hash,
+            data_source=str(cfg.data.source),
+            seed=seed,
+            steps=int(tc.steps),
+        ),
     )
     if bool(tc.get("final_eval", True)):
         metrics = evaluate(bundle, fs, cfg, out_dir=out, classifier=classifier)

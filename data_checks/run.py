@@ -74,7 +74,9 @@ class CheckReport:
     def summary(self) -> str:
         if self.success:
             return f"data check {self.stage!r} passed: {self.n_expectations} expectations"
-        lines = [f"data check {self.stage!r} failed: {len(self.failures)} of {self.n_expectations} expectations"]
+        lines = [
+            f"data check {self.stage!r} failed: {len(self.failures)} of {self.n_expectations} expectations"
+        ]
         lines += [f"  - {f.line()}" for f in self.failures]
         if self.json_path:
             lines.append(f"  full report: {self.json_path}")
@@ -154,7 +156,9 @@ def validate_tables(stage: str, tables: dict[str, pd.DataFrame], suites: dict[st
         for e in expectations:
             suite.add_expectation(e)
         n += len(expectations)
-        vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{stage}.{table}", data=bd, suite=suite))
+        vd = ctx.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{stage}.{table}", data=bd, suite=suite)
+        )
         key = S.ROW_KEYS.get(table)
         fmt: dict = {"result_format": "COMPLETE"}
         if key:

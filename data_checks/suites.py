@@ -56,7 +56,11 @@ class CheckLimits:
         emotions += [e for e in (ext.keys() if isinstance(ext, Mapping) else ext) if e not in emotions]
         emotions += [e for e in checks.get("extra_emotions", []) if e not in emotions]
         levels = tuple(int(x) for x in (data.get("levels") or checks.get("levels") or [1, 2, 3]))
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in checks.items() if k in cls.__dataclass_fields__}
+        kw = {
+            k: (tuple(v) if isinstance(v, list) else v)
+            for k, v in checks.items()
+            if k in cls.__dataclass_fields__
+        }
         return cls(emotions=tuple(emotions), levels=levels, **kw)
 
 
@@ -69,7 +73,9 @@ def clip_table(fs_or_df: FeatureSet | pd.DataFrame, check_files: bool = True) ->
     df = (fs_or_df.clips if isinstance(fs_or_df, FeatureSet) else fs_or_df).copy()
     df = df.reset_index(drop=True)
     if {"n_frames", "duration_s", "fps"} <= set(df.columns):
-        df["frame_error"] = (df["n_frames"].astype(float) - df["duration_s"].astype(float) * df["fps"].astype(float)).abs()
+        df["frame_error"] = (
+            df["n_frames"].astype(float) - df["duration_s"].astype(float) * df["fps"].astype(float)
+        ).abs()
     ok = np.ones(len(df), dtype=bool)
     missing: list[str] = [""] * len(df)
     if check_files:
@@ -123,9 +129,17 @@ def feature_clip_table(fs: FeatureSet) -> pd.DataFrame:
     starts = fs.clips["frame_start"].to_numpy()
     lens = fs.clips["n_frames"].to_numpy()
     total = int(lens.sum())
-    sp_ok = np.isfinite(fs.speech).all(axis=1) if fs.speech.ndim == 2 and len(fs.speech) == n else np.zeros(n, bool)
+    sp_ok = (
+        np.isfinite(fs.speech).all(axis=1)
+        if fs.speech.ndim == 2 and len(fs.speech) == n
+        else np.zeros(n, bool)
+    )
     sp_norm = _row_norms(fs.speech) if fs.speech.ndim == 2 and len(fs.speech) == n else np.full(n, np.nan)
-    out = {"clip_id": fs.clips["clip_id"].astype(str).to_numpy(), "speech_finite": sp_ok, "speech_norm": sp_norm}
+    out = {
+        "clip_id": fs.clips["clip_id"].astype(str).to_numpy(),
+        "speech_finite": sp_ok,
+        "speech_norm": sp_norm,
+    }
     for kind in ("expr", "lips", "pose"):
         arr = getattr(fs, kind)
         if arr is None:
@@ -183,7 +197,9 @@ def raw_suites(lim: CheckLimits) -> dict[str, list]:
         E.ExpectColumnValuesToBeInSet(column="level", value_set=list(lim.levels)),
         E.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
         E.ExpectColumnValuesToBeBetween(column="n_frames", min_value=lim.frames[0], max_value=lim.frames[1]),
-        E.ExpectColumnValuesToBeBetween(column="duration_s", min_value=lim.duration_s[0], max_value=lim.duration_s[1]),
+        E.ExpectColumnValuesToBeBetween(
+            column="duration_s", min_value=lim.duration_s[0], max_value=lim.duration_s[1]
+        ),
         E.ExpectColumnValuesToBeBetween(column="fps", min_value=lim.fps[0], max_value=lim.fps[1]),
         E.ExpectColumnValuesToBeBetween(column="frame_error", min_value=0, max_value=lim.frame_tolerance),
         E.ExpectColumnValuesToBeInSet(column="files_ok", value_set=[True]),
@@ -200,16 +216,24 @@ def raw_suites(lim: CheckLimits) -> dict[str, list]:
 def feature_suites(lim: CheckLimits, columns: list[str]) -> dict[str, list]:
     """table name -> expectations for the per-clip feature table and the one-row dims table."""
     E = _gx().expectations
-    per_clip = [E.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in columns if c.endswith("_finite")]
+    per_clip = [
+        E.ExpectColumnValuesToBeInSet(column=c, value_set=[True]) for c in columns if c.endswith("_finite")
+    ]
     per_clip += [
-        E.ExpectColumnValuesToBeBetween(column="speech_norm", min_value=lim.speech_norm[0], max_value=lim.speech_norm[1]),
+        E.ExpectColumnValuesToBeBetween(
+            column="speech_norm", min_value=lim.speech_norm[0], max_value=lim.speech_norm[1]
+        ),
     ]
     if "expr_norm_mean" in columns:
         per_clip.append(
-            E.ExpectColumnValuesToBeBetween(column="expr_norm_mean", min_value=lim.expr_norm[0], max_value=lim.expr_norm[1])
+            E.ExpectColumnValuesToBeBetween(
+                column="expr_norm_mean", min_value=lim.expr_norm[0], max_value=lim.expr_norm[1]
+            )
         )
     dims = [
-        E.ExpectColumnValuesToBeBetween(column="d_speech", min_value=lim.d_speech[0], max_value=lim.d_speech[1]),
+        E.ExpectColumnValuesToBeBetween(
+            column="d_speech", min_value=lim.d_speech[0], max_value=lim.d_speech[1]
+        ),
         E.ExpectColumnValuesToBeBetween(column="d_expr", min_value=lim.d_expr[0], max_value=lim.d_expr[1]),
         *[
             E.ExpectColumnValuesToBeInSet(column=c, value_set=[True])

@@ -44,7 +44,11 @@ class GateReport:
         return "\n".join([head, *("  " + c.line() for c in self.checks)])
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "champion_version": self.champion_version, "checks": [asdict(c) for c in self.checks]}
+        return {
+            "passed": self.passed,
+            "champion_version": self.champion_version,
+            "checks": [asdict(c) for c in self.checks],
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -53,7 +57,9 @@ class GateReport:
         """Flat string tags for the model version (``gate.passed``, ``gate.<check>`` = pass/fail)."""
         t = {"gate.passed": str(self.passed).lower()}
         for c in self.checks:
-            t[f"gate.{c.name}"] = f"{'pass' if c.passed else 'fail'} ({'missing' if c.value is None else round(c.value, 4)})"
+            t[f"gate.{c.name}"] = (
+                f"{'pass' if c.passed else 'fail'} ({'missing' if c.value is None else round(c.value, 4)})"
+            )
         return t
 
 
@@ -68,7 +74,9 @@ def _num(metrics: dict, key: str) -> float | None:
     return None if math.isnan(v) else v
 
 
-def evaluate_gates(metrics: dict, gates, champion_metrics: dict | None = None, champion_version: str | None = None) -> GateReport:
+def evaluate_gates(
+    metrics: dict, gates, champion_metrics: dict | None = None, champion_version: str | None = None
+) -> GateReport:
     """Check ``metrics`` (a candidate's evaluation) against ``gates`` (``cfg.gates``).
 
     ``champion_metrics`` must come from the same evaluation set (the caller re-evaluates the champion
@@ -83,13 +91,22 @@ def evaluate_gates(metrics: dict, gates, champion_metrics: dict | None = None, c
         raise ConfigError(f"gates.missing_metric must be 'fail' or 'skip', got {missing_policy!r}")
     checks: list[Check] = []
 
-    def add(name: str, metric: str, value: float | None, op: str, thr: float | None, note: str = "",
-            required: bool = True) -> None:
+    def add(
+        name: str,
+        metric: str,
+        value: float | None,
+        op: str,
+        thr: float | None,
+        note: str = "",
+        required: bool = True,
+    ) -> None:
         if value is None or thr is None:
             ok = (missing_policy == "skip" or not required) and value is None
             if value is None and not required:
                 note = "not measured by this evaluation (required: false)"
-            checks.append(Check(name, metric, value, op, thr, ok, note or ("metric missing" if value is None else "")))
+            checks.append(
+                Check(name, metric, value, op, thr, ok, note or ("metric missing" if value is None else ""))
+            )
             return
         ok = {">=": value >= thr, "<=": value <= thr, ">": value > thr}[op]
         checks.append(Check(name, metric, value, op, thr, ok, note))
@@ -102,22 +119,42 @@ def evaluate_gates(metrics: dict, gates, champion_metrics: dict | None = None, c
         if spec.get("min") is not None:
             add(name, spec["metric"], v, ">=", float(spec["min"]), required=req)
         if spec.get("max") is not None:
-            add(name + ("_max" if spec.get("min") is not None else ""), spec["metric"], v, "<=", float(spec["max"]),
-                required=req)
+            add(
+                name + ("_max" if spec.get("min") is not None else ""),
+                spec["metric"],
+                v,
+                "<=",
+                float(spec["max"]),
+                required=req,
+            )
 
     rel = g.get("relative") or {}
     if rel.get("baseline"):
         m, b = rel.get("metric", "acc_emo/cmet"), rel["baseline"]
         bv = _num(metrics, b)
-        add("beats_speech_direct", m, _num(metrics, m), ">", None if bv is None else bv + float(rel.get("baseline_margin", 0.0)),
-            note=f"(baseline {b})")
+        add(
+            "beats_speech_direct",
+            m,
+            _num(metrics, m),
+            ">",
+            None if bv is None else bv + float(rel.get("baseline_margin", 0.0)),
+            note=f"(baseline {b})",
+        )
     if rel.get("metric") is not None:
         m = rel["metric"]
         if champion_metrics is None:
-            checks.append(Check("not_worse_than_champion", m, _num(metrics, m), ">=", None, True, "no champion yet"))
+            checks.append(
+                Check("not_worse_than_champion", m, _num(metrics, m), ">=", None, True, "no champion yet")
+            )
         else:
             cv = _num(champion_metrics, m)
             margin = float(rel.get("champion_margin", 0.0))
-            add("not_worse_than_champion", m, _num(metrics, m), ">=", None if cv is None else cv - margin,
-                note=f"(champion v{champion_version}: {cv if cv is None else round(cv, 4)}, margin {margin})")
+            add(
+                "not_worse_than_champion",
+                m,
+                _num(metrics, m),
+                ">=",
+                None if cv is None else cv - margin,
+                note=f"(champion v{champion_version}: {cv if cv is None else round(cv, 4)}, margin {margin})",
+            )
     return GateReport(all(c.passed for c in checks), checks, champion_version)

@@ -79,7 +79,9 @@ def _mlflow(cfg) -> str:
     if exp is None:
         loc = Path(str(cfg.pipeline.artifact_location))
         loc.mkdir(parents=True, exist_ok=True)
-        return mlflow.create_experiment(str(cfg.pipeline.experiment), artifact_location=loc.resolve().as_uri())
+        return mlflow.create_experiment(
+            str(cfg.pipeline.experiment), artifact_location=loc.resolve().as_uri()
+        )
     return exp.experiment_id
 
 
@@ -152,7 +154,11 @@ def validate(stage: str, source: str, cfg_dict: dict, report_dir: str, parent_ru
     cfg = _cfg(cfg_dict)
     lim = CheckLimits.from_cfg(cfg)
     if stage == "raw":
-        table = FeatureSet.load(source, validate=False).clips if Path(source).is_dir() else pd.read_parquet(source)
+        table = (
+            FeatureSet.load(source, validate=False).clips
+            if Path(source).is_dir()
+            else pd.read_parquet(source)
+        )
         rep = check_raw(table, lim)
     else:
         rep = check_features(FeatureSet.load(source, validate=False), lim)
@@ -161,14 +167,24 @@ def validate(stage: str, source: str, cfg_dict: dict, report_dir: str, parent_ru
         import mlflow
 
         _log_artifacts_to(parent_run_id, [rep.json_path, rep.html_path], "data_checks")
-        mlflow.MlflowClient().set_tag(parent_run_id, f"data_check.{stage}", "passed" if rep.success else "FAILED")
+        mlflow.MlflowClient().set_tag(
+            parent_run_id, f"data_check.{stage}", "passed" if rep.success else "FAILED"
+        )
     (logger.info if rep.success else logger.error)(rep.summary())
     rep.raise_if_failed()
-    return {"stage": stage, "success": True, "n_expectations": rep.n_expectations, "json": rep.json_path,
-            "html": rep.html_path, "seconds": rep.seconds}
+    return {
+        "stage": stage,
+        "success": True,
+        "n_expectations": rep.n_expectations,
+        "json": rep.json_path,
+        "html": rep.html_path,
+        "seconds": rep.seconds,
+    }
 
 
-@_task(name="extract-features", retries=2, retry_delay_seconds=2, cache_key_fn=_key_if_exists("out_root", "key"))
+@_task(
+    name="extract-features", retries=2, retry_delay_seconds=2, cache_key_fn=_key_if_exists("out_root", "key")
+)
 def extract_shard(cfg_dict: dict, clip_table: str, shard: int, n_shards: int, key: str, out_root: str) -> str:
     """Speech/visual features of one shard of the clip table (shards run in parallel)."""
     import pandas as pd
@@ -213,13 +229,22 @@ def tune(cfg_dict: dict, fs_dir: str, study_name: str, parent_run_id: str, exper
 
     logger = get_run_logger()
     res = run_worker(_cfg(cfg_dict), fs_dir, parent_run_id, experiment_id, study_name, worker="pipeline")
-    logger.info("tuning: best %s=%.4f with %s (%d complete, %d pruned, %.1fs)", cfg_dict["pipeline"]["tune"]["metric"],
-                res["best_value"], res["best_params"], res["n_complete"], res["n_pruned"], res["seconds"])
+    logger.info(
+        "tuning: best %s=%.4f with %s (%d complete, %d pruned, %.1fs)",
+        cfg_dict["pipeline"]["tune"]["metric"],
+        res["best_value"],
+        res["best_params"],
+        res["n_complete"],
+        res["n_pruned"],
+        res["seconds"],
+    )
     return res
 
 
 @_task(name="train", retries=1, retry_delay_seconds=2, cache_key_fn=_key_if_exists("out_root", "key"))
-def train_final(cfg_dict: dict, fs_dir: str, key: str, out_root: str, parent_run_id: str, experiment_id: str) -> dict:
+def train_final(
+    cfg_dict: dict, fs_dir: str, key: str, out_root: str, parent_run_id: str, experiment_id: str
+) -> dict:
     """Train the chosen configuration in a content-addressed folder (resumes from its checkpoints)."""
     import mlflow
 
@@ -232,8 +257,13 @@ def train_final(cfg_dict: dict, fs_dir: str, key: str, out_root: str, parent_run
     out = Path(out_root) / key
     out.mkdir(parents=True, exist_ok=True)
     fs = FeatureSet.load(fs_dir)
-    with mlflow.start_run(run_name="final", nested=True, parent_run_id=parent_run_id, experiment_id=experiment_id,
-                          tags={"stage": "final", "train_key": key}) as run:
+    with mlflow.start_run(
+        run_name="final",
+        nested=True,
+        parent_run_id=parent_run_id,
+        experiment_id=experiment_id,
+        tags={"stage": "final", "train_key": key},
+    ) as run:
         from cmet.config import flatten
 
         flat = {k: v for k, v in flatten(cfg).items() if v is not None}
@@ -244,11 +274,18 @@ def train_final(cfg_dict: dict, fs_dir: str, key: str, out_root: str, parent_run
 
         t0 = time.perf_counter()
         metrics = train(cfg, features=fs, out_dir=out, callback=callback)
-        mlflow.log_metrics({**_numeric(metrics), "train_seconds": time.perf_counter() - t0}, step=int(cfg.train.steps))
+        mlflow.log_metrics(
+            {**_numeric(metrics), "train_seconds": time.perf_counter() - t0}, step=int(cfg.train.steps)
+        )
         run_id = run.info.run_id
     bundle = out / "bundle"
-    res = {"out_dir": str(out), "bundle": str(bundle), "run_id": run_id, "bundle_hash": hash_dir(bundle),
-           "metrics": _numeric(metrics)}
+    res = {
+        "out_dir": str(out),
+        "bundle": str(bundle),
+        "run_id": run_id,
+        "bundle_hash": hash_dir(bundle),
+        "metrics": _numeric(metrics),
+    }
     _done(out, res)
     logger.info("trained %s in %.1fs", bundle, time.perf_counter() - t0)
     return res
@@ -270,7 +307,9 @@ def measure_latency(bundle, fs, n_frames: int) -> float:
     return 1000.0 * (time.perf_counter() - t0) / n_frames
 
 
-def per_emotion_png(metrics: dict, path: Path, methods=("cmet", "speech_direct", "label", "reference")) -> Path | None:
+def per_emotion_png(
+    metrics: dict, path: Path, methods=("cmet", "speech_direct", "label", "reference")
+) -> Path | None:
     """The per-emotion Acc_emo table (``acc_emo/<method>/<emotion>``) rendered as an image."""
     import matplotlib
 
@@ -294,8 +333,9 @@ def per_emotion_png(metrics: dict, path: Path, methods=("cmet", "speech_direct",
 
 
 @_task(name="evaluate", cache_key_fn=_key_if_exists("out_root", "key"))
-def evaluate_bundle(cfg_dict: dict, bundle_dir: str, fs_dir: str, key: str, out_root: str,
-                    train_metrics: dict | None = None) -> dict:
+def evaluate_bundle(
+    cfg_dict: dict, bundle_dir: str, fs_dir: str, key: str, out_root: str, train_metrics: dict | None = None
+) -> dict:
     """C-MET and the baselines on the test identities, plus latency -> metrics and figures.
 
     ``cmet.train.train`` already ends with ``cmet.evaluate.evaluate`` on the same features and config;
@@ -343,7 +383,7 @@ def _champion_metrics(cfg, name: str, eval_hash: str, fs_dir: str) -> tuple[str 
     mv = c.get_model_version(name, v)
     tags = mv.tags or {}
     if tags.get("eval_hash") == eval_hash:
-        return v, {k[len("metric."):]: float(x) for k, x in tags.items() if k.startswith("metric.")}
+        return v, {k[len("metric.") :]: float(x) for k, x in tags.items() if k.startswith("metric.")}
     import tempfile
 
     from cmet.data.features import FeatureSet
@@ -372,11 +412,19 @@ def gate(cfg_dict: dict, metrics: dict, eval_hash: str, fs_dir: str) -> dict:
     v, champ = _champion_metrics(cfg, str(cfg.pipeline.registered_model), eval_hash, fs_dir)
     rep = evaluate_gates(metrics, cfg.gates, champ, v)
     (get_run_logger().info if rep.passed else get_run_logger().warning)(rep.summary())
-    return {"passed": rep.passed, "report": rep.to_dict(), "tags": rep.tags(), "summary": rep.summary(),
-            "champion_before": v, "champion_metrics": champ}
+    return {
+        "passed": rep.passed,
+        "report": rep.to_dict(),
+        "tags": rep.tags(),
+        "summary": rep.summary(),
+        "champion_before": v,
+        "champion_metrics": champ,
+    }
 
 
-def model_card(cfg, fs_meta: dict, metrics: dict, gate_res: dict, tune_res: dict | None, data_hash: str) -> str:
+def model_card(
+    cfg, fs_meta: dict, metrics: dict, gate_res: dict, tune_res: dict | None, data_hash: str
+) -> str:
     rows = "\n".join(f"| {k} | {v:.4f} |" for k, v in sorted(metrics.items()) if isinstance(v, float))
     return f"""# C-MET connector: model card
 
@@ -385,24 +433,24 @@ expression-code offsets of a neutral talking face (C-MET, CVPR 2026). Lips and h
 and not edited.
 
 ## Data
-- source: `{cfg.data.source}` ({fs_meta.get('n_clips', '?')} clips; emotions {fs_meta.get('emotions', '?')};
-  extended (held out of training) {fs_meta.get('extended_emotions', [])})
+- source: `{cfg.data.source}` ({fs_meta.get("n_clips", "?")} clips; emotions {fs_meta.get("emotions", "?")};
+  extended (held out of training) {fs_meta.get("extended_emotions", [])})
 - content hash: `{data_hash}`; identities are split train/val/test (disjoint, checked by data_checks)
-- speech encoder: `{cfg.audio.encoder}` ({fs_meta.get('d_speech', '?')}-d); expression code: FACS AU intensities ({fs_meta.get('d_expr', '?')}-d)
+- speech encoder: `{cfg.audio.encoder}` ({fs_meta.get("d_speech", "?")}-d); expression code: FACS AU intensities ({fs_meta.get("d_expr", "?")}-d)
 
 ## Model and training
 - model `{cfg.model.name}`: d_model={cfg.model.d_model}, layers={cfg.model.n_layers}, heads={cfg.model.n_heads}, window={cfg.model.window}
 - steps={cfg.train.steps}, lr={cfg.train.lr}, batch={cfg.train.batch_size}, loss={cfg.train.loss.recon}
-- tuning: {json.dumps(tune_res.get('best_params')) if tune_res else 'off'}
+- tuning: {json.dumps(tune_res.get("best_params")) if tune_res else "off"}
 
 ## Figures (test identities)
 | metric | value |
 |---|---|
 {rows}
 
-Gate: {'PASSED' if gate_res['passed'] else 'FAILED'}
+Gate: {"PASSED" if gate_res["passed"] else "FAILED"}
 ```
-{gate_res['summary']}
+{gate_res["summary"]}
 ```
 Figures: `figures/` (confusion matrix, per-emotion table, curves).
 
@@ -415,8 +463,17 @@ Figures: `figures/` (confusion matrix, per-emotion table, curves).
 
 
 @_task(name="log-final", retries=2, retry_delay_seconds=2, cache_key_fn=_key_if_exists(None, "key"))
-def log_final(cfg_dict: dict, key: str, train_res: dict, eval_res: dict, gate_res: dict, tune_res: dict | None,
-              fs_dir: str, data_hash: str, check_files: list[str]) -> dict:
+def log_final(
+    cfg_dict: dict,
+    key: str,
+    train_res: dict,
+    eval_res: dict,
+    gate_res: dict,
+    tune_res: dict | None,
+    fs_dir: str,
+    data_hash: str,
+    check_files: list[str],
+) -> dict:
     """Everything of the final run into its MLflow run: config, metrics, figures, data checks, model
     (pyfunc + signature, the bundle as artifacts), model card, an edited sample video when media exist."""
     import mlflow
@@ -430,7 +487,11 @@ def log_final(cfg_dict: dict, key: str, train_res: dict, eval_res: dict, gate_re
     with mlflow.start_run(run_id=run_id, nested=True):
         mlflow.log_dict({k: v for k, v in flatten(cfg).items()}, "config/flat_config.json")
         mlflow.log_metrics({f"test/{k}": v for k, v in eval_res["metrics"].items()})
-        figs = [p for p in Path(eval_res["dir"]).rglob("*") if p.suffix in (".png", ".jpg", ".svg", ".csv", ".json")]
+        figs = [
+            p
+            for p in Path(eval_res["dir"]).rglob("*")
+            if p.suffix in (".png", ".jpg", ".svg", ".csv", ".json")
+        ]
         figs += [p for p in Path(train_res["out_dir"]).glob("*") if p.suffix in (".png", ".json")]
         for p in figs:
             mlflow.log_artifact(str(p), "figures")
@@ -438,7 +499,9 @@ def log_final(cfg_dict: dict, key: str, train_res: dict, eval_res: dict, gate_re
             if p and Path(p).exists():
                 mlflow.log_artifact(p, "data_checks")
         mlflow.log_dict(gate_res["report"], "gate/gate_report.json")
-        mlflow.log_text(model_card(cfg, meta, eval_res["metrics"], gate_res, tune_res, data_hash), "model_card.md")
+        mlflow.log_text(
+            model_card(cfg, meta, eval_res["metrics"], gate_res, tune_res, data_hash), "model_card.md"
+        )
         video = Path(eval_res["dir"]) / "sample_happy.mp4"
         if video.is_file():
             mlflow.log_artifact(str(video), "sample")
@@ -446,8 +509,11 @@ def log_final(cfg_dict: dict, key: str, train_res: dict, eval_res: dict, gate_re
             from flows.pyfunc_model import CmetPyfunc, signature
 
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=CmetPyfunc(), artifacts={"bundle": train_res["bundle"]},
-                signature=signature(int(meta["d_expr"])), pip_requirements=["cmet-ops"],
+                name="model",
+                python_model=CmetPyfunc(),
+                artifacts={"bundle": train_res["bundle"]},
+                signature=signature(int(meta["d_expr"])),
+                pip_requirements=["cmet-ops"],
             )
             model_uri = info.model_uri
         else:
@@ -472,7 +538,9 @@ def sample_video(cfg, bundle_dir: str, out_dir: Path) -> dict:
         return {}
     out = out_dir / "sample_happy.mp4"
     try:
-        res = edit_video(str(video), emotion="happy", bundle=bundle_dir, out=str(out), cfg=cfg, max_seconds=2.0)
+        res = edit_video(
+            str(video), emotion="happy", bundle=bundle_dir, out=str(out), cfg=cfg, max_seconds=2.0
+        )
         chk = check_edit(str(video), res)
     except CmetError as e:
         log.warning("sample video skipped: %s", e)
@@ -481,20 +549,38 @@ def sample_video(cfg, bundle_dir: str, out_dir: Path) -> dict:
 
 
 @_task(name="register", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def register(cfg_dict: dict, model_uri: str, run_id: str, train_res: dict, eval_res: dict, gate_res: dict,
-             data_hash: str, eval_hash: str) -> dict:
+def register(
+    cfg_dict: dict,
+    model_uri: str,
+    run_id: str,
+    train_res: dict,
+    eval_res: dict,
+    gate_res: dict,
+    data_hash: str,
+    eval_hash: str,
+) -> dict:
     """Register the candidate with its gate report (tags); move aliases only if the gate passed."""
     from flows import registry as R
 
     cfg = _cfg(cfg_dict)
     name = str(cfg.pipeline.registered_model)
     c = R.client()
-    tags = {**gate_res["tags"], **{f"metric.{k}": f"{v:.6g}" for k, v in eval_res["metrics"].items()},
-            "data_hash": data_hash, "eval_hash": eval_hash, "bundle_hash": train_res["bundle_hash"],
-            "gate.report": f"runs:/{run_id}/gate/gate_report.json", "train.steps": str(cfg.train.steps)}
+    tags = {
+        **gate_res["tags"],
+        **{f"metric.{k}": f"{v:.6g}" for k, v in eval_res["metrics"].items()},
+        "data_hash": data_hash,
+        "eval_hash": eval_hash,
+        "bundle_hash": train_res["bundle_hash"],
+        "gate.report": f"runs:/{run_id}/gate/gate_report.json",
+        "train.steps": str(cfg.train.steps),
+    }
     version, new = R.register_candidate(c, name, model_uri, run_id, tags, dedupe_key=train_res["bundle_hash"])
-    moved = R.apply_gate(c, name, version, gate_res["passed"], mode=str(cfg.pipeline.get("promotion", "auto")))
-    get_run_logger().info("registered %s v%s (%s); %s", name, version, "new" if new else "existing", moved["action"])
+    moved = R.apply_gate(
+        c, name, version, gate_res["passed"], mode=str(cfg.pipeline.get("promotion", "auto"))
+    )
+    get_run_logger().info(
+        "registered %s v%s (%s); %s", name, version, "new" if new else "existing", moved["action"]
+    )
     return {"name": name, "version": version, "new": new, **moved}
 
 
@@ -530,13 +616,16 @@ def cmet_pipeline(overrides: list[str] | None = None) -> dict:
     exp_id = _mlflow(cfg)
     summary: dict = {"overrides": list(overrides or [])}
     src = p.get("features_dir")
-    data_key = hash_obj([hash_cfg(cfg, "data", "audio", "seed"), hash_code(*DATA_CODE),
-                         hash_dir(src) if src else None])
+    data_key = hash_obj(
+        [hash_cfg(cfg, "data", "audio", "seed"), hash_code(*DATA_CODE), hash_dir(src) if src else None]
+    )
     run_name = f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}"
     with mlflow.start_run(run_name=run_name, experiment_id=exp_id, tags={"stage": "pipeline"}) as parent:
         pid = parent.info.run_id
         summary["parent_run_id"] = pid
-        mlflow.log_params({"overrides": " ".join(overrides or []) or "(none)", "data.source": str(cfg.data.source)})
+        mlflow.log_params(
+            {"overrides": " ".join(overrides or []) or "(none)", "data.source": str(cfg.data.source)}
+        )
         report_dir = Path(str(cfg.paths.runs_dir)) / "data_checks" / pid
         checks = []
         # 1. dataset -> raw checks -> (parallel) features -> feature checks
@@ -545,10 +634,15 @@ def cmet_pipeline(overrides: list[str] | None = None) -> dict:
             checks.append(validate("raw", ds["clip_table"], cd, str(report_dir), pid))
             n = int(p.extract_shards)
             fkey = hash_obj([data_key, hash_code("cmet/audio"), n])
-            futs = [_fresh(extract_shard, cache / "features", f"{fkey}-{i}").submit(
-                cd, ds["clip_table"], i, n, f"{fkey}-{i}", str(cache / "features")) for i in range(n)]
-            fs_dir = _fresh(merge_shards, cache / "features", fkey)([f.result() for f in futs], fkey,
-                                                                     str(cache / "features"))
+            futs = [
+                _fresh(extract_shard, cache / "features", f"{fkey}-{i}").submit(
+                    cd, ds["clip_table"], i, n, f"{fkey}-{i}", str(cache / "features")
+                )
+                for i in range(n)
+            ]
+            fs_dir = _fresh(merge_shards, cache / "features", fkey)(
+                [f.result() for f in futs], fkey, str(cache / "features")
+            )
         else:
             fs_dir = ds["features"]
             checks.append(validate("raw", fs_dir, cd, str(report_dir), pid))
@@ -561,47 +655,83 @@ def cmet_pipeline(overrides: list[str] | None = None) -> dict:
         tune_res = None
         best_cfg = cfg
         if p.tune.enabled:
-            study = p.tune.study_name or f"cmet-{data_hash}-{hash_obj([model_key, hash_cfg(cfg, 'pipeline'), hash_code(*MODEL_CODE)], 10)}"
+            study = (
+                p.tune.study_name
+                or f"cmet-{data_hash}-{hash_obj([model_key, hash_cfg(cfg, 'pipeline'), hash_code(*MODEL_CODE)], 10)}"
+            )
             tune_res = tune(cd, fs_dir, str(study), pid, exp_id)
             from flows.tune import apply_params
 
             best_cfg = apply_params(cfg, tune_res["best_params"])
             mlflow.log_params({f"best.{k}": v for k, v in tune_res["best_params"].items()})
         bcd = OmegaConf.to_container(best_cfg, resolve=True)
-        train_key = hash_obj([data_hash, hash_cfg(best_cfg, "model", "train", "seed", "device"), hash_code(*MODEL_CODE)])
-        train_res = _fresh(train_final, cache / "train", train_key)(bcd, fs_dir, train_key, str(cache / "train"),
-                                                                    pid, exp_id)
+        train_key = hash_obj(
+            [data_hash, hash_cfg(best_cfg, "model", "train", "seed", "device"), hash_code(*MODEL_CODE)]
+        )
+        train_res = _fresh(train_final, cache / "train", train_key)(
+            bcd, fs_dir, train_key, str(cache / "train"), pid, exp_id
+        )
         # 3. evaluate -> gate -> log -> register -> bento
         eval_hash = hash_obj([data_hash, hash_cfg(best_cfg, "eval"), hash_code(*EVAL_CODE)])
         eval_key = hash_obj([eval_hash, train_res["bundle_hash"]])
-        eval_res = _fresh(evaluate_bundle, cache / "eval", eval_key)(bcd, train_res["bundle"], fs_dir, eval_key,
-                                                                     str(cache / "eval"), train_res["metrics"])
+        eval_res = _fresh(evaluate_bundle, cache / "eval", eval_key)(
+            bcd, train_res["bundle"], fs_dir, eval_key, str(cache / "eval"), train_res["metrics"]
+        )
         gate_res = gate(bcd, eval_res["metrics"], eval_hash, fs_dir)
-        logged = log_final(bcd, hash_obj([train_res["run_id"], train_res["bundle_hash"], eval_hash]), train_res,
-                           eval_res, gate_res, tune_res, fs_dir, data_hash, [x.get("json") for x in checks] +
-                           [x.get("html") for x in checks])
-        reg = register(bcd, logged["model_uri"], logged["run_id"], train_res, eval_res, gate_res, data_hash, eval_hash)
+        logged = log_final(
+            bcd,
+            hash_obj([train_res["run_id"], train_res["bundle_hash"], eval_hash]),
+            train_res,
+            eval_res,
+            gate_res,
+            tune_res,
+            fs_dir,
+            data_hash,
+            [x.get("json") for x in checks] + [x.get("html") for x in checks],
+        )
+        reg = register(
+            bcd, logged["model_uri"], logged["run_id"], train_res, eval_res, gate_res, data_hash, eval_hash
+        )
         mlflow.log_metrics({f"test/{k}": v for k, v in eval_res["metrics"].items()})
         mlflow.log_dict(gate_res["report"], "gate/gate_report.json")
-        mlflow.set_tags({"gate.passed": str(gate_res["passed"]).lower(), "model.version": reg["version"],
-                         "champion": str(reg["after"]["champion"])})
+        mlflow.set_tags(
+            {
+                "gate.passed": str(gate_res["passed"]).lower(),
+                "model.version": reg["version"],
+                "champion": str(reg["after"]["champion"]),
+            }
+        )
         bento_tag = None
         champ = reg["after"]["champion"]
         if p.bento and champ is not None:
             from flows import registry as R
 
             champ_hash = R.client().get_model_version(reg["name"], champ).tags.get("bundle_hash", champ)
-            bento_tag = package(bcd, f"models:/{reg['name']}/{champ}", hash_obj([champ, champ_hash, hash_cfg(cfg, "serving")]))
+            bento_tag = package(
+                bcd, f"models:/{reg['name']}/{champ}", hash_obj([champ, champ_hash, hash_cfg(cfg, "serving")])
+            )
         if bento_tag:
             mlflow.set_tag("bento", bento_tag)
         summary.update(
-            data_hash=data_hash, features=fs_dir, tune=tune_res, train=train_res, metrics=eval_res["metrics"],
-            gate=gate_res, registry=reg, bento=bento_tag, seconds=time.perf_counter() - t_start,
+            data_hash=data_hash,
+            features=fs_dir,
+            tune=tune_res,
+            train=train_res,
+            metrics=eval_res["metrics"],
+            gate=gate_res,
+            registry=reg,
+            bento=bento_tag,
+            seconds=time.perf_counter() - t_start,
             tracking_uri=mlflow.get_tracking_uri(),
         )
         mlflow.log_metric("pipeline_seconds", summary["seconds"])
-    logger.info("pipeline finished in %.1fs: champion v%s, gate %s, bento %s", summary["seconds"], champ,
-                "passed" if gate_res["passed"] else "FAILED", bento_tag)
+    logger.info(
+        "pipeline finished in %.1fs: champion v%s, gate %s, bento %s",
+        summary["seconds"],
+        champ,
+        "passed" if gate_res["passed"] else "FAILED",
+        bento_tag,
+    )
     return summary
 
 
@@ -624,7 +754,11 @@ def task_runner(cfg):
             from prefect_dask import DaskTaskRunner
         except ImportError as e:
             raise ConfigError("pipeline.task_runner=dask needs `pip install prefect-dask`") from e
-        return DaskTaskRunner(address=addr) if addr else DaskTaskRunner(cluster_kwargs={"n_workers": n, "processes": False})
+        return (
+            DaskTaskRunner(address=addr)
+            if addr
+            else DaskTaskRunner(cluster_kwargs={"n_workers": n, "processes": False})
+        )
     if kind == "ray":
         try:
             from prefect_ray import RayTaskRunner

@@ -43,7 +43,9 @@ def ensure_model(c, name: str) -> None:
     try:
         c.get_registered_model(name)
     except _exc():
-        c.create_registered_model(name, description="C-MET connector (speech -> expression offsets); aliases champion/challenger")
+        c.create_registered_model(
+            name, description="C-MET connector (speech -> expression offsets); aliases champion/challenger"
+        )
 
 
 def alias_version(c, name: str, alias: str) -> str | None:
@@ -78,7 +80,9 @@ def find_version_by_tag(c, name: str, key: str, value: str) -> str | None:
     return None
 
 
-def register_candidate(c, name: str, source: str, run_id: str, tags: dict[str, str], dedupe_key: str | None = None):
+def register_candidate(
+    c, name: str, source: str, run_id: str, tags: dict[str, str], dedupe_key: str | None = None
+):
     """Register ``source`` (a model URI) as a new version with ``tags``; reuse the version already
     registered with the same ``bundle_hash`` (an unchanged re-run registers nothing new).
 
@@ -180,6 +184,14 @@ def list_versions(c, name: str) -> list[VersionRow]:
     rows = []
     for mv in sorted(mvs, key=lambda m: int(m.version)):
         t = mv.tags or {}
-        rows.append(VersionRow(str(mv.version), sorted(aliases.get(str(mv.version), [])), t.get("gate.passed", "?"),
-                               t.get("metric.acc_emo/cmet", "?"), int(mv.creation_timestamp or 0), mv.run_id or ""))
+        rows.append(
+            VersionRow(
+                str(mv.version),
+                sorted(aliases.get(str(mv.version), [])),
+                t.get("gate.passed", "?"),
+                t.get("metric.acc_emo/cmet", "?"),
+                int(mv.creation_timestamp or 0),
+                mv.run_id or "",
+            )
+        )
     return rows

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def storage_url(cfg) -> str:
     url = str(cfg.pipeline.tune.storage)
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     return url
 
 
@@ -58,9 +58,13 @@ def open_study(cfg, study_name: str, attempts: int = 5):
     tcfg = cfg.pipeline.tune
     for i in range(attempts):
         try:
-            return optuna.create_study(study_name=study_name, storage=make_storage(storage_url(cfg)),
-                                       direction=str(tcfg.direction), load_if_exists=True,
-                                       pruner=make_pruner(OmegaConf.to_container(tcfg.pruner, resolve=True)))
+            return optuna.create_study(
+                study_name=study_name,
+                storage=make_storage(storage_url(cfg)),
+                direction=str(tcfg.direction),
+                load_if_exists=True,
+                pruner=make_pruner(OmegaConf.to_container(tcfg.pruner, resolve=True)),
+            )
         except (IntegrityError, DBAPIError, optuna.exceptions.DuplicatedStudyError):
             if i == attempts - 1:
                 raise
@@ -74,9 +78,13 @@ def suggest(trial, space: dict) -> dict:
     for key, spec in space.items():
         t = spec.get("type", "float")
         if t == "float":
-            out[key] = trial.suggest_float(key, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False)))
+            out[key] = trial.suggest_float(
+                key, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log", False))
+            )
         elif t == "int":
-            out[key] = trial.suggest_int(key, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log", False)))
+            out[key] = trial.suggest_int(
+                key, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log", False))
+            )
         elif t == "categorical":
             out[key] = trial.suggest_categorical(key, list(spec["choices"]))
         else:
@@ -105,8 +113,15 @@ def _numeric(metrics: dict) -> dict[str, float]:
     return out
 
 
-def run_worker(cfg, fs_dir: str, parent_run_id: str | None, experiment_id: str | None, study_name: str,
-               worker: str = "w0", out_root: str | Path | None = None) -> dict:
+def run_worker(
+    cfg,
+    fs_dir: str,
+    parent_run_id: str | None,
+    experiment_id: str | None,
+    study_name: str,
+    worker: str = "w0",
+    out_root: str | Path | None = None,
+) -> dict:
     """Run trials on the shared study until it holds ``n_trials`` finished ones. Returns a summary."""
     import mlflow
     import optuna
@@ -129,12 +144,23 @@ def run_worker(cfg, fs_dir: str, parent_run_id: str | None, experiment_id: str |
         # a trial needs the C-MET connector's validation score only: no speech-direct baseline here
         baselines = [b for b in cfg.eval.get("baselines", []) if b != "speech_direct"]
         steps = int(tcfg.steps)
-        c = apply_params(cfg, params, **{"train.steps": steps, "train.resume": False, "eval.baselines": baselines,
-                                         "train.eval_every": max(1, steps // int(tcfg.get("reports", 3)))})
-        with mlflow.start_run(run_name=f"trial-{trial.number}", nested=True, parent_run_id=parent_run_id,
-                              experiment_id=experiment_id, tags={"optuna.study": study_name,
-                                                                 "optuna.trial": str(trial.number),
-                                                                 "worker": worker}):
+        c = apply_params(
+            cfg,
+            params,
+            **{
+                "train.steps": steps,
+                "train.resume": False,
+                "eval.baselines": baselines,
+                "train.eval_every": max(1, steps // int(tcfg.get("reports", 3))),
+            },
+        )
+        with mlflow.start_run(
+            run_name=f"trial-{trial.number}",
+            nested=True,
+            parent_run_id=parent_run_id,
+            experiment_id=experiment_id,
+            tags={"optuna.study": study_name, "optuna.trial": str(trial.number), "worker": worker},
+        ):
             mlflow.log_params(params)
             last: dict = {"value": None}
 
@@ -154,20 +180,29 @@ def run_worker(cfg, fs_dir: str, parent_run_id: str | None, experiment_id: str |
             value = m.get(metric, last["value"])
             if value is None:
                 raise ConfigError(f"training returned no {metric!r} (pipeline.tune.metric); got {sorted(m)}")
-            mlflow.log_metrics({**_numeric(m), "objective": float(value), "trial_seconds": time.perf_counter() - t0})
+            mlflow.log_metrics(
+                {**_numeric(m), "objective": float(value), "trial_seconds": time.perf_counter() - t0}
+            )
             mlflow.set_tag("optuna.state", "COMPLETE")
             return float(value)
 
     t0 = time.perf_counter()
     done = sum(t.state in finished for t in study.get_trials(deepcopy=False))
     if done < n_trials:
-        study.optimize(objective, n_trials=n_trials - done, timeout=tcfg.timeout_s, gc_after_trial=False,
-                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=finished)],
-                       catch=())
+        study.optimize(
+            objective,
+            n_trials=n_trials - done,
+            timeout=tcfg.timeout_s,
+            gc_after_trial=False,
+            callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=finished)],
+            catch=(),
+        )
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
-        raise ConfigError(f"study {study_name!r}: no trial completed (all pruned or failed); raise pipeline.tune.steps")
+        raise ConfigError(
+            f"study {study_name!r}: no trial completed (all pruned or failed); raise pipeline.tune.steps"
+        )
     best = study.best_trial
     return {
         "study": study_name,

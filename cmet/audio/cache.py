@@ -25,7 +25,9 @@ def wave_hash(wave: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(wave, dtype=np.float32).tobytes()).hexdigest()[:24]
 
 
-def encode_cached(encoder, paths: Sequence[str | Path], cache_dir: str | Path | None) -> tuple[np.ndarray, dict]:
+def encode_cached(
+    encoder, paths: Sequence[str | Path], cache_dir: str | Path | None
+) -> tuple[np.ndarray, dict]:
     """Embeddings [N, D] of audio files, cached; the missing ones are encoded in one batch pass.
 
     Returns (array, {"hits": n, "encoded": m, "dir": folder}).

@@ -58,8 +58,11 @@ class SpeechEncoder:
     def config_key(self) -> str:
         """A short hash of what determines the embedding (for the feature cache)."""
         skip = ("batch_size", "workers", "progress", "device")
-        blob = json.dumps({"name": self.name, **{k: v for k, v in self.cfg.items() if k not in skip}},
-                          sort_keys=True, default=str)
+        blob = json.dumps(
+            {"name": self.name, **{k: v for k, v in self.cfg.items() if k not in skip}},
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def check(self, waves: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[np.ndarray]:
@@ -114,8 +117,10 @@ class ProsodyEncoder(SpeechEncoder):
             from cmet.audio import prosody_ref
 
             if len(prosody_ref.REF_MEAN) != self.dim:
-                raise ConfigError(f"prosody_ref constants have {len(prosody_ref.REF_MEAN)} dims, the descriptor "
-                                  f"{self.dim}: regenerate them (python -m cmet.audio.prosody_ref) or normalise=false")
+                raise ConfigError(
+                    f"prosody_ref constants have {len(prosody_ref.REF_MEAN)} dims, the descriptor "
+                    f"{self.dim}: regenerate them (python -m cmet.audio.prosody_ref) or normalise=false"
+                )
             self._mu = np.asarray(prosody_ref.REF_MEAN, np.float32)
             self._sd = np.asarray(prosody_ref.REF_SCALE, np.float32)
 
@@ -139,8 +144,16 @@ class ProsodyEncoder(SpeechEncoder):
 
             with ProcessPoolExecutor(workers) as ex:
                 it = ex.map(self._p.describe, waves, chunksize=16)
-                out = list(tqdm(it, total=len(waves), desc=f"encode ({self.name})", unit="clip", leave=False,
-                                disable=not progress))
+                out = list(
+                    tqdm(
+                        it,
+                        total=len(waves),
+                        desc=f"encode ({self.name})",
+                        unit="clip",
+                        leave=False,
+                        disable=not progress,
+                    )
+                )
             return self._norm(np.stack(out))
         it = tqdm(waves, desc=f"encode ({self.name})", unit="clip", leave=False, disable=not progress)
         return self._norm(np.stack([self._p.describe(w) for w in it]))
@@ -158,7 +171,9 @@ class HFEncoder(SpeechEncoder):
 
         folder = self.cfg.get("model_dir")
         if not folder or not Path(folder).is_dir():
-            raise ConfigError(f"audio.model_dir must be a local folder with a transformers speech model; got {folder!r}")
+            raise ConfigError(
+                f"audio.model_dir must be a local folder with a transformers speech model; got {folder!r}"
+            )
         self.device = device or pick_device(self.cfg.get("device", "auto") or "auto")
         conf = AutoConfig.from_pretrained(folder, local_files_only=True)
         model = AutoModel.from_pretrained(folder, local_files_only=True)
@@ -241,8 +256,11 @@ class Emotion2VecEncoder(SpeechEncoder):
         from cmet.device import pick_device
 
         # a local folder path is loaded as it is (no hub look-up); device chosen once
-        self.model = AutoModel(model=str(folder), disable_update=True,
-                               device=str(pick_device(self.cfg.get("device", "auto") or "auto")))
+        self.model = AutoModel(
+            model=str(folder),
+            disable_update=True,
+            device=str(pick_device(self.cfg.get("device", "auto") or "auto")),
+        )
         self.name = f"emotion2vec-{Path(folder).name}"
         self.dim = int(self.cfg.get("dim", 1024))
         self.min_samples = int(self.cfg.get("min_samples", 1600))
@@ -266,19 +284,29 @@ class PrecomputedEncoder(SpeechEncoder):
         self.dim = int(self.cfg.get("dim", 1024))
 
     def encode(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        raise ConfigError("the precomputed encoder reads features beside audio files; call encode_files(paths)")
+        raise ConfigError(
+            "the precomputed encoder reads features beside audio files; call encode_files(paths)"
+        )
 
     def encode_files(self, paths: Sequence[str | Path]) -> np.ndarray:
         from cmet.audio.evaluate import precomputed_feature
 
-        arr = np.stack([precomputed_feature(p, self.subdir) for p in paths]) if paths else np.zeros((0, self.dim))
+        arr = (
+            np.stack([precomputed_feature(p, self.subdir) for p in paths])
+            if paths
+            else np.zeros((0, self.dim))
+        )
         if len(paths):
             self.dim = int(arr.shape[1])
         return arr.astype(np.float32)
 
 
-ENCODERS = {"prosody": ProsodyEncoder, "hf": HFEncoder, "emotion2vec": Emotion2VecEncoder,
-            "precomputed": PrecomputedEncoder}
+ENCODERS = {
+    "prosody": ProsodyEncoder,
+    "hf": HFEncoder,
+    "emotion2vec": Emotion2VecEncoder,
+    "precomputed": PrecomputedEncoder,
+}
 
 
 def get_encoder(audio_cfg) -> SpeechEncoder:

@@ -47,9 +47,16 @@ def _apply(v: np.ndarray, mu: np.ndarray, w: np.ndarray | None) -> np.ndarray:
     return v if w is None else (v - mu) @ w
 
 
-def evaluate_speaker_transfer(features: np.ndarray, speakers: Sequence[str], emotions: Sequence[str],
-                              ks: Sequence[int] = (1, 3, 5), n_draws: int = 50, seed: int = 0,
-                              projection: str = "none", metric: str = "cosine") -> dict:
+def evaluate_speaker_transfer(
+    features: np.ndarray,
+    speakers: Sequence[str],
+    emotions: Sequence[str],
+    ks: Sequence[int] = (1, 3, 5),
+    n_draws: int = 50,
+    seed: int = 0,
+    projection: str = "none",
+    metric: str = "cosine",
+) -> dict:
     """Leave-one-speaker-out nearest-centroid accuracy of k-clip semantic vectors.
 
     features [N, D] one embedding a clip; speakers [N]; emotions [N] (``"neutral"`` clips are the
@@ -60,7 +67,9 @@ def evaluate_speaker_transfer(features: np.ndarray, speakers: Sequence[str], emo
     spk = np.asarray(speakers).astype(str)
     emo = np.asarray(emotions).astype(str)
     if x.ndim != 2 or x.shape[0] != spk.size or spk.size != emo.size:
-        raise DataError(f"features [N, D], speakers [N], emotions [N] must agree; got {x.shape}, {spk.size}, {emo.size}")
+        raise DataError(
+            f"features [N, D], speakers [N], emotions [N] must agree; got {x.shape}, {spk.size}, {emo.size}"
+        )
     speakers_u = sorted(set(spk))
     if len(speakers_u) < 2:
         raise DataError("speaker-transfer evaluation needs at least 2 speakers")
@@ -83,8 +92,11 @@ def evaluate_speaker_transfer(features: np.ndarray, speakers: Sequence[str], emo
         # centroids: per other speaker per emotion mean difference, averaged over speakers
         cents = []
         for e in emos:
-            per = [diff[(spk == o) & (emo == e)].mean(axis=0) for o in speakers_u
-                   if o != s and ((spk == o) & (emo == e)).any()]
+            per = [
+                diff[(spk == o) & (emo == e)].mean(axis=0)
+                for o in speakers_u
+                if o != s and ((spk == o) & (emo == e)).any()
+            ]
             if not per:
                 raise DataError(f"no other speaker has emotion {e!r}")
             cents.append(np.mean(per, axis=0))
@@ -95,8 +107,11 @@ def evaluate_speaker_transfer(features: np.ndarray, speakers: Sequence[str], emo
                 continue
             for k in ks:
                 kk = min(k, idx.size)
-                q = _apply(np.stack([diff[rng.choice(idx, kk, replace=False)].mean(axis=0)
-                                     for _ in range(n_draws)]), mu, w)
+                q = _apply(
+                    np.stack([diff[rng.choice(idx, kk, replace=False)].mean(axis=0) for _ in range(n_draws)]),
+                    mu,
+                    w,
+                )
                 if metric == "cosine":
                     qn = q / (np.linalg.norm(q, axis=1, keepdims=True) + 1e-12)
                     cn = c / (np.linalg.norm(c, axis=1, keepdims=True) + 1e-12)
@@ -106,8 +121,16 @@ def evaluate_speaker_transfer(features: np.ndarray, speakers: Sequence[str], emo
                 np.add.at(conf[k], (np.full(n_draws, emo_idx[e]), pred), 1)
     acc = {k: float(np.trace(m) / m.sum()) for k, m in conf.items()}
     per = {k: {e: float(m[i, i] / max(m[i].sum(), 1)) for i, e in enumerate(emos)} for k, m in conf.items()}
-    return {"acc": acc, "per_emotion": per, "chance": 1.0 / len(emos), "confusion": {k: m.tolist() for k, m in conf.items()},
-            "emotions": emos, "projection": projection, "metric": metric, "n_draws": n_draws}
+    return {
+        "acc": acc,
+        "per_emotion": per,
+        "chance": 1.0 / len(emos),
+        "confusion": {k: m.tolist() for k, m in conf.items()},
+        "emotions": emos,
+        "projection": projection,
+        "metric": metric,
+        "n_draws": n_draws,
+    }
 
 
 def mead_release_table(release_dir: str | Path) -> pd.DataFrame:
@@ -119,8 +142,15 @@ def mead_release_table(release_dir: str | Path) -> pd.DataFrame:
     for edir in sorted(p for p in root.iterdir() if p.is_dir()):
         for wav in sorted(edir.glob("*.wav")):
             parts = wav.stem.split("_")
-            rows.append({"audio_path": str(wav), "identity": parts[0], "emotion": edir.name,
-                         "clip": parts[-1], "level": int(parts[2]) if "level" in parts else 1})
+            rows.append(
+                {
+                    "audio_path": str(wav),
+                    "identity": parts[0],
+                    "emotion": edir.name,
+                    "clip": parts[-1],
+                    "level": int(parts[2]) if "level" in parts else 1,
+                }
+            )
     if not rows:
         raise DataError(f"no wav files under {root}")
     return pd.DataFrame(rows)
@@ -151,8 +181,15 @@ def plot_confusion(result: dict, k: int, out_png: str | Path, title: str = "") -
     ax.set_yticks(range(len(emos)), emos)
     for i in range(len(emos)):
         for j in range(len(emos)):
-            ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if m[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{m[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if m[i, j] > 0.5 else "black",
+            )
     ax.set_xlabel("nearest centroid")
     ax.set_ylabel("true emotion")
     ax.set_title(title or f"k={k}: acc {result['acc'][k]:.2f}")

@@ -46,6 +46,12 @@ def extract_features(cfg, clip_table: pd.DataFrame) -> FeatureSet:
     speech, stats = encode_cached(enc, list(clip_table["audio_path"]), cache_dir)
     tracks = load_tracks(clip_table)
     meta = {"encoder": enc.name, "encoder_key": enc.config_key(), "speech_cache": stats}
-    fs = FeatureSet(clip_table.drop(columns=[c for c in ("frame_start",) if c in clip_table]),
-                    speech.astype(np.float32), tracks["expr"], tracks["lips"], tracks["pose"], meta)
+    fs = FeatureSet(
+        clip_table.drop(columns=[c for c in ("frame_start",) if c in clip_table]),
+        speech.astype(np.float32),
+        tracks["expr"],
+        tracks["lips"],
+        tracks["pose"],
+        meta,
+    )
     return fs

@@ -71,8 +71,24 @@ def ffmpeg_exe() -> str:
 
 def decode_with_ffmpeg(path: str | Path, sr: int = TARGET_SR) -> np.ndarray:
     """Decode any ffmpeg-readable file's first audio stream to mono float32 at ``sr``: [S]."""
-    cmd = [ffmpeg_exe(), "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0", "-vn",
-           "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-nostdin",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(sr),
+        "-f",
+        "f32le",
+        "-",
+    ]
     proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
         msg = proc.stderr.decode(errors="replace").strip().splitlines()
@@ -108,8 +124,15 @@ def resample(wave: np.ndarray, sr: int, target_sr: int = TARGET_SR) -> np.ndarra
     return resample_poly(wave, target_sr // g, int(sr) // g).astype(np.float32)
 
 
-def check_audio(wave: np.ndarray, sr: int = TARGET_SR, source: str = "<array>", *, orig_sr: int | None = None,
-                channels: int = 1, min_duration_s: float = 0.0) -> AudioReport:
+def check_audio(
+    wave: np.ndarray,
+    sr: int = TARGET_SR,
+    source: str = "<array>",
+    *,
+    orig_sr: int | None = None,
+    channels: int = 1,
+    min_duration_s: float = 0.0,
+) -> AudioReport:
     """Measure a mono clip [S]; raise AudioError when it is empty, non-finite, silent or too short."""
     n = int(wave.shape[0])
     if n == 0:
@@ -128,10 +151,22 @@ def check_audio(wave: np.ndarray, sr: int = TARGET_SR, source: str = "<array>", 
     frame_db = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-20)
     silent_fraction = float(np.mean(frame_db < max(_db(peak) - 50.0, SILENCE_PEAK_DBFS)))
     clipped_fraction = float(np.mean(absw >= CLIP_LEVEL))
-    rep = AudioReport(source, int(orig_sr or sr), channels, dur, _db(peak), _db(rms), clipped_fraction,
-                      silent_fraction, bool(orig_sr and orig_sr != sr), channels > 1)
+    rep = AudioReport(
+        source,
+        int(orig_sr or sr),
+        channels,
+        dur,
+        _db(peak),
+        _db(rms),
+        clipped_fraction,
+        silent_fraction,
+        bool(orig_sr and orig_sr != sr),
+        channels > 1,
+    )
     if rep.peak_dbfs < SILENCE_PEAK_DBFS:
-        raise AudioError(f"audio {source} is silent (peak {rep.peak_dbfs:.1f} dBFS < {SILENCE_PEAK_DBFS} dBFS)")
+        raise AudioError(
+            f"audio {source} is silent (peak {rep.peak_dbfs:.1f} dBFS < {SILENCE_PEAK_DBFS} dBFS)"
+        )
     if rep.clipped:
         rep.warnings.append(f"clipping: {100 * clipped_fraction:.2f}% of samples at full scale")
     if silent_fraction > 0.8:
@@ -143,7 +178,9 @@ def check_audio(wave: np.ndarray, sr: int = TARGET_SR, source: str = "<array>", 
     return rep
 
 
-def load_audio(path: str | Path, sr: int = TARGET_SR, min_duration_s: float = 0.0) -> tuple[np.ndarray, AudioReport]:
+def load_audio(
+    path: str | Path, sr: int = TARGET_SR, min_duration_s: float = 0.0
+) -> tuple[np.ndarray, AudioReport]:
     """Read any supported file -> (mono float32 wave [S] at ``sr``, :class:`AudioReport`)."""
     path = Path(path)
     if not path.is_file():
@@ -165,7 +202,9 @@ def load_audio(path: str | Path, sr: int = TARGET_SR, min_duration_s: float = 0.
 
         wave = decode_with_ffmpeg(path, sr)
         orig_sr, channels = _probe_rate_channels(path, sr)
-    rep = check_audio(wave, sr, str(path), orig_sr=int(orig_sr), channels=channels, min_duration_s=min_duration_s)
+    rep = check_audio(
+        wave, sr, str(path), orig_sr=int(orig_sr), channels=channels, min_duration_s=min_duration_s
+    )
     return wave, rep
 
 
@@ -173,8 +212,9 @@ def _probe_rate_channels(path: Path, default_sr: int) -> tuple[int, int]:
     """Original sample rate and channel count from ffmpeg's banner (best effort)."""
     import re
 
-    proc = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
-                          check=False)
+    proc = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True, check=False
+    )
     text = proc.stderr.decode(errors="replace")
     m = re.search(r"Audio:.*?(\d+) Hz, (mono|stereo|\d+ channels|[\d.]+)", text)
     if not m:

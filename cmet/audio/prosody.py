@@ -48,9 +48,11 @@ def frame(x: np.ndarray, win: int, hop: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=4)
-def mel_filterbank(n_mels: int = N_MELS, nfft: int = NFFT, sr: int = SR, fmin: float = 50.0,
-                   fmax: float = 7600.0) -> np.ndarray:
+def mel_filterbank(
+    n_mels: int = N_MELS, nfft: int = NFFT, sr: int = SR, fmin: float = 50.0, fmax: float = 7600.0
+) -> np.ndarray:
     """HTK-mel triangular filters: [n_mels, nfft // 2 + 1]."""
+
     def hz2mel(f):
         return 2595.0 * np.log10(1.0 + np.asarray(f) / 700.0)
 
@@ -66,8 +68,9 @@ def mel_filterbank(n_mels: int = N_MELS, nfft: int = NFFT, sr: int = SR, fmin: f
     return fb
 
 
-def yin_pitch(x: np.ndarray, sr: int = SR, hop: int = HOP, win: int = PITCH_WIN,
-              threshold: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+def yin_pitch(
+    x: np.ndarray, sr: int = SR, hop: int = HOP, win: int = PITCH_WIN, threshold: float = 0.15
+) -> tuple[np.ndarray, np.ndarray]:
     """YIN F0 per frame: ([n] f0 in Hz, 0 where unvoiced; [n] aperiodicity = CMNDF minimum in [0, 1+])."""
     frames = frame(x, win, hop).astype(np.float64)
     frames = frames - frames.mean(axis=1, keepdims=True)
@@ -119,7 +122,9 @@ def levinson(r: np.ndarray, order: int) -> np.ndarray:
     for i in range(1, order + 1):
         acc = r[:, i] + np.einsum("nj,nj->n", a[:, 1:i], r[:, i - 1 : 0 : -1])
         k = -acc / np.maximum(err, 1e-12)
-        a[:, 1 : i + 1] = a[:, 1 : i + 1] + k[:, None] * np.concatenate([a[:, i - 1 : 0 : -1], np.ones((n, 1))], 1)
+        a[:, 1 : i + 1] = a[:, 1 : i + 1] + k[:, None] * np.concatenate(
+            [a[:, i - 1 : 0 : -1], np.ones((n, 1))], 1
+        )
         err = err * (1 - k**2)
     return a
 
@@ -155,9 +160,19 @@ def lpc_formants(x: np.ndarray, frames_idx: np.ndarray, order: int = 14, max_fra
     if len(out) < 2:
         return np.zeros(9)
     v = np.array(out) / 1000.0
-    return np.array([v[:, 0].mean(), v[:, 0].std(), np.median(v[:, 3]),
-                     v[:, 1].mean(), v[:, 1].std(), np.median(v[:, 4]),
-                     v[:, 2].mean(), v[:, 2].std(), np.median(v[:, 5])])
+    return np.array(
+        [
+            v[:, 0].mean(),
+            v[:, 0].std(),
+            np.median(v[:, 3]),
+            v[:, 1].mean(),
+            v[:, 1].std(),
+            np.median(v[:, 4]),
+            v[:, 2].mean(),
+            v[:, 2].std(),
+            np.median(v[:, 5]),
+        ]
+    )
 
 
 def _stats(v: np.ndarray, n: int) -> np.ndarray:
@@ -196,7 +211,9 @@ def describe(x: np.ndarray, sr: int = SR) -> np.ndarray:
     if x.shape[0] < MIN_SAMPLES:
         from cmet.errors import AudioError
 
-        raise AudioError(f"clip of {x.shape[0]} samples is shorter than the {MIN_SAMPLES} the prosody encoder needs")
+        raise AudioError(
+            f"clip of {x.shape[0]} samples is shorter than the {MIN_SAMPLES} the prosody encoder needs"
+        )
     x = x / (np.abs(x).max() + 1e-9) * 0.5  # level normalisation: loudness is kept as a relative contour
     # --------------------------------------------------------------- frames, spectra
     fr = frame(x, WIN, HOP) * np.hanning(WIN)
@@ -236,8 +253,11 @@ def describe(x: np.ndarray, sr: int = SR) -> np.ndarray:
     e = en_db[speech]
     en_stats = _stats(e - en_db.max(), 6) / 10.0
     de = np.abs(np.diff(en_db)).mean() / 3.0
-    ev = (en_db[:m][voiced].mean() - en_db[:m][speech[:m] & ~voiced].mean()) / 10.0 if (
-        voiced.any() and (speech[:m] & ~voiced).any()) else 0.0
+    ev = (
+        (en_db[:m][voiced].mean() - en_db[:m][speech[:m] & ~voiced].mean()) / 10.0
+        if (voiced.any() and (speech[:m] & ~voiced).any())
+        else 0.0
+    )
     energy = np.concatenate([en_stats, [de, ev]])
     # --------------------------------------------------------------- spectral shape (speech frames)
     ps = pw[speech]
@@ -254,20 +274,34 @@ def describe(x: np.ndarray, sr: int = SR) -> np.ndarray:
     lf = np.log(freqs[4:] + 1.0)  # tilt: slope of log-power vs log-frequency above ~100 Hz
     lfc = lf - lf.mean()
     tilt = (np.log(ps[:, 4:]) - np.log(ps[:, 4:]).mean(axis=1, keepdims=True)) @ lfc / (lfc @ lfc)
+
     def band(lo, hi):
         sel = (freqs >= lo) & (freqs < hi)
         return ps[:, sel]
+
     lo1, hi1 = band(50, 1000).sum(axis=1), band(1000, 5000).sum(axis=1)
     alpha = 10 * np.log10(hi1.sum() / lo1.sum())
     hamm = 10 * np.log10(band(0, 2000).max(axis=1).mean() / band(2000, 5000).max(axis=1).mean())
     bands = np.array([band(lo, hi).sum() for lo, hi in BANDS])
     bands_rel = np.log10(bands / bands.sum() + 1e-9)
-    spec = np.array([
-        centroid.mean() / 1000, centroid.std() / 1000, bw.mean() / 1000, bw.std() / 1000,
-        rolloff.mean() / 2000, rolloff.std() / 2000, flat.mean() * 10, flat.std() * 10,
-        flux.mean() / 2, flux.std() / 2, tilt.mean() / 2, tilt.std() / 2,
-        alpha / 10, hamm / 10,
-    ])
+    spec = np.array(
+        [
+            centroid.mean() / 1000,
+            centroid.std() / 1000,
+            bw.mean() / 1000,
+            bw.std() / 1000,
+            rolloff.mean() / 2000,
+            rolloff.std() / 2000,
+            flat.mean() * 10,
+            flat.std() * 10,
+            flux.mean() / 2,
+            flux.std() / 2,
+            tilt.mean() / 2,
+            tilt.std() / 2,
+            alpha / 10,
+            hamm / 10,
+        ]
+    )
     # --------------------------------------------------------------- cepstrum, mel shape
     mel = np.log(pw @ mel_filterbank().T + 1e-10)  # [n, 40]
     mfcc = dct(mel, type=2, norm="ortho", axis=1)[:, 1:N_MFCC]
@@ -320,6 +354,8 @@ def describe(x: np.ndarray, sr: int = SR) -> np.ndarray:
     pause_frac = ((ends - starts)[long].sum()) / max(last - first + 1, 1)
     vr = np.diff(np.concatenate([[0], voiced.astype(int), [0]]))
     runs_v = np.flatnonzero(vr == -1) - np.flatnonzero(vr == 1)
-    timing = np.array([n_syl / sp_dur / 5, pause_frac * 3, long.sum() / dur, (runs_v.mean() if runs_v.size else 0) / 20])
+    timing = np.array(
+        [n_syl / sp_dur / 5, pause_frac * 3, long.sum() / dur, (runs_v.mean() if runs_v.size else 0) / 20]
+    )
     out = np.concatenate([pitch, energy, spec, bands_rel, ceps, vq, timing]).astype(np.float32)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

@@ -8,13 +8,17 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    data_app = typer.Typer(help="Datasets: generate the embedded MEAD-like set, look at it.", no_args_is_help=True)
+    data_app = typer.Typer(
+        help="Datasets: generate the embedded MEAD-like set, look at it.", no_args_is_help=True
+    )
     app.add_typer(data_app, name="data")
 
     @data_app.command("generate")
     def generate_cmd(
         overrides: list[str] = typer.Argument(None, help="Hydra overrides, e.g. data.identities.train=4"),
-        out: Path = typer.Option(None, "--out", help="where to save the FeatureSet (default: <clips>/features)"),
+        out: Path = typer.Option(
+            None, "--out", help="where to save the FeatureSet (default: <clips>/features)"
+        ),
     ) -> None:
         """Generate the clips (cached), extract features, save the FeatureSet; print size and times."""
         import time
@@ -34,13 +38,21 @@ def register(app: typer.Typer) -> None:
         t2 = time.time()
         dest = fs.save(out or clip_dir / "features")
         c = fs.clips
-        typer.echo(f"clips: {len(c)} ({c['identity'].nunique()} identities: "
-                   + ", ".join(f"{s} {c.loc[c['split'] == s, 'identity'].nunique()}" for s in ("train", "val", "test"))
-                   + f"; {len(fs.train_emotions)} emotions + extended {fs.extended_emotions})")
-        typer.echo(f"audio: {c['duration_s'].sum() / 60:.1f} min, frames: {int(c['n_frames'].sum())}, "
-                   f"speech dim {fs.d_speech} ({fs.meta.get('encoder')}), expr dim {fs.d_expr}")
-        typer.echo(f"time: generate {t1 - t0:.1f} s, features {t2 - t1:.1f} s "
-                   f"(speech cache: {fs.meta['speech_cache']['hits']} hits, {fs.meta['speech_cache']['encoded']} encoded)")
+        typer.echo(
+            f"clips: {len(c)} ({c['identity'].nunique()} identities: "
+            + ", ".join(
+                f"{s} {c.loc[c['split'] == s, 'identity'].nunique()}" for s in ("train", "val", "test")
+            )
+            + f"; {len(fs.train_emotions)} emotions + extended {fs.extended_emotions})"
+        )
+        typer.echo(
+            f"audio: {c['duration_s'].sum() / 60:.1f} min, frames: {int(c['n_frames'].sum())}, "
+            f"speech dim {fs.d_speech} ({fs.meta.get('encoder')}), expr dim {fs.d_expr}"
+        )
+        typer.echo(
+            f"time: generate {t1 - t0:.1f} s, features {t2 - t1:.1f} s "
+            f"(speech cache: {fs.meta['speech_cache']['hits']} hits, {fs.meta['speech_cache']['encoded']} encoded)"
+        )
         typer.echo(f"clips in {clip_dir}\nfeature set in {dest}")
 
     @data_app.command("look")

@@ -11,15 +11,29 @@ def register(app: typer.Typer) -> None:
     @app.command("edit")
     def edit(
         video: Path = typer.Option(..., "--video", help="neutral talking-face video (mp4)"),
-        emotion: str = typer.Option(None, "--emotion", help="target emotion by name (a bank saved with the model)"),
+        emotion: str = typer.Option(
+            None, "--emotion", help="target emotion by name (a bank saved with the model)"
+        ),
         out: Path = typer.Option(..., "--out", help="edited mp4 (same frames, fps and audio)"),
-        model: Path = typer.Option(None, "--model", help="model bundle folder (default: champion, else newest under .cmet/)"),
-        emotion_features: Path = typer.Option(None, "--emotion-features", help="folder of .npy speech features of the target emotion"),
-        emotion_speech: Path = typer.Option(None, "--emotion-speech", help="folder of speech clips (.wav) of the target emotion"),
-        neutral_features: Path = typer.Option(None, "--neutral-features", help="folder of .npy neutral speech features"),
+        model: Path = typer.Option(
+            None, "--model", help="model bundle folder (default: champion, else newest under .cmet/)"
+        ),
+        emotion_features: Path = typer.Option(
+            None, "--emotion-features", help="folder of .npy speech features of the target emotion"
+        ),
+        emotion_speech: Path = typer.Option(
+            None, "--emotion-speech", help="folder of speech clips (.wav) of the target emotion"
+        ),
+        neutral_features: Path = typer.Option(
+            None, "--neutral-features", help="folder of .npy neutral speech features"
+        ),
         intensity: float = typer.Option(1.0, "--intensity", help="emotion intensity (0 = no edit)"),
-        blend: str = typer.Option(None, "--blend", help="blend of named emotions, e.g. happy=0.7,surprised=0.3"),
-        codes_out: Path = typer.Option(None, "--codes-out", help="per-frame codes JSON (default: OUT with .json)"),
+        blend: str = typer.Option(
+            None, "--blend", help="blend of named emotions, e.g. happy=0.7,surprised=0.3"
+        ),
+        codes_out: Path = typer.Option(
+            None, "--codes-out", help="per-frame codes JSON (default: OUT with .json)"
+        ),
         audio: Path = typer.Option(None, "--audio", help="speech to mux in (default: the video's own audio)"),
     ):
         """Edit the emotion of a neutral talking-face video."""
@@ -47,14 +61,27 @@ def register(app: typer.Typer) -> None:
             if not wavs:
                 raise DataError(f"--emotion-speech: no .wav files in {emotion_speech}")
             target = speech_features(wavs, b)
-        res = edit_video(video, target, bundle=b, out=out, neutral=neutral_features, intensity=intensity,
-                         codes_out=codes_out or Path(out).with_suffix(".json"), audio=audio, progress=True)
+        res = edit_video(
+            video,
+            target,
+            bundle=b,
+            out=out,
+            neutral=neutral_features,
+            intensity=intensity,
+            codes_out=codes_out or Path(out).with_suffix(".json"),
+            audio=audio,
+            progress=True,
+        )
         con = Console(stderr=True)
-        con.print(f"[green]wrote[/] {res.out_path} ({res.n_frames} frames @ {res.fps:g} fps, target {res.target}); "
-                  f"codes {res.codes_path}")
+        con.print(
+            f"[green]wrote[/] {res.out_path} ({res.n_frames} frames @ {res.fps:g} fps, target {res.target}); "
+            f"codes {res.codes_path}"
+        )
         con.print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in res.timings.items()))
 
-    face = typer.Typer(help="Face side: landmarks, renders, the FER judge, model assets.", no_args_is_help=True)
+    face = typer.Typer(
+        help="Face side: landmarks, renders, the FER judge, model assets.", no_args_is_help=True
+    )
     app.add_typer(face, name="face")
 
     @face.command("assets")
@@ -67,7 +94,9 @@ def register(app: typer.Typer) -> None:
     @face.command("landmarks")
     def landmarks(
         image: Path = typer.Argument(..., help="an image or a video"),
-        out: Path = typer.Option(None, "--out", help="PNG with the landmarks drawn (image) / .npy of [T,468,3] (video)"),
+        out: Path = typer.Option(
+            None, "--out", help="PNG with the landmarks drawn (image) / .npy of [T,468,3] (video)"
+        ),
     ):
         """468 FaceMesh landmarks of an image or every frame of a video."""
         import cv2
@@ -100,7 +129,9 @@ def register(app: typer.Typer) -> None:
     def render_check(
         out: Path = typer.Option(Path("outputs/face"), "--out"),
         gain: float = typer.Option(None, "--gain"),
-        release: Path = typer.Option(None, "--release", help="release folder (default ../shared/data/cmet_release)"),
+        release: Path = typer.Option(
+            None, "--release", help="release folder (default ../shared/data/cmet_release)"
+        ),
     ):
         """Render every basic emotion on the portraits, judge them with FER, write a contact sheet."""
         import json

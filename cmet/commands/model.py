@@ -35,8 +35,13 @@ def print_table(metrics: dict, title: str) -> None:
             continue
         cos = metrics.get(f"cos/{m}")
         mse = metrics.get(f"recon_mse/{m}")
-        t.add_row(label, _fmt(metrics.get(f"acc_emo/{m}")), _fmt(metrics.get(f"acc_emo_ext/{m}", float("nan"))),
-                  "n/a" if cos is None else f"{cos:.3f}", "n/a" if mse is None else f"{mse:.4f}")
+        t.add_row(
+            label,
+            _fmt(metrics.get(f"acc_emo/{m}")),
+            _fmt(metrics.get(f"acc_emo_ext/{m}", float("nan"))),
+            "n/a" if cos is None else f"{cos:.3f}",
+            "n/a" if mse is None else f"{mse:.4f}",
+        )
     con = Console()
     con = Console(width=max(con.width, 120))
     con.print(t)
@@ -50,19 +55,29 @@ def print_table(metrics: dict, title: str) -> None:
         for m in METHOD_LABELS:
             if f"acc_emo/{m}" not in metrics:
                 continue
-            pe.add_row(m, *[_fmt(metrics.get(f"acc_emo/{m}/{e}", float("nan")), 0) for e in emos],
-                       *[_fmt(metrics.get(f"acc_emo_ext/{m}/{e}", float("nan")), 0) for e in ext])
+            pe.add_row(
+                m,
+                *[_fmt(metrics.get(f"acc_emo/{m}/{e}", float("nan")), 0) for e in emos],
+                *[_fmt(metrics.get(f"acc_emo_ext/{m}/{e}", float("nan")), 0) for e in ext],
+            )
         con.print(pe)
-    extra = [f"{k}={metrics[k]:.3f}" for k in ("nn_norm/cmet", "v_norm", "val/acc_emo", "train_seconds",
-                                              "samples_per_s") if isinstance(metrics.get(k), int | float)]
+    extra = [
+        f"{k}={metrics[k]:.3f}"
+        for k in ("nn_norm/cmet", "v_norm", "val/acc_emo", "train_seconds", "samples_per_s")
+        if isinstance(metrics.get(k), int | float)
+    ]
     con.print("  ".join(extra))
 
 
 def register(app: typer.Typer) -> None:
     @app.command("train", context_settings={"allow_extra_args": False})
     def train_cmd(
-        overrides: list[str] = typer.Argument(None, help="Hydra overrides, e.g. model=cmet_paper train.steps=10"),
-        out_dir: Path = typer.Option(None, "--out-dir", help="run folder (default: paths.runs_dir/<data>-<model>-<hash>)"),
+        overrides: list[str] = typer.Argument(
+            None, help="Hydra overrides, e.g. model=cmet_paper train.steps=10"
+        ),
+        out_dir: Path = typer.Option(
+            None, "--out-dir", help="run folder (default: paths.runs_dir/<data>-<model>-<hash>)"
+        ),
     ) -> None:
         """Train C-MET and the baselines, evaluate on held-out identities, print Acc_emo, write metrics JSON."""
         from cmet.config import compose
@@ -70,7 +85,9 @@ def register(app: typer.Typer) -> None:
 
         cfg = compose(list(overrides or []))
         metrics = train(cfg, out_dir=out_dir)
-        print_table(metrics, f"Acc_emo on held-out identities ({cfg.data.source}, model={cfg.model.d_model}d)")
+        print_table(
+            metrics, f"Acc_emo on held-out identities ({cfg.data.source}, model={cfg.model.d_model}d)"
+        )
         typer.echo(f"metrics: {Path(metrics['out_dir']) / 'metrics.json'}")
         typer.echo(f"bundle:  {metrics['bundle_dir']}")
 
@@ -78,7 +95,9 @@ def register(app: typer.Typer) -> None:
     def evaluate_cmd(
         bundle_dir: Path = typer.Argument(..., help="a model bundle folder (written by cmet train)"),
         overrides: list[str] = typer.Argument(None, help="Hydra overrides for the data / eval config"),
-        out_dir: Path = typer.Option(None, "--out-dir", help="where to write metrics JSON and confusion matrices"),
+        out_dir: Path = typer.Option(
+            None, "--out-dir", help="where to write metrics JSON and confusion matrices"
+        ),
     ) -> None:
         """Evaluate a bundle (and its baselines) on the held-out identities of the configured data."""
         from cmet.config import compose

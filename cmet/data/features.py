@@ -76,7 +76,9 @@ def normalise_clip_table(df: pd.DataFrame) -> pd.DataFrame:
     if "frame_start" not in df:
         ends = np.cumsum(df["n_frames"].to_numpy())
         # an empty table (e.g. a split with no clips) must stay empty, not get one frame_start
-        df["frame_start"] = np.concatenate([[0], ends[:-1]]).astype(np.int64) if len(df) else np.zeros(0, np.int64)
+        df["frame_start"] = (
+            np.concatenate([[0], ends[:-1]]).astype(np.int64) if len(df) else np.zeros(0, np.int64)
+        )
     for col in ("audio_path", "video_path"):
         if col not in df:
             df[col] = pd.NA
@@ -155,11 +157,13 @@ class FeatureSet:
             for k in pieces:
                 if getattr(self, k) is not None:
                     pieces[k].append(self.frames(int(i), k))
+
         def cat(k: str) -> np.ndarray | None:
             if getattr(self, k) is None:
                 return None
             d = getattr(self, k).shape[1]
             return np.concatenate(pieces[k]) if pieces[k] else np.zeros((0, d), np.float32)
+
         clips = clips.drop(columns=["frame_start"])
         return FeatureSet(clips, self.speech[idx], cat("expr"), cat("lips"), cat("pose"), dict(self.meta))
 
@@ -185,7 +189,9 @@ class FeatureSet:
             if bad.any():
                 f = int(np.flatnonzero(bad)[0])
                 clip = self.clips.loc[self.clips["frame_start"] <= f, "clip_id"].iloc[-1]
-                raise DataError(f"{k} codes contain NaN/inf ({int(bad.sum())} frames, first in clip {clip!r})")
+                raise DataError(
+                    f"{k} codes contain NaN/inf ({int(bad.sum())} frames, first in clip {clip!r})"
+                )
         bad = ~np.isfinite(self.speech).all(axis=1)
         if bad.any():
             clips = self.clips["clip_id"][bad].tolist()[:3]

@@ -60,8 +60,21 @@ def default_out_dir(cfg) -> Path:
 def config_hash(cfg) -> str:
     """Hash of what decides the generated clips (not the encoder)."""
     dc = _dc(cfg)
-    keys = ("emotions", "extended", "extended_levels", "extended_clips", "identities", "levels", "sentences",
-            "clips_per_cell", "neutral_clips", "fps", "gain_spread", "expr_noise", "seed")
+    keys = (
+        "emotions",
+        "extended",
+        "extended_levels",
+        "extended_clips",
+        "identities",
+        "levels",
+        "sentences",
+        "clips_per_cell",
+        "neutral_clips",
+        "fps",
+        "gain_spread",
+        "expr_noise",
+        "seed",
+    )
     blob = json.dumps({k: dc.get(k) for k in keys} | {"v": GEN_VERSION}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
@@ -94,13 +107,25 @@ def clip_plan(dc: dict) -> pd.DataFrame:
                 cells.append((e, 1, int(dc["neutral_clips"]), False))
             else:
                 cells += [(e, int(lv), int(dc["clips_per_cell"]), False) for lv in dc["levels"]]
-        for e in (dc.get("extended") or {}):
-            cells += [(e, int(lv), int(dc.get("extended_clips", 4)), True) for lv in dc.get("extended_levels", [3])]
+        for e in dc.get("extended") or {}:
+            cells += [
+                (e, int(lv), int(dc.get("extended_clips", 4)), True) for lv in dc.get("extended_levels", [3])
+            ]
         for e, lv, n, ext in cells:
             for k in range(n):
-                rows.append(dict(identity=ident, split=split, female=female, emotion=e, level=lv, index=k,
-                                 sentence=f"S{int(rng.integers(int(dc['sentences']))):03d}", extended=ext,
-                                 ident_i=ident_i))
+                rows.append(
+                    dict(
+                        identity=ident,
+                        split=split,
+                        female=female,
+                        emotion=e,
+                        level=lv,
+                        index=k,
+                        sentence=f"S{int(rng.integers(int(dc['sentences']))):03d}",
+                        extended=ext,
+                        ident_i=ident_i,
+                    )
+                )
     return pd.DataFrame(rows)
 
 
@@ -128,8 +153,18 @@ def _make_clip(dc: dict, row: dict, wav_path: Path, trk_path: Path) -> tuple[flo
     n = max(1, int(round(wave.size / SR * fps)))
     env = envelope_at_fps(wave, SR, n, fps)
     vow = vowel_shapes_at_fps(wave, n, fps)
-    tr = make_clip_tracks(mix, row["level"], n, fps, gains, rng, env, vow, emotion_name=row["emotion"],
-                          expr_noise=float(dc["expr_noise"]))
+    tr = make_clip_tracks(
+        mix,
+        row["level"],
+        n,
+        fps,
+        gains,
+        rng,
+        env,
+        vow,
+        emotion_name=row["emotion"],
+        expr_noise=float(dc["expr_noise"]),
+    )
     save_wav(wav_path, wave, SR)
     trk_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = trk_path.with_suffix(".tmp.npz")
@@ -159,14 +194,20 @@ def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
     if manifest.is_file():
         old = json.loads(manifest.read_text())
         if old.get("config_hash") != chash:
-            raise DataError(f"{out} holds a generated set of another configuration ({old.get('config_hash')} != "
-                            f"{chash}); choose another data.out_dir or delete it")
+            raise DataError(
+                f"{out} holds a generated set of another configuration ({old.get('config_hash')} != "
+                f"{chash}); choose another data.out_dir or delete it"
+            )
         table_path = out / "clips.parquet"
         if old.get("complete") and table_path.is_file():
             table = pd.read_parquet(table_path)
-            if all(Path(p).is_file() for p in table["audio_path"]) and all(Path(p).is_file() for p in table["track_path"]):
+            if all(Path(p).is_file() for p in table["audio_path"]) and all(
+                Path(p).is_file() for p in table["track_path"]
+            ):
                 return table
-    manifest.write_text(json.dumps({"config_hash": chash, "complete": False, "data": dc}, indent=2, default=str))
+    manifest.write_text(
+        json.dumps({"config_hash": chash, "complete": False, "data": dc}, indent=2, default=str)
+    )
     plan = clip_plan(dc)
     fps = float(dc["fps"])
     rows = []
@@ -175,7 +216,9 @@ def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
     paths = []
     for row in records:
         rel = Path(row["identity"]) / "{}" / row["emotion"] / f"level_{row['level']}" / f"{row['index']:03d}"
-        paths.append((out / Path(str(rel).format("audio") + ".wav"), out / Path(str(rel).format("tracks") + ".npz")))
+        paths.append(
+            (out / Path(str(rel).format("audio") + ".wav"), out / Path(str(rel).format("tracks") + ".npz"))
+        )
     todo = [i for i, (w, k) in enumerate(paths) if not (w.is_file() and k.is_file())]
     workers = int(dc.get("workers", 2))
     jobs = [(dc, records[i], *paths[i]) for i in todo]
@@ -183,8 +226,15 @@ def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers) as ex:
-            list(tqdm(ex.map(_make_clip_job, jobs, chunksize=8), total=len(jobs), desc="generate clips",
-                      unit="clip", leave=False))
+            list(
+                tqdm(
+                    ex.map(_make_clip_job, jobs, chunksize=8),
+                    total=len(jobs),
+                    desc="generate clips",
+                    unit="clip",
+                    leave=False,
+                )
+            )
     else:
         for job in tqdm(jobs, desc="generate clips", unit="clip", leave=False):
             _make_clip_job(job)
@@ -195,17 +245,40 @@ def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
         with np.load(trk) as z:
             n = int(z["expr"].shape[0])
         dur = sf.info(str(wav)).duration
-        rows.append(dict(
-            clip_id=f"{row['identity']}_{row['emotion']}_L{row['level']}_{row['index']:03d}",
-            identity=row["identity"], emotion=row["emotion"], level=row["level"], sentence=row["sentence"],
-            split=row["split"], n_frames=n, fps=fps, duration_s=dur, audio_path=str(wav), video_path=None,
-            extended=bool(row["extended"]), track_path=str(trk), female=bool(row["female"]),
-        ))
+        rows.append(
+            dict(
+                clip_id=f"{row['identity']}_{row['emotion']}_L{row['level']}_{row['index']:03d}",
+                identity=row["identity"],
+                emotion=row["emotion"],
+                level=row["level"],
+                sentence=row["sentence"],
+                split=row["split"],
+                n_frames=n,
+                fps=fps,
+                duration_s=dur,
+                audio_path=str(wav),
+                video_path=None,
+                extended=bool(row["extended"]),
+                track_path=str(trk),
+                female=bool(row["female"]),
+            )
+        )
     table = pd.DataFrame(rows)
     table.to_parquet(out / "clips.parquet", index=False)
-    manifest.write_text(json.dumps({"config_hash": chash, "complete": True, "n_clips": len(table),
-                                    "made_now": made, "seconds": round(time.time() - t0, 1), "data": dc},
-                                   indent=2, default=str))
+    manifest.write_text(
+        json.dumps(
+            {
+                "config_hash": chash,
+                "complete": True,
+                "n_clips": len(table),
+                "made_now": made,
+                "seconds": round(time.time() - t0, 1),
+                "data": dc,
+            },
+            indent=2,
+            default=str,
+        )
+    )
     return table
 
 
@@ -230,6 +303,9 @@ def build(cfg) -> FeatureSet:
 
     table = generate(cfg)
     fs = extract_features(cfg, table)
-    fs.meta.update(source="generated", generated_config_hash=config_hash(cfg),
-                   synthetic="speech: own source-filter synthesiser; faces: FACS-prototype AU tracks")
+    fs.meta.update(
+        source="generated",
+        generated_config_hash=config_hash(cfg),
+        synthetic="speech: own source-filter synthesiser; faces: FACS-prototype AU tracks",
+    )
     return fs.validate()

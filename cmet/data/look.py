@@ -22,10 +22,13 @@ def apex_code(expr: np.ndarray) -> np.ndarray:
     return expr[idx].mean(axis=0)
 
 
-def pick_clips(table: pd.DataFrame, identities: list[str], levels: list[int]) -> list[tuple[str, list[pd.Series]]]:
+def pick_clips(
+    table: pd.DataFrame, identities: list[str], levels: list[int]
+) -> list[tuple[str, list[pd.Series]]]:
     """Rows of the sheet: (label, [one clip per emotion]) for each identity x level."""
     emos = [e for e in BASIC_EMOTIONS if e in set(table["emotion"])] + sorted(
-        set(table.loc[table["extended"], "emotion"]))
+        set(table.loc[table["extended"], "emotion"])
+    )
     rows = []
     for ident in identities:
         for lv in levels:
@@ -54,7 +57,9 @@ def schematic_face(au: np.ndarray, size: int = 160) -> np.ndarray:
         ex = c + side * int(22 * s)
         ey = c - int(14 * s)
         lid = max(0.15, 1 + 0.6 * a["AU5"] - 0.6 * a["AU7"] - 0.3 * a["AU6"])
-        cv2.ellipse(img, (ex, ey), (int(9 * s), max(1, int(5 * s * lid))), 0, 0, 360, (40, 40, 40), 2, cv2.LINE_AA)
+        cv2.ellipse(
+            img, (ex, ey), (int(9 * s), max(1, int(5 * s * lid))), 0, 0, 360, (40, 40, 40), 2, cv2.LINE_AA
+        )
         inner_up = 10 * a["AU1"] - 8 * a["AU4"]
         outer_up = 10 * a["AU2"] - 3 * a["AU4"]
         by = ey - int(12 * s)
@@ -62,7 +67,9 @@ def schematic_face(au: np.ndarray, size: int = 160) -> np.ndarray:
         p_out = (c + side * int(34 * s), int(by - outer_up * s))
         cv2.line(img, p_in, p_out, (30, 30, 30), 3, cv2.LINE_AA)
         if a["AU6"] > 0.2:
-            cv2.ellipse(img, (ex, ey + int(16 * s)), (int(10 * s), int(4 * s)), 0, 180, 360, (120, 120, 200), 1)
+            cv2.ellipse(
+                img, (ex, ey + int(16 * s)), (int(10 * s), int(4 * s)), 0, 180, 360, (120, 120, 200), 1
+            )
     if a["AU9"] > 0.2:
         for k in range(3):
             y = c - int((2 - 3 * k) * s)
@@ -101,9 +108,15 @@ def _renderer(release_dir: str | Path | None):
         return schematic_face, f"schematic faces (renderer unavailable: {type(e).__name__})"
 
 
-def contact_sheet(table: pd.DataFrame, out_png: str | Path, identities: list[str] | None = None,
-                  levels: tuple[int, ...] = (1, 2, 3), release_dir: str | Path | None = None,
-                  size: int = 128, renderer: str = "auto") -> Path:
+def contact_sheet(
+    table: pd.DataFrame,
+    out_png: str | Path,
+    identities: list[str] | None = None,
+    levels: tuple[int, ...] = (1, 2, 3),
+    release_dir: str | Path | None = None,
+    size: int = 128,
+    renderer: str = "auto",
+) -> Path:
     """Face-track renders: rows identity x level, columns emotions (apex AU code of one clip each).
 
     ``renderer``: ``auto`` (the faces renderer, schematic if unavailable) or ``schematic``."""
@@ -118,8 +131,9 @@ def contact_sheet(table: pd.DataFrame, out_png: str | Path, identities: list[str
         render, how = _renderer(release_dir)
     rows = pick_clips(table, identities, list(levels) if identities[:1] else [3])
     if len(identities) > 1:  # the second identity at the top level only
-        rows = [r for r in rows if r[0].startswith(identities[0])] + [r for r in rows if not r[0].startswith(
-            identities[0]) and r[0].endswith(f"L{max(levels)}")]
+        rows = [r for r in rows if r[0].startswith(identities[0])] + [
+            r for r in rows if not r[0].startswith(identities[0]) and r[0].endswith(f"L{max(levels)}")
+        ]
     cols = [c["emotion"] if c is not None else "-" for c in rows[0][1]]
     pad_top, pad_left = 34, 86
     H, W = pad_top + len(rows) * size, pad_left + len(cols) * size
@@ -128,8 +142,16 @@ def contact_sheet(table: pd.DataFrame, out_png: str | Path, identities: list[str
     ext = set(table.loc[table["extended"], "emotion"])
     for j, e in enumerate(cols):
         lab = e + ("*" if e in ext else "")
-        cv2.putText(sheet, lab[:12], (pad_left + j * size + 4, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            sheet,
+            lab[:12],
+            (pad_left + j * size + 4, 28),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.42,
+            (0, 0, 0),
+            1,
+            cv2.LINE_AA,
+        )
     for i, (lab, clips) in enumerate(rows):
         y = pad_top + i * size
         cv2.putText(sheet, lab, (4, y + size // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
@@ -140,14 +162,17 @@ def contact_sheet(table: pd.DataFrame, out_png: str | Path, identities: list[str
                 au = apex_code(z["expr"])
             im = render(au.astype(np.float32))
             sheet[y : y + size, pad_left + j * size : pad_left + (j + 1) * size] = cv2.resize(
-                im, (size, size), interpolation=cv2.INTER_AREA)
+                im, (size, size), interpolation=cv2.INTER_AREA
+            )
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(out_png), sheet[:, :, ::-1])
     return out_png
 
 
-def spectrogram_panel(table: pd.DataFrame, out_png: str | Path, identity: str | None = None, level: int = 3) -> Path:
+def spectrogram_panel(
+    table: pd.DataFrame, out_png: str | Path, identity: str | None = None, level: int = 3
+) -> Path:
     """Log-mel spectrogram + YIN pitch of one clip per emotion (same identity, same level)."""
     import matplotlib
 
@@ -159,7 +184,8 @@ def spectrogram_panel(table: pd.DataFrame, out_png: str | Path, identity: str | 
 
     identity = identity or sorted(table["identity"].unique())[0]
     emos = [e for e in BASIC_EMOTIONS if e in set(table["emotion"])] + sorted(
-        set(table.loc[table["extended"], "emotion"]))
+        set(table.loc[table["extended"], "emotion"])
+    )
     n = len(emos)
     ncol = 4
     nrow = int(np.ceil(n / ncol))
@@ -179,8 +205,15 @@ def spectrogram_panel(table: pd.DataFrame, out_png: str | Path, identity: str | 
         ax = axes.ravel()[k]
         ax.axis("on")
         dur = w.size / SR
-        ax.imshow(mel.T, origin="lower", aspect="auto", cmap="magma", extent=(0, dur, 0, mel.shape[1]),
-                  vmin=mel.max() - 70, vmax=mel.max())
+        ax.imshow(
+            mel.T,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            extent=(0, dur, 0, mel.shape[1]),
+            vmin=mel.max() - 70,
+            vmax=mel.max(),
+        )
         t = np.arange(f0.size) * HOP / SR
         f0v = np.where(f0 > 0, f0, np.nan)
         ax2 = ax.twinx()
@@ -188,12 +221,16 @@ def spectrogram_panel(table: pd.DataFrame, out_png: str | Path, identity: str | 
         ax2.set_ylim(50, 450)
         ax2.set_ylabel("F0 Hz", fontsize=7)
         ax2.tick_params(labelsize=6)
-        ax.set_title(f"{e} (L{sel.iloc[0]['level']})" + (" *extended" if bool(sel.iloc[0]["extended"]) else ""),
-                     fontsize=9)
+        ax.set_title(
+            f"{e} (L{sel.iloc[0]['level']})" + (" *extended" if bool(sel.iloc[0]["extended"]) else ""),
+            fontsize=9,
+        )
         ax.set_xlabel("s", fontsize=7)
         ax.set_ylabel("mel band", fontsize=7)
         ax.tick_params(labelsize=6)
-    fig.suptitle(f"generated speech of {identity}: log-mel spectrogram + YIN pitch (cyan) per emotion", fontsize=10)
+    fig.suptitle(
+        f"generated speech of {identity}: log-mel spectrogram + YIN pitch (cyan) per emotion", fontsize=10
+    )
     fig.tight_layout()
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)

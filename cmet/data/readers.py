@@ -26,7 +26,14 @@ from cmet.data.features import BASIC_EMOTIONS
 from cmet.errors import DataError
 
 MEAD_TEST_SPEAKERS = ("M003", "M030", "W009", "W015")
-CREMA_EMOTIONS = {"ANG": "angry", "DIS": "disgusted", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+CREMA_EMOTIONS = {
+    "ANG": "angry",
+    "DIS": "disgusted",
+    "FEA": "fear",
+    "HAP": "happy",
+    "NEU": "neutral",
+    "SAD": "sad",
+}
 CREMA_LEVELS = {"LO": 1, "MD": 2, "HI": 3, "XX": 2}
 CREMA_RE = re.compile(r"^(?P<actor>\d{4})_(?P<sentence>[A-Z]{3})_(?P<emo>[A-Z]{3})_(?P<level>LO|MD|HI|XX)$")
 MEAD_AUDIO_EXTS = (".m4a", ".wav", ".mp3", ".flac")
@@ -64,8 +71,10 @@ def audio_duration(path: str | Path) -> float:
 
 def _finish(rows: list[dict], skipped: list[str], root: Path, what: str, fps: float) -> pd.DataFrame:
     if not rows:
-        raise DataError(f"no {what} clips found under {root} (expected layout: see cmet.data.readers); "
-                        f"{len(skipped)} file(s) did not match")
+        raise DataError(
+            f"no {what} clips found under {root} (expected layout: see cmet.data.readers); "
+            f"{len(skipped)} file(s) did not match"
+        )
     df = pd.DataFrame(rows)
     need = df["n_frames"].isna() | (df["n_frames"] <= 0)
     for i in np.flatnonzero(need.to_numpy()):
@@ -80,9 +89,14 @@ def _finish(rows: list[dict], skipped: list[str], root: Path, what: str, fps: fl
     return df
 
 
-def read_mead(root: str | Path, test_identities: Iterable[str] = MEAD_TEST_SPEAKERS,
-              val_identities: Iterable[str] = (), view: str = "front", fps: float = 25.0,
-              count_frames: bool = True) -> pd.DataFrame:
+def read_mead(
+    root: str | Path,
+    test_identities: Iterable[str] = MEAD_TEST_SPEAKERS,
+    val_identities: Iterable[str] = (),
+    view: str = "front",
+    fps: float = 25.0,
+    count_frames: bool = True,
+) -> pd.DataFrame:
     """Clip table of a MEAD folder (see the module docstring for the layout)."""
     root = Path(root)
     if not root.is_dir():
@@ -91,8 +105,10 @@ def read_mead(root: str | Path, test_identities: Iterable[str] = MEAD_TEST_SPEAK
     skipped: list[str] = []
     for ident_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         ident = ident_dir.name
-        for kind, base, exts in (("video", ident_dir / "video" / view, VIDEO_EXTS),
-                                 ("audio", ident_dir / "audio", MEAD_AUDIO_EXTS)):
+        for kind, base, exts in (
+            ("video", ident_dir / "video" / view, VIDEO_EXTS),
+            ("audio", ident_dir / "audio", MEAD_AUDIO_EXTS),
+        ):
             if not base.is_dir():
                 continue
             for f in sorted(base.rglob("*")):
@@ -104,10 +120,22 @@ def read_mead(root: str | Path, test_identities: Iterable[str] = MEAD_TEST_SPEAK
                     skipped.append(str(f))
                     continue
                 key = (ident, rel[0], int(m.group(1)), f.stem)
-                row = clips.setdefault(key, dict(
-                    clip_id=f"{ident}_{rel[0]}_L{m.group(1)}_{f.stem}", identity=ident, emotion=rel[0],
-                    level=int(m.group(1)), sentence=f.stem, split=_split(ident, test_identities, val_identities),
-                    n_frames=np.nan, fps=fps, audio_path=None, video_path=None, extended=False))
+                row = clips.setdefault(
+                    key,
+                    dict(
+                        clip_id=f"{ident}_{rel[0]}_L{m.group(1)}_{f.stem}",
+                        identity=ident,
+                        emotion=rel[0],
+                        level=int(m.group(1)),
+                        sentence=f.stem,
+                        split=_split(ident, test_identities, val_identities),
+                        n_frames=np.nan,
+                        fps=fps,
+                        audio_path=None,
+                        video_path=None,
+                        extended=False,
+                    ),
+                )
                 row[f"{kind}_path"] = str(f)
     for row in clips.values():
         if row["video_path"] and count_frames:
@@ -124,12 +152,22 @@ def parse_crema_name(stem: str) -> dict | None:
         return None
     emo = CREMA_EMOTIONS[m.group("emo")]
     level = 1 if emo == "neutral" else CREMA_LEVELS[m.group("level")]
-    return dict(actor=m.group("actor"), sentence=m.group("sentence"), emotion=emo, level=level,
-                level_code=m.group("level"))
+    return dict(
+        actor=m.group("actor"),
+        sentence=m.group("sentence"),
+        emotion=emo,
+        level=level,
+        level_code=m.group("level"),
+    )
 
 
-def read_crema_d(root: str | Path, test_identities: Iterable[str] = (), val_identities: Iterable[str] = (),
-                 fps: float = 25.0, count_frames: bool = True) -> pd.DataFrame:
+def read_crema_d(
+    root: str | Path,
+    test_identities: Iterable[str] = (),
+    val_identities: Iterable[str] = (),
+    fps: float = 25.0,
+    count_frames: bool = True,
+) -> pd.DataFrame:
     """Clip table of a CREMA-D folder: audio and video of the same name are one clip."""
     root = Path(root)
     if not root.is_dir():
@@ -140,17 +178,31 @@ def read_crema_d(root: str | Path, test_identities: Iterable[str] = (), val_iden
         if not f.is_file():
             continue
         ext = f.suffix.lower()
-        kind = "audio" if ext in (".wav", ".mp3", ".flac", ".m4a") else ("video" if ext in VIDEO_EXTS else None)
+        kind = (
+            "audio" if ext in (".wav", ".mp3", ".flac", ".m4a") else ("video" if ext in VIDEO_EXTS else None)
+        )
         if kind is None:
             continue
         p = parse_crema_name(f.stem)
         if p is None:
             skipped.append(str(f))
             continue
-        row = clips.setdefault(f.stem, dict(
-            clip_id=f.stem, identity=p["actor"], emotion=p["emotion"], level=p["level"], sentence=p["sentence"],
-            split=_split(p["actor"], test_identities, val_identities), n_frames=np.nan, fps=fps,
-            audio_path=None, video_path=None, extended=False))
+        row = clips.setdefault(
+            f.stem,
+            dict(
+                clip_id=f.stem,
+                identity=p["actor"],
+                emotion=p["emotion"],
+                level=p["level"],
+                sentence=p["sentence"],
+                split=_split(p["actor"], test_identities, val_identities),
+                n_frames=np.nan,
+                fps=fps,
+                audio_path=None,
+                video_path=None,
+                extended=False,
+            ),
+        )
         row[f"{kind}_path"] = str(f)
     for row in clips.values():
         if row["video_path"] and count_frames:

@@ -57,11 +57,14 @@ def parse_mead_name(name: str, emotion: str) -> dict:
     m = _MEAD_NEU.match(name)
     if m and emotion == "neutral":
         return dict(identity=m["id"], level=1, clip=m["clip"])
-    raise DataError(f"cannot parse MEAD clip name {name!r} (expected <ID>_level_<L>_<clip> or neutral <ID>_<clip>)")
+    raise DataError(
+        f"cannot parse MEAD clip name {name!r} (expected <ID>_level_<L>_<clip> or neutral <ID>_<clip>)"
+    )
 
 
-def read_release_features(root: str | Path, set_name: str = "MEAD", dim: int | None = 1024,
-                          feature_subdir: str = FEATURE_SUBDIR) -> tuple[pd.DataFrame, np.ndarray]:
+def read_release_features(
+    root: str | Path, set_name: str = "MEAD", dim: int | None = 1024, feature_subdir: str = FEATURE_SUBDIR
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Read every feature of ``audios/<set_name>/*/<feature_subdir>/*.npy``.
 
     Returns (table, features [N, D]); table columns: clip_id, identity, emotion, level, clip, set,
@@ -106,9 +109,20 @@ def read_release_features(root: str | Path, set_name: str = "MEAD", dim: int | N
                 r = csv.loc[name]
                 lv = re.search(r"(\d+)", str(r["intensity"]))
                 info = dict(identity=str(r["ID"]), level=int(lv.group(1)) if lv else 3, clip=name)
-                extra = dict(sentence=str(r["sentence"]), voice=str(r["voice_name"]), ser_emotion=str(r["e2v+L_ser"]))
-            rows.append(dict(clip_id=f"{set_name}/{emotion}/{name}", emotion=emotion, set=set_name,
-                             feature_path=str(f), audio_path=str(emo_dir / f"{name}.wav"), **info, **extra))
+                extra = dict(
+                    sentence=str(r["sentence"]), voice=str(r["voice_name"]), ser_emotion=str(r["e2v+L_ser"])
+                )
+            rows.append(
+                dict(
+                    clip_id=f"{set_name}/{emotion}/{name}",
+                    emotion=emotion,
+                    set=set_name,
+                    feature_path=str(f),
+                    audio_path=str(emo_dir / f"{name}.wav"),
+                    **info,
+                    **extra,
+                )
+            )
             feats.append(x)
     if not rows:
         raise DataError(f"no feature files (*.npy) under {base}/*/{feature_subdir}")

@@ -46,8 +46,9 @@ def release_root(cfg) -> Path:
     return root
 
 
-def read_release_clips(root: str | Path, subdir: str = "emotion2vec+large_features",
-                       include_extended: bool = True) -> pd.DataFrame:
+def read_release_clips(
+    root: str | Path, subdir: str = "emotion2vec+large_features", include_extended: bool = True
+) -> pd.DataFrame:
     """Clip table of the release: audio_path, feature_path, identity, emotion, level, sentence, extended."""
     import soundfile as sf
 
@@ -58,9 +59,17 @@ def read_release_clips(root: str | Path, subdir: str = "emotion2vec+large_featur
         for wav in sorted(edir.glob("*.wav")):
             parts = wav.stem.split("_")
             level = int(parts[2]) if len(parts) >= 4 and parts[1] == "level" else 1
-            rows.append(dict(audio_path=str(wav), identity=parts[0], emotion=edir.name, level=level,
-                             sentence=parts[-1], extended=False,
-                             clip_id=f"{parts[0]}_{edir.name}_L{level}_{parts[-1]}"))
+            rows.append(
+                dict(
+                    audio_path=str(wav),
+                    identity=parts[0],
+                    emotion=edir.name,
+                    level=level,
+                    sentence=parts[-1],
+                    extended=False,
+                    clip_id=f"{parts[0]}_{edir.name}_L{level}_{parts[-1]}",
+                )
+            )
     gem = root / "audios" / "gemini"
     if include_extended and (gem / "test.csv").is_file():
         meta = pd.read_csv(gem / "test.csv")
@@ -68,8 +77,17 @@ def read_release_clips(root: str | Path, subdir: str = "emotion2vec+large_featur
             wav = (gem / str(r.audio_path)).resolve()
             if not wav.is_file():
                 continue
-            rows.append(dict(audio_path=str(wav), identity=str(r.ID), emotion=str(r.emotion), level=3,
-                             sentence=wav.stem, extended=True, clip_id=f"{r.ID}_{r.emotion}_{wav.stem}"))
+            rows.append(
+                dict(
+                    audio_path=str(wav),
+                    identity=str(r.ID),
+                    emotion=str(r.emotion),
+                    level=3,
+                    sentence=wav.stem,
+                    extended=True,
+                    clip_id=f"{r.ID}_{r.emotion}_{wav.stem}",
+                )
+            )
     if not rows:
         raise DataError(f"no wav clips in {mead}")
     df = pd.DataFrame(rows)
@@ -78,8 +96,11 @@ def read_release_clips(root: str | Path, subdir: str = "emotion2vec+large_featur
     return df
 
 
-def assign_splits(identities: pd.Series, test_identity: str | list, val_identity: str | list | None) -> pd.Series:
+def assign_splits(
+    identities: pd.Series, test_identity: str | list, val_identity: str | list | None
+) -> pd.Series:
     """Speaker-disjoint split: test / val identities as configured, the rest train."""
+
     def as_list(x):
         return [] if x is None else ([x] if isinstance(x, str) else list(x))
 
@@ -87,7 +108,9 @@ def assign_splits(identities: pd.Series, test_identity: str | list, val_identity
     known = set(identities)
     for name in test + val:
         if name not in known:
-            raise ConfigError(f"identity {name!r} (data.test_identity / val_identity) not in the data: {sorted(known)}")
+            raise ConfigError(
+                f"identity {name!r} (data.test_identity / val_identity) not in the data: {sorted(known)}"
+            )
     if set(test) & set(val):
         raise ConfigError(f"an identity is both test and val: {sorted(set(test) & set(val))}")
     split = pd.Series("train", index=identities.index)
@@ -122,8 +145,10 @@ def build(cfg) -> FeatureSet:
         feats.append(np.load(f).reshape(-1).astype(np.float32))
     speech = np.stack(feats)
     seed = int(dc.get("seed", 11))
-    gains = {ident: identity_gains(np.random.default_rng([seed, i]), float(dc.get("gain_spread", 0.25)))
-             for i, ident in enumerate(sorted(set(table["identity"])))}
+    gains = {
+        ident: identity_gains(np.random.default_rng([seed, i]), float(dc.get("gain_spread", 0.25)))
+        for i, ident in enumerate(sorted(set(table["identity"])))
+    }
     expr, lips, pose = [], [], []
     lips_from_audio = bool(dc.get("lips_from_audio", True))
     for i, r in enumerate(table.itertuples(index=False)):
@@ -136,15 +161,33 @@ def build(cfg) -> FeatureSet:
             wave, _ = load_audio(r.audio_path, SR)
             env = envelope_at_fps(wave, SR, n, fps)
         mix = dict(ext_mix[r.emotion]) if r.extended else r.emotion
-        tr = make_clip_tracks(mix, int(r.level), n, fps, gains[r.identity], rng, env, None,
-                              emotion_name=r.emotion,
-                              expr_noise=float(dc.get("expr_noise", 0.04)))
+        tr = make_clip_tracks(
+            mix,
+            int(r.level),
+            n,
+            fps,
+            gains[r.identity],
+            rng,
+            env,
+            None,
+            emotion_name=r.emotion,
+            expr_noise=float(dc.get("expr_noise", 0.04)),
+        )
         expr.append(tr["expr"])
         lips.append(tr["lips"])
         pose.append(tr["pose"])
     table["video_path"] = None
-    fs = FeatureSet(table.drop(columns=["feature_path"]), speech, np.concatenate(expr), np.concatenate(lips),
-                    np.concatenate(pose),
-                    {"source": "release_au", "encoder": f"precomputed-{subdir}", "release_dir": str(root),
-                     "synthetic": "face tracks from EMFACS prototypes; speech features real"})
+    fs = FeatureSet(
+        table.drop(columns=["feature_path"]),
+        speech,
+        np.concatenate(expr),
+        np.concatenate(lips),
+        np.concatenate(pose),
+        {
+            "source": "release_au",
+            "encoder": f"precomputed-{subdir}",
+            "release_dir": str(root),
+            "synthetic": "face tracks from EMFACS prototypes; speech features real",
+        },
+    )
     return fs.validate()

@@ -109,7 +109,8 @@ class CellIndex:
         for ident in idents:
             for lv in levels:
                 avail = [
-                    e for e in self.emotions
+                    e
+                    for e in self.emotions
                     if (ident, e, self.neutral_level if e == NEUTRAL else lv) in self.cells
                 ]
                 out += [(ident, lv, i, j) for i in avail for j in avail if i != j]
@@ -123,8 +124,16 @@ class PairSampler:
     run draws the same batches as an uninterrupted one.
     """
 
-    def __init__(self, fs: FeatureSet, emotions: list[str], window: int, k_clips: int = 10,
-                 min_clips: int = 3, seed: int = 0, ref_drop: float = 0.0):
+    def __init__(
+        self,
+        fs: FeatureSet,
+        emotions: list[str],
+        window: int,
+        k_clips: int = 10,
+        min_clips: int = 3,
+        seed: int = 0,
+        ref_drop: float = 0.0,
+    ):
         self.index = CellIndex(fs, emotions, min_clips=min_clips)
         self.window = int(window)
         self.k = int(k_clips)
@@ -140,8 +149,10 @@ class PairSampler:
         cell_keys = list(self.index.cells)
         key_pos = {k: i for i, k in enumerate(cell_keys)}
         nl = self.index.neutral_level
+
         def key(ident, e, lv):
             return key_pos[(ident, e, nl if e == NEUTRAL else lv)]
+
         self.pair_src = np.array([key(p[0], p[2], p[1]) for p in pairs])
         self.pair_tgt = np.array([key(p[0], p[3], p[1]) for p in pairs])
         self.pair_emo_src = np.array([self.index.emo_index[p[2]] for p in pairs])
@@ -197,8 +208,13 @@ class PairSampler:
         self.last_pairs = p
         ref = np.repeat(v[:, None, :], self.window, axis=1) * has_prev[:, None, None]
         return Batch(
-            x_src=x_src.astype(np.float32), x_tgt=x_tgt.astype(np.float32), ref=ref.astype(np.float32),
-            a=(a_tgt - a_src).astype(np.float32), v=v.astype(np.float32),
-            a_src=a_src.astype(np.float32), a_tgt=a_tgt.astype(np.float32),
-            emo_src=self.pair_emo_src[p], emo_tgt=self.pair_emo_tgt[p],
+            x_src=x_src.astype(np.float32),
+            x_tgt=x_tgt.astype(np.float32),
+            ref=ref.astype(np.float32),
+            a=(a_tgt - a_src).astype(np.float32),
+            v=v.astype(np.float32),
+            a_src=a_src.astype(np.float32),
+            a_tgt=a_tgt.astype(np.float32),
+            emo_src=self.pair_emo_src[p],
+            emo_tgt=self.pair_emo_tgt[p],
         )

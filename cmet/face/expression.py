@@ -64,8 +64,50 @@ UPPER_LIP_INNER_SET = [191, 80, 81, 82, 13, 312, 311, 310, 415]
 LOWER_LIP_INNER_SET = [95, 88, 178, 87, 14, 317, 402, 318, 324]
 LOWER_LIP_OUTER = [146, 91, 181, 84, 17, 314, 405, 321, 375]
 R_CORNER, L_CORNER = [61, 78, 62, 76, 184, 146, 185, 95, 191], [291, 308, 292, 306, 408, 375, 409, 324, 415]
-INNER_LIP_CONTOUR = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]
-OUTER_LIP_CONTOUR = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146]
+INNER_LIP_CONTOUR = [
+    78,
+    191,
+    80,
+    81,
+    82,
+    13,
+    312,
+    311,
+    310,
+    415,
+    308,
+    324,
+    318,
+    402,
+    317,
+    14,
+    87,
+    178,
+    88,
+    95,
+]
+OUTER_LIP_CONTOUR = [
+    61,
+    185,
+    40,
+    39,
+    37,
+    0,
+    267,
+    269,
+    270,
+    409,
+    291,
+    375,
+    321,
+    405,
+    314,
+    17,
+    84,
+    181,
+    91,
+    146,
+]
 CHIN_SET = [152, 175, 199, 200, 18, 83, 313, 201, 421, 208, 428, 171, 396, 148, 377, 32, 262]
 
 
@@ -205,7 +247,9 @@ def au_basis(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     wll[R_LOWER_LID + L_LOWER_LID] = 1.0
     B["AU6"] = up(_g(mesh, R_CHEEK + L_CHEEK, 0.14) * (1 - above_eye), 0.07) + up(wll, 0.02)
     B["AU6"][:, 0] += side * _g(mesh, [33, 263], 0.06) * -0.01
-    B["AU7"] = up(wll, 0.04) + up(_g(mesh, R_LOWER_LID + L_LOWER_LID, 0.06) * (1 - wll), 0.015) + up(wul, -0.015)
+    B["AU7"] = (
+        up(wll, 0.04) + up(_g(mesh, R_LOWER_LID + L_LOWER_LID, 0.06) * (1 - wll), 0.015) + up(wul, -0.015)
+    )
     # nose / upper lip
     B["AU9"] = up(_g(mesh, R_ALA + L_ALA, 0.09), 0.055) + up(_g(mesh, NOSE_BRIDGE, 0.06), 0.02)
     B["AU9"] += up(_g(mesh, [0, 37, 267, 13], 0.08) * (1 - lower), 0.03)
@@ -260,7 +304,9 @@ class Codes:
 
 def align(can: Canonical, p_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rigidly align frame landmarks [468, 3] to the neutral: (aligned canonical mesh, pose [6])."""
-    s, R, t = robust_similarity(np.asarray(p_px, np.float64), can.neutral_px.astype(np.float64), can.rigid, 0.01 * can.iod)
+    s, R, t = robust_similarity(
+        np.asarray(p_px, np.float64), can.neutral_px.astype(np.float64), can.rigid, 0.01 * can.iod
+    )
     aligned = (s * (R @ np.asarray(p_px, np.float64).T)).T + t
     rot = _rotvec(R.T)  # frame relative to neutral
     inv_t = -(R.T @ t) / s  # where the neutral origin goes
@@ -276,8 +322,13 @@ def lips_code(can: Canonical, c: np.ndarray) -> np.ndarray:
     return np.stack([op - can.mouth_opening, wd - np.linalg.norm(m[MOUTH_RIGHT, :2] - m[MOUTH_LEFT, :2])], -1)
 
 
-def encode(can: Canonical, frames_px: np.ndarray, lips_ref: np.ndarray | None = None,
-           z_weight: float = 0.0, affine: bool = True) -> Codes:
+def encode(
+    can: Canonical,
+    frames_px: np.ndarray,
+    lips_ref: np.ndarray | None = None,
+    z_weight: float = 0.0,
+    affine: bool = True,
+) -> Codes:
     """Landmarks [T, 468, 3] (pixels) -> :class:`Codes`.
 
     ``lips_ref`` [T]: the source's mouth-opening track relative to neutral (``Codes.lips[:, 0]``
@@ -337,7 +388,9 @@ def displacement(can: Canonical, au: np.ndarray, jaw: float | np.ndarray = 0.0) 
     return d + jaw[..., None, None] * can.jaw
 
 
-def target_landmarks(can: Canonical, frame_px: np.ndarray, delta_au: np.ndarray, jaw: float = 0.0) -> np.ndarray:
+def target_landmarks(
+    can: Canonical, frame_px: np.ndarray, delta_au: np.ndarray, jaw: float = 0.0
+) -> np.ndarray:
     """Move a frame's landmarks [468, 3] by an AU code change [D_EXPR] in the face's own pose.
 
     The frame keeps its own lips, pose and expression; ``delta_au`` (and an extra ``jaw``) are
@@ -363,7 +416,9 @@ def neutral_reference(tracks_px: np.ndarray, n_first: int = 25) -> np.ndarray:
     return np.median(np.stack(al), 0).astype(np.float32)
 
 
-def calibrate(can: Canonical, img: np.ndarray, landmarks: np.ndarray, mesher, renderer, level: float = 0.8) -> Canonical:
+def calibrate(
+    can: Canonical, img: np.ndarray, landmarks: np.ndarray, mesher, renderer, level: float = 0.8
+) -> Canonical:
     """Fill ``can.observed``: render each AU alone at ``level`` on the person's neutral image,
     run the landmark model on the render, and keep the aligned displacement it reports / level.
 

@@ -27,8 +27,15 @@ PADDING = 40
 OFFSET = 10
 #: our emotion names -> the judge's labels
 EMOTION_TO_LABEL = {
-    "angry": "angry", "disgusted": "disgust", "disgust": "disgust", "fear": "fear", "happy": "happy",
-    "sad": "sad", "surprised": "surprise", "surprise": "surprise", "neutral": "neutral",
+    "angry": "angry",
+    "disgusted": "disgust",
+    "disgust": "disgust",
+    "fear": "fear",
+    "happy": "happy",
+    "sad": "sad",
+    "surprised": "surprise",
+    "surprise": "surprise",
+    "neutral": "neutral",
 }
 
 
@@ -46,8 +53,9 @@ def haar_box(img: np.ndarray, name: str = "image") -> tuple[int, int, int, int]:
     import cv2
 
     cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    faces = cascade.detectMultiScale(_gray(img), scaleFactor=1.1, minNeighbors=5,
-                                     flags=cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50))
+    faces = cascade.detectMultiScale(
+        _gray(img), scaleFactor=1.1, minNeighbors=5, flags=cv2.CASCADE_SCALE_IMAGE, minSize=(50, 50)
+    )
     if len(faces) == 0:
         raise FaceNotFoundError(f"the judge's Haar detector finds no face in {name}")
     x, y, w, h = max(faces, key=lambda b: b[2] * b[3])
@@ -73,9 +81,16 @@ def crop(img: np.ndarray, box) -> np.ndarray:
 
     g = _gray(img)
     mean = cv2.mean(g[-2:, :])[0]
-    g = cv2.copyMakeBorder(g, PADDING, PADDING, PADDING, PADDING, cv2.BORDER_CONSTANT, value=[mean, mean, mean])
+    g = cv2.copyMakeBorder(
+        g, PADDING, PADDING, PADDING, PADDING, cv2.BORDER_CONSTANT, value=[mean, mean, mean]
+    )
     x, y, w, h = to_square(box)
-    x1, x2, y1, y2 = x - OFFSET + PADDING, x + w + OFFSET + PADDING, y - OFFSET + PADDING, y + h + OFFSET + PADDING
+    x1, x2, y1, y2 = (
+        x - OFFSET + PADDING,
+        x + w + OFFSET + PADDING,
+        y - OFFSET + PADDING,
+        y + h + OFFSET + PADDING,
+    )
     x1, y1 = max(0, x1), max(0, y1)
     face = cv2.resize(g[y1:y2, x1:x2], (64, 64))
     return ((face.astype(np.float32) / 255.0) - 0.5) * 2.0
@@ -159,7 +174,11 @@ def load_mini_xception(path):
     g.visititems(visit)
     import json
 
-    cfg = json.loads(f.attrs["model_config"] if isinstance(f.attrs["model_config"], str) else f.attrs["model_config"].decode())
+    cfg = json.loads(
+        f.attrs["model_config"]
+        if isinstance(f.attrs["model_config"], str)
+        else f.attrs["model_config"].decode()
+    )
     f.close()
     return _KerasGraph(cfg, weights, nn, torch)
 
@@ -184,7 +203,9 @@ def _KerasGraph(cfg, weights, nn, torch):
                 self.order.append((name, cls, c, inbound))
                 w = weights.get(name, {})
                 for k, v in w.items():
-                    self.params[f"{name}__{k}"] = nn.Parameter(torch.from_numpy(np.array(v, np.float32)), requires_grad=False)
+                    self.params[f"{name}__{k}"] = nn.Parameter(
+                        torch.from_numpy(np.array(v, np.float32)), requires_grad=False
+                    )
 
         def p(self, name, key):
             return self.params[f"{name}__{key}"]
@@ -209,8 +230,16 @@ def _KerasGraph(cfg, weights, nn, torch):
                     y = F.conv2d(y, pk, self.params.get(f"{name}__bias"))
                 elif cls == "BatchNormalization":
                     eps = c.get("epsilon", 1e-3)
-                    y = F.batch_norm(h, self.p(name, "moving_mean"), self.p(name, "moving_variance"),
-                                     self.params.get(f"{name}__gamma"), self.params.get(f"{name}__beta"), False, 0.0, eps)
+                    y = F.batch_norm(
+                        h,
+                        self.p(name, "moving_mean"),
+                        self.p(name, "moving_variance"),
+                        self.params.get(f"{name}__gamma"),
+                        self.params.get(f"{name}__beta"),
+                        False,
+                        0.0,
+                        eps,
+                    )
                 elif cls == "Activation":
                     act = c["activation"]
                     y = F.relu(h) if act == "relu" else torch.softmax(h, 1) if act == "softmax" else h

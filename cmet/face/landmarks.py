@@ -123,8 +123,9 @@ class FaceMesh:
         A = np.array([[c * k, -sn * k], [sn * k, c * k]], np.float32)
         t = np.asarray(center, np.float32) - A @ np.array([96.0, 96.0], np.float32)
         M = np.concatenate([A, t[:, None]], 1)
-        crop = cv2.warpAffine(img, M, (192, 192), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpAffine(
+            img, M, (192, 192), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         x = crop.astype(np.float32) / 255.0
         self.lmk.set_tensor(self.lmk.get_input_details()[0]["index"], x[None])
         self.lmk.invoke()
@@ -229,8 +230,9 @@ def _iou(b: np.ndarray, bs: np.ndarray) -> np.ndarray:
     return inter / (area(b) + area(bs) - inter + 1e-9)
 
 
-def one_euro(x: np.ndarray, fps: float = 25.0, min_cutoff: float = 1.5, beta: float = 0.05,
-             d_cutoff: float = 1.0) -> np.ndarray:
+def one_euro(
+    x: np.ndarray, fps: float = 25.0, min_cutoff: float = 1.5, beta: float = 0.05, d_cutoff: float = 1.0
+) -> np.ndarray:
     """One-Euro filter along axis 0 of a track [T, ...] (Casiez et al. 2012): little lag on fast
     motion, strong smoothing of jitter at rest. Speed is measured per element."""
     x = np.asarray(x, np.float64)

@@ -26,8 +26,44 @@ from cmet.face.expression import (
 from cmet.face.facs import AU_NAMES
 from cmet.face.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
 
-FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
-             148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+FACE_OVAL = [
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+]
 N_BORDER = 16
 #: AUs whose fields are not scaled past their apex by the render gain: the emotional jaw drop
 #: (0.25 IOD at apex is already wide; more breaks the lip track and reads as shouting = angry)
@@ -48,12 +84,14 @@ def control_points(p2d: np.ndarray, shape: tuple[int, int], ring: float = 1.5) -
     m = max(h, w)
     lo, hi = -0.5 * m, 1.5 * m
     t = np.linspace(0, 1, N_BORDER // 4, endpoint=False)
-    border = np.concatenate([
-        np.stack([lo + (hi - lo) * t, np.full_like(t, lo)], 1),
-        np.stack([np.full_like(t, hi), lo + (hi - lo) * t], 1),
-        np.stack([hi - (hi - lo) * t, np.full_like(t, hi)], 1),
-        np.stack([np.full_like(t, lo), hi - (hi - lo) * t], 1),
-    ])
+    border = np.concatenate(
+        [
+            np.stack([lo + (hi - lo) * t, np.full_like(t, lo)], 1),
+            np.stack([np.full_like(t, hi), lo + (hi - lo) * t], 1),
+            np.stack([hi - (hi - lo) * t, np.full_like(t, hi)], 1),
+            np.stack([np.full_like(t, lo), hi - (hi - lo) * t], 1),
+        ]
+    )
     return np.concatenate([p2d, ringp, border]).astype(np.float32)
 
 
@@ -110,8 +148,15 @@ def _line(canvas: np.ndarray, pts: np.ndarray, value: float, thick: float):
 
     if value <= 0:
         return
-    cv2.polylines(canvas, [np.round(pts * 16).astype(np.int32)], False, float(value),
-                  thickness=max(1, int(round(thick))), lineType=cv2.LINE_AA, shift=4)
+    cv2.polylines(
+        canvas,
+        [np.round(pts * 16).astype(np.int32)],
+        False,
+        float(value),
+        thickness=max(1, int(round(thick))),
+        lineType=cv2.LINE_AA,
+        shift=4,
+    )
 
 
 def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: float = 1.0):
@@ -139,7 +184,10 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
             _line(dark, np.stack([top, (top + bot) / 2 + sgn * 0.01 * iod * ex, bot]), 0.4 * furrow, th)
         _line(soft, np.stack([mid_brow - 0.06 * iod * ex, mid_brow + 0.06 * iod * ex]), 0.35 * furrow, th * 4)
         _line(dark, np.stack([p[193], p[168], p[417]]), 0.2 * a["AU4"], th)
-        for brow, lid in (([46, 53, 52, 65, 55], [157, 158, 159, 160, 161]), ([276, 283, 282, 295, 285], [384, 385, 386, 387, 388])):
+        for brow, lid in (
+            ([46, 53, 52, 65, 55], [157, 158, 159, 160, 161]),
+            ([276, 283, 282, 295, 285], [384, 385, 386, 387, 388]),
+        ):
             poly = np.concatenate([p[brow], p[lid]])
             hull = cv2.convexHull(np.round(poly * 16).astype(np.int32))
             tmp = np.zeros_like(dark)
@@ -162,13 +210,22 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
             _line(soft, np.stack([start, middle, end]), min(0.5, 0.8 * nl), th * 2.5)
             _line(dark, np.stack([start, middle, end]), min(0.25, 0.4 * nl), th)
             if a["AU6"] + a["AU12"] > 0:
-                cv2.circle(light, tuple(np.round((p[205 if sgn < 0 else 425] + sgn * 0.04 * iod * ex) * 16).astype(int)),
-                           int(0.12 * iod * 16), 0.10 * (a["AU6"] + 0.5 * a["AU12"]), -1, cv2.LINE_AA, shift=4)
+                cv2.circle(
+                    light,
+                    tuple(np.round((p[205 if sgn < 0 else 425] + sgn * 0.04 * iod * ex) * 16).astype(int)),
+                    int(0.12 * iod * 16),
+                    0.10 * (a["AU6"] + 0.5 * a["AU12"]),
+                    -1,
+                    cv2.LINE_AA,
+                    shift=4,
+                )
     # AU15: marionette lines
     if a["AU15"] > 0:
         for corner, sgn in ((61, -1), (291, 1)):
             s0 = p[corner] + sgn * 0.02 * iod * ex
-            _line(soft, np.stack([s0, s0 + 0.12 * iod * ey + sgn * 0.01 * iod * ex]), 0.35 * a["AU15"], th * 2)
+            _line(
+                soft, np.stack([s0, s0 + 0.12 * iod * ey + sgn * 0.01 * iod * ex]), 0.35 * a["AU15"], th * 2
+            )
     # AU6: crow's feet
     if a["AU6"] > 0:
         for corner, sgn in ((33, -1), (263, 1)):
@@ -184,19 +241,40 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
         for k, off in enumerate((0.16, 0.26, 0.36)):
             cc = mid_brow - off * iod * ey
             half = (width - 0.05 * k) * iod * ex
-            _line(dark, np.stack([cc - half, cc - half / 2 - 0.02 * iod * ey, cc, cc + half / 2 - 0.02 * iod * ey, cc + half]),
-                  0.25 * fh, th)
+            _line(
+                dark,
+                np.stack(
+                    [
+                        cc - half,
+                        cc - half / 2 - 0.02 * iod * ey,
+                        cc,
+                        cc + half / 2 - 0.02 * iod * ey,
+                        cc + half,
+                    ]
+                ),
+                0.25 * fh,
+                th,
+            )
     # AU17: chin dimpling
     if a["AU17"] > 0:
-        cv2.circle(soft, tuple(np.round(((p[17] + p[152]) / 2) * 16).astype(int)), int(0.07 * iod * 16),
-                   0.12 * a["AU17"], -1, cv2.LINE_AA, shift=4)
+        cv2.circle(
+            soft,
+            tuple(np.round(((p[17] + p[152]) / 2) * 16).astype(int)),
+            int(0.07 * iod * 16),
+            0.12 * a["AU17"],
+            -1,
+            cv2.LINE_AA,
+            shift=4,
+        )
     sig = max(0.8, iod / 70.0)
     dark = cv2.GaussianBlur(dark, (0, 0), sig) + cv2.GaussianBlur(soft, (0, 0), sig * 2.5)
     light = cv2.GaussianBlur(light, (0, 0), sig * 4)
     return np.clip(dark, 0, 0.7), np.clip(light, 0, 0.3)
 
 
-def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float, au: dict[str, float]) -> np.ndarray:
+def mouth_interior(
+    img: np.ndarray, p: np.ndarray, iod: float, added_open: float, au: dict[str, float]
+) -> np.ndarray:
     """Paint a mouth interior into the target inner-lip polygon where the mouth opened more than
     in the source. img [H, W, 3] uint8, p [468, 2] target landmarks, added_open (IOD units)."""
     import cv2
@@ -245,13 +323,15 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
     # lower teeth (lip stretcher / emotional jaw drop)
     if show_low > 0.2:
         lt = (tpos > 1 - min(0.3, 0.06 * show_low * iod / gap)) & (across < 0.7)
-        col[lt] = (0.9 * tcol[lt])
+        col[lt] = 0.9 * tcol[lt]
     # tongue: an ellipse resting on the lower teeth
     tongue = ((across / 0.62) ** 2 + ((tpos - 1.0) / TONGUE_H) ** 2) < 1.0
     tongue &= ~teeth
     if show_low > 0.2:
         tongue &= ~lt
-    col[tongue] = np.array(TONGUE_RGB, np.float32) * (0.8 + 0.2 * (1 - np.clip(across, 0, 1)))[tongue][..., None]
+    col[tongue] = (
+        np.array(TONGUE_RGB, np.float32) * (0.8 + 0.2 * (1 - np.clip(across, 0, 1)))[tongue][..., None]
+    )
     col = cv2.GaussianBlur(col, (0, 0), max(0.6, iod / 120))
     alpha = np.clip(added_open / 0.05, 0, 1) * cv2.GaussianBlur(mask, (0, 0), 0.7)
     out = img.astype(np.float32) * (1 - alpha[..., None]) + col * alpha[..., None]
@@ -263,8 +343,15 @@ def mouth_interior(img: np.ndarray, p: np.ndarray, iod: float, added_open: float
 class FaceRenderer:
     """Renders AU code changes onto the frames of one identity (fixed triangulation)."""
 
-    def __init__(self, can: Canonical, shape: tuple[int, int], shading_strength: float = 1.0, gain: float = 1.0,
-                 jaw_gain: float | None = None, au_gains: dict[str, float] | None = None):
+    def __init__(
+        self,
+        can: Canonical,
+        shape: tuple[int, int],
+        shading_strength: float = 1.0,
+        gain: float = 1.0,
+        jaw_gain: float | None = None,
+        au_gains: dict[str, float] | None = None,
+    ):
         self.can = can
         self.shape = shape
         self.tris = triangulate(control_points(can.neutral_px[:, :2], shape))
@@ -280,8 +367,14 @@ class FaceRenderer:
                 raise ValueError(f"au_gains: unknown action unit {a!r}; known: {list(AU_NAMES)}")
             self.gains[AU_NAMES.index(a)] = float(g)
 
-    def render(self, frame: np.ndarray, landmarks: np.ndarray, delta_au: np.ndarray, jaw: float = 0.0,
-               return_landmarks: bool = False):
+    def render(
+        self,
+        frame: np.ndarray,
+        landmarks: np.ndarray,
+        delta_au: np.ndarray,
+        jaw: float = 0.0,
+        return_landmarks: bool = False,
+    ):
         """frame [H, W, 3] uint8 + its landmarks [468, 3] + AU change [D_EXPR] -> [H, W, 3] uint8."""
         delta = np.asarray(delta_au, np.float32) * self.gains
         tgt = target_landmarks(self.can, landmarks, delta, jaw)
@@ -291,7 +384,9 @@ class FaceRenderer:
         out = warp(frame, src_c, dst_c, self.tris)
         iod = float(np.linalg.norm(tgt[263, :2] - tgt[33, :2]))
         au = {k: float(v) for k, v in zip(AU_NAMES, delta, strict=True)}
-        src_open = float(np.linalg.norm(landmarks[UPPER_LIP_INNER, :2] - landmarks[LOWER_LIP_INNER, :2])) / iod
+        src_open = (
+            float(np.linalg.norm(landmarks[UPPER_LIP_INNER, :2] - landmarks[LOWER_LIP_INNER, :2])) / iod
+        )
         dst_open = float(np.linalg.norm(tgt[UPPER_LIP_INNER, :2] - tgt[LOWER_LIP_INNER, :2])) / iod
         out = mouth_interior(out, tgt[:, :2], iod, dst_open - src_open, au)
         if self.shading_strength > 0:

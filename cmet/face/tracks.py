@@ -29,8 +29,16 @@ D_POSE = 6
 #: intensity level -> fraction of the apex (MEAD's levels 1..3: weak, medium, strong)
 LEVEL_SCALE = {1: 0.45, 2: 0.72, 3: 1.0}
 #: how much the head moves per emotion (relative)
-POSE_ACTIVITY = {"angry": 1.4, "happy": 1.3, "surprised": 1.3, "fear": 1.2, "disgusted": 1.0,
-                 "contempt": 0.9, "neutral": 0.8, "sad": 0.6}
+POSE_ACTIVITY = {
+    "angry": 1.4,
+    "happy": 1.3,
+    "surprised": 1.3,
+    "fear": 1.2,
+    "disgusted": 1.0,
+    "contempt": 0.9,
+    "neutral": 0.8,
+    "sad": 0.6,
+}
 #: mean head pitch offset per emotion (degrees / 10, negative = down)
 POSE_PITCH = {"sad": -0.6, "contempt": 0.3, "angry": -0.2, "surprised": 0.3}
 
@@ -72,8 +80,15 @@ def smooth_noise(n: int, d: int, rng: np.random.Generator, scale: float, width: 
     return (scale * z / (z.std() + 1e-9)).astype(np.float32)
 
 
-def expression_track(mix: Mapping[str, float] | str, n: int, fps: float, gains: np.ndarray, level: int,
-                     rng: np.random.Generator, noise: float = 0.04) -> np.ndarray:
+def expression_track(
+    mix: Mapping[str, float] | str,
+    n: int,
+    fps: float,
+    gains: np.ndarray,
+    level: int,
+    rng: np.random.Generator,
+    noise: float = 0.04,
+) -> np.ndarray:
     """AU intensities [n, D_EXPR] of one clip: prototype x gains x level x onset/apex envelope + noise."""
     apex = blend_prototype(mix) * gains * LEVEL_SCALE.get(int(level), 1.0)
     env = onset_apex_envelope(n, fps, rng)
@@ -107,8 +122,13 @@ def envelope_at_fps(wave: np.ndarray, sr: int, n: int, fps: float) -> np.ndarray
     return np.clip((db - (top - 40.0)) / 40.0, 0, 1).astype(np.float32)
 
 
-def lips_track(envelope: np.ndarray, rng: np.random.Generator, vowels: np.ndarray | None = None,
-               gain: float = 1.0, noise: float = 0.02) -> np.ndarray:
+def lips_track(
+    envelope: np.ndarray,
+    rng: np.random.Generator,
+    vowels: np.ndarray | None = None,
+    gain: float = 1.0,
+    noise: float = 0.02,
+) -> np.ndarray:
     """Mouth codes [n, D_LIPS] following the speech envelope [n] (and vowel shapes [n, 3] if known).
 
     ``vowels`` columns: openness, spread, rounding of the sounding vowel (0 where silent).
@@ -126,8 +146,14 @@ def lips_track(envelope: np.ndarray, rng: np.random.Generator, vowels: np.ndarra
     return (lips + smooth_noise(n, D_LIPS, rng, noise, 1)).astype(np.float32)
 
 
-def pose_track(n: int, fps: float, rng: np.random.Generator, emotion: str = "neutral",
-               envelope: np.ndarray | None = None, activity: float | None = None) -> np.ndarray:
+def pose_track(
+    n: int,
+    fps: float,
+    rng: np.random.Generator,
+    emotion: str = "neutral",
+    envelope: np.ndarray | None = None,
+    activity: float | None = None,
+) -> np.ndarray:
     """Head pose [n, 6]: sum of slow sinusoids + nods on loud syllables; amount per emotion."""
     a = POSE_ACTIVITY.get(emotion, 1.0) if activity is None else activity
     t = np.arange(n) / fps
@@ -145,10 +171,19 @@ def pose_track(n: int, fps: float, rng: np.random.Generator, emotion: str = "neu
     return pose
 
 
-def make_clip_tracks(mix: Mapping[str, float] | str, level: int, n: int, fps: float, gains: np.ndarray,
-                     rng: np.random.Generator, envelope: np.ndarray | None = None,
-                     vowels: np.ndarray | None = None, emotion_name: str | None = None,
-                     expr_noise: float = 0.04, lip_gain: float = 1.0) -> dict[str, np.ndarray]:
+def make_clip_tracks(
+    mix: Mapping[str, float] | str,
+    level: int,
+    n: int,
+    fps: float,
+    gains: np.ndarray,
+    rng: np.random.Generator,
+    envelope: np.ndarray | None = None,
+    vowels: np.ndarray | None = None,
+    emotion_name: str | None = None,
+    expr_noise: float = 0.04,
+    lip_gain: float = 1.0,
+) -> dict[str, np.ndarray]:
     """All tracks of one clip: {"expr" [n, D_EXPR], "lips" [n, D_LIPS], "pose" [n, 6], "blink" [n]}."""
     if envelope is None:
         envelope = np.zeros(n, np.float32)
@@ -161,6 +196,18 @@ def make_clip_tracks(mix: Mapping[str, float] | str, level: int, n: int, fps: fl
     }
 
 
-__all__ = ["AU_NAMES", "D_LIPS", "D_POSE", "LEVEL_SCALE", "identity_gains", "blend_prototype",
-           "expression_track", "lips_track", "pose_track", "blink_track", "make_clip_tracks",
-           "envelope_at_fps", "onset_apex_envelope"]
+__all__ = [
+    "AU_NAMES",
+    "D_LIPS",
+    "D_POSE",
+    "LEVEL_SCALE",
+    "identity_gains",
+    "blend_prototype",
+    "expression_track",
+    "lips_track",
+    "pose_track",
+    "blink_track",
+    "make_clip_tracks",
+    "envelope_at_fps",
+    "onset_apex_envelope",
+]

@@ -63,7 +63,9 @@ class ModelBundle:
             raise ModelError("this bundle has no neutral bank; pass neutral speech features explicitly")
         return self.banks[NEUTRAL]
 
-    def semantic_speech_vector(self, target, neutral: np.ndarray | None = None, intensity: float = 1.0) -> np.ndarray:
+    def semantic_speech_vector(
+        self, target, neutral: np.ndarray | None = None, intensity: float = 1.0
+    ) -> np.ndarray:
         """Speech semantic vector a_{neutral->target}: [D_a].
 
         ``target``: speech features ``[k, D_a]`` (or ``[D_a]``), an emotion name from the banks, or a
@@ -81,8 +83,9 @@ class ModelBundle:
         return speech_difference(_as_clips(target, "target", self.d_speech), neu, intensity)
 
     # ------------------------------------------------------------ visual side
-    def predict_offsets(self, neutral_codes: np.ndarray, target, neutral: np.ndarray | None = None,
-                        intensity: float = 1.0) -> np.ndarray:
+    def predict_offsets(
+        self, neutral_codes: np.ndarray, target, neutral: np.ndarray | None = None, intensity: float = 1.0
+    ) -> np.ndarray:
         """Autoregressive offsets for a whole neutral code sequence: [L, D_v] -> [L, D_v].
 
         Intensity 0 returns exact zeros (no edit). ``target``/``neutral`` as in
@@ -96,8 +99,9 @@ class ModelBundle:
         a = self.semantic_speech_vector(target, neutral, intensity)
         return predict_offsets_batch(self.connector, [codes], a[None])[0]
 
-    def edit_codes(self, neutral_codes: np.ndarray, target, neutral: np.ndarray | None = None,
-                   intensity: float = 1.0) -> np.ndarray:
+    def edit_codes(
+        self, neutral_codes: np.ndarray, target, neutral: np.ndarray | None = None, intensity: float = 1.0
+    ) -> np.ndarray:
         """``neutral_codes + predict_offsets(...)``: [L, D_v] -> [L, D_v]."""
         codes = np.asarray(neutral_codes, dtype=np.float32)
         return codes + self.predict_offsets(codes, target, neutral, intensity)
@@ -108,20 +112,26 @@ class ModelBundle:
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.connector.state_dict().items()},
-                  str(folder / "model.safetensors"))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.connector.state_dict().items()},
+            str(folder / "model.safetensors"),
+        )
         np.savez(folder / "banks.npz", **{e: np.asarray(v, np.float32) for e, v in self.banks.items()})
         present = []
         if "speech_direct" in self.baselines:
             (folder / "baselines").mkdir(exist_ok=True)
             sd = self.baselines["speech_direct"].state_dict()
-            save_file({k: v.detach().cpu().contiguous() for k, v in sd.items()},
-                      str(folder / "baselines" / "speech_direct.safetensors"))
+            save_file(
+                {k: v.detach().cpu().contiguous() for k, v in sd.items()},
+                str(folder / "baselines" / "speech_direct.safetensors"),
+            )
             present.append("speech_direct")
         if "label" in self.baselines:
             (folder / "baselines").mkdir(exist_ok=True)
-            np.savez(folder / "baselines" / "label.npz",
-                     **{e: np.asarray(v, np.float32) for e, v in self.baselines["label"].items()})
+            np.savez(
+                folder / "baselines" / "label.npz",
+                **{e: np.asarray(v, np.float32) for e, v in self.baselines["label"].items()},
+            )
             present.append("label")
         info = dict(
             format="cmet-bundle/1",
@@ -159,11 +169,15 @@ class ModelBundle:
         def build(path: Path, speech_input: str):
             from omegaconf import OmegaConf
 
-            m = Connector.from_cfg(OmegaConf.create(info["model_cfg"]), info["d_speech"], info["d_expr"], speech_input)
+            m = Connector.from_cfg(
+                OmegaConf.create(info["model_cfg"]), info["d_speech"], info["d_expr"], speech_input
+            )
             try:
                 m.load_state_dict(load_file(str(path)))
             except RuntimeError as e:
-                raise ModelError(f"weights in {path} do not match the model config in bundle.json: {e}") from e
+                raise ModelError(
+                    f"weights in {path} do not match the model config in bundle.json: {e}"
+                ) from e
             return m.to(device).eval()
 
         conn = build(folder / "model.safetensors", "difference")
@@ -175,9 +189,18 @@ class ModelBundle:
         if "label" in info.get("baselines", []):
             with np.load(folder / "baselines" / "label.npz", allow_pickle=False) as z:
                 baselines["label"] = {k: z[k] for k in z.files}
-        return cls(conn, info["model_cfg"], info["d_speech"], info["d_expr"], info["emotions"],
-                   info.get("extended_emotions", []), banks, info.get("metrics", {}), info.get("meta", {}),
-                   baselines)
+        return cls(
+            conn,
+            info["model_cfg"],
+            info["d_speech"],
+            info["d_expr"],
+            info["emotions"],
+            info.get("extended_emotions", []),
+            banks,
+            info.get("metrics", {}),
+            info.get("meta", {}),
+            baselines,
+        )
 
 
 def _json_default(o):

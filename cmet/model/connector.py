@@ -75,9 +75,20 @@ class Connector(nn.Module):
 
     TYPE_REF, TYPE_SPEECH, TYPE_VISUAL = 0, 1, 2
 
-    def __init__(self, d_speech: int, d_expr: int, d_model: int = 128, n_layers: int = 2, n_heads: int = 4,
-                 ff_dim: int = 256, dropout: float = 0.1, window: int = 5, conv_channels: int = 32,
-                 conv_layers: int = 2, speech_input: str = "difference"):
+    def __init__(
+        self,
+        d_speech: int,
+        d_expr: int,
+        d_model: int = 128,
+        n_layers: int = 2,
+        n_heads: int = 4,
+        ff_dim: int = 256,
+        dropout: float = 0.1,
+        window: int = 5,
+        conv_channels: int = 32,
+        conv_layers: int = 2,
+        speech_input: str = "difference",
+    ):
         super().__init__()
         if d_model % n_heads:
             from cmet.errors import ConfigError
@@ -98,8 +109,19 @@ class Connector(nn.Module):
     @classmethod
     def from_cfg(cls, model_cfg, d_speech: int, d_expr: int, speech_input: str = "difference") -> Connector:
         m = model_cfg
-        return cls(d_speech, d_expr, int(m.d_model), int(m.n_layers), int(m.n_heads), int(m.ff_dim),
-                   float(m.dropout), int(m.window), int(m.conv_channels), int(m.conv_layers), speech_input)
+        return cls(
+            d_speech,
+            d_expr,
+            int(m.d_model),
+            int(m.n_layers),
+            int(m.n_heads),
+            int(m.ff_dim),
+            float(m.dropout),
+            int(m.window),
+            int(m.conv_channels),
+            int(m.conv_layers),
+            speech_input,
+        )
 
     def tokens(self, ref: torch.Tensor, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Token sequence [B, 2T+1, d] = [T ref, 1 speech, T visual] + positions + type embeddings."""

@@ -21,7 +21,9 @@ def focal_mse(pred: torch.Tensor, target: torch.Tensor, gamma: float = 0.2) -> t
     return (d.pow(2) * (2 * torch.sigmoid(gamma * d.abs()) - 1)).mean()
 
 
-def recon_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "focal", gamma: float = 0.2) -> torch.Tensor:
+def recon_loss(
+    pred: torch.Tensor, target: torch.Tensor, kind: str = "focal", gamma: float = 0.2
+) -> torch.Tensor:
     """Per-frame reconstruction: pred, target [B, T, D_v] -> scalar (``focal`` | ``mse`` | ``l1``)."""
     if kind == "focal":
         return focal_mse(pred, target, gamma)
@@ -34,8 +36,9 @@ def recon_loss(pred: torch.Tensor, target: torch.Tensor, kind: str = "focal", ga
     raise ConfigError(f"train.loss.recon must be focal, mse or l1; got {kind!r}")
 
 
-def supcon_loss(speech: torch.Tensor, visual: torch.Tensor, labels: torch.Tensor,
-                temperature: float = 0.1) -> torch.Tensor:
+def supcon_loss(
+    speech: torch.Tensor, visual: torch.Tensor, labels: torch.Tensor, temperature: float = 0.1
+) -> torch.Tensor:
     """Supervised InfoNCE between speech tokens [B, d] and visual features [B, d]; labels [B].
 
     For every anchor on one side, the positives are all samples on the other side with the same label;

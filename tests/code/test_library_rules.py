@@ -22,7 +22,9 @@ def test_library_imports_no_orchestration():
 
 
 def test_no_bare_cuda_calls():
-    offenders = [str(p.relative_to(ROOT)) for p in _sources() if re.search(r"[\w)\]]\.cuda\(\s*\)", p.read_text())]
+    offenders = [
+        str(p.relative_to(ROOT)) for p in _sources() if re.search(r"[\w)\]]\.cuda\(\s*\)", p.read_text())
+    ]
     assert not offenders, offenders
 
 

@@ -103,8 +103,10 @@ def test_emotion_is_in_speech_and_face(tiny):
     # pitch: angry & happy above neutral above sad, per identity (Scherer 2003 directions)
     for ident in c["identity"].unique():
         m = (c["identity"] == ident).to_numpy()
-        mean = {e: f0[m & (c["emotion"] == e).to_numpy() & (hi | (c["emotion"] == "neutral").to_numpy())].mean()
-                for e in ("angry", "happy", "neutral", "sad")}
+        mean = {
+            e: f0[m & (c["emotion"] == e).to_numpy() & (hi | (c["emotion"] == "neutral").to_numpy())].mean()
+            for e in ("angry", "happy", "neutral", "sad")
+        }
         assert mean["happy"] > mean["neutral"] > mean["sad"], (ident, mean)
         assert mean["angry"] > mean["neutral"]
     expr = fs.clip_mean_expr()
@@ -137,8 +139,14 @@ def test_look_images(tiny, tmp_path):
     from cmet.face.facs import prototype
 
     cfg, table, fs, root = tiny
-    a = contact_sheet(table, tmp_path / "sheet.png", sorted(table["identity"].unique())[:2], levels=(1, 3), size=64,
-                      renderer="schematic")
+    a = contact_sheet(
+        table,
+        tmp_path / "sheet.png",
+        sorted(table["identity"].unique())[:2],
+        levels=(1, 3),
+        size=64,
+        renderer="schematic",
+    )
     b = spectrogram_panel(table, tmp_path / "spec.png")
     sheet = cv2.imread(str(a))
     assert sheet is not None and sheet.shape[1] == 86 + 5 * 64  # 4 emotions + 1 extended column

@@ -43,8 +43,11 @@ def _m4a(src, dst):
 def test_mead_layout(tmp_path):
     root = tmp_path / "MEAD"
     src = _wav(tmp_path / "src.wav", dur=0.5)
-    for ident, emo, lv, clip, nf in [("M003", "angry", 3, "001", 12), ("M003", "neutral", 1, "001", 15),
-                                     ("W017", "happy", 2, "004", 10)]:
+    for ident, emo, lv, clip, nf in [
+        ("M003", "angry", 3, "001", 12),
+        ("M003", "neutral", 1, "001", 15),
+        ("W017", "happy", 2, "004", 10),
+    ]:
         _mp4(root / ident / "video" / "front" / emo / f"level_{lv}" / f"{clip}.mp4", nf)
         _m4a(src, root / ident / "audio" / emo / f"level_{lv}" / f"{clip}.m4a")
     # audio without video: timed from the audio; a non-front view and a bad emotion folder are skipped
@@ -66,8 +69,9 @@ def test_mead_layout(tmp_path):
 
 
 def test_crema_d_names():
-    assert parse_crema_name("1001_DFA_ANG_XX") == dict(actor="1001", sentence="DFA", emotion="angry", level=2,
-                                                       level_code="XX")
+    assert parse_crema_name("1001_DFA_ANG_XX") == dict(
+        actor="1001", sentence="DFA", emotion="angry", level=2, level_code="XX"
+    )
     assert parse_crema_name("1076_IEO_HAP_HI")["level"] == 3
     assert parse_crema_name("1002_IEO_NEU_XX")["level"] == 1
     assert parse_crema_name("1001_DFA_XXX_XX") is None and parse_crema_name("notes") is None
@@ -82,7 +86,9 @@ def test_crema_d_layout(tmp_path):
     t = read_crema_d(root, test_identities=["1002"])
     assert len(t) == 4 and t.attrs["skipped"][0].endswith("readme_like_file.wav")
     r = t.set_index("clip_id")
-    assert r.loc["1001_DFA_ANG_XX", "n_frames"] == 20 and r.loc["1001_DFA_ANG_XX", "video_path"].endswith(".mp4")
+    assert r.loc["1001_DFA_ANG_XX", "n_frames"] == 20 and r.loc["1001_DFA_ANG_XX", "video_path"].endswith(
+        ".mp4"
+    )
     assert r.loc["1001_DFA_NEU_XX", "n_frames"] == 20  # 0.8 s at 25 fps from the audio
     assert set(t.loc[t["split"] == "test", "identity"]) == {"1002"}
     assert r.loc["1002_IEO_SAD_LO", "level"] == 1 and r.loc["1002_IEO_HAP_HI", "emotion"] == "happy"
@@ -119,12 +125,22 @@ def test_release_au_source(release_dir, compose_cfg):
     assert len(fs.train_emotions) == 8
     emo = fs.clips["emotion"].to_numpy()
     m = fs.clip_mean_expr()
-    assert m[emo == "happy", AU_NAMES.index("AU12")].mean() > m[emo == "sad", AU_NAMES.index("AU12")].mean() + 0.3
+    assert (
+        m[emo == "happy", AU_NAMES.index("AU12")].mean()
+        > m[emo == "sad", AU_NAMES.index("AU12")].mean() + 0.3
+    )
     # the other speaker as test
-    fs2 = build_feature_set(compose_cfg("data=release_au", f"data.release_dir={release_dir}",
-                                        "data.lips_from_audio=false", "data.test_identity=M003",
-                                        "data.val_identity=null"))
+    fs2 = build_feature_set(
+        compose_cfg(
+            "data=release_au",
+            f"data.release_dir={release_dir}",
+            "data.lips_from_audio=false",
+            "data.test_identity=M003",
+            "data.val_identity=null",
+        )
+    )
     assert set(fs2.clips.loc[fs2.clips["split"] == "test", "identity"]) == {"M003"}
     with pytest.raises(ConfigError, match="not in the data"):
-        build_feature_set(compose_cfg("data=release_au", f"data.release_dir={release_dir}",
-                                      "data.test_identity=X999"))
+        build_feature_set(
+            compose_cfg("data=release_au", f"data.release_dir={release_dir}", "data.test_identity=X999")
+        )

@@ -46,8 +46,17 @@ def tiny_bundle(tmp_path_factory):
     from cmet.model.connector import Connector
 
     torch.manual_seed(0)
-    mcfg = {"name": "cmet", "d_model": 16, "n_layers": 1, "n_heads": 2, "ff_dim": 16, "dropout": 0.0, "window": 5,
-            "conv_channels": 4, "conv_layers": 1}
+    mcfg = {
+        "name": "cmet",
+        "d_model": 16,
+        "n_layers": 1,
+        "n_heads": 2,
+        "ff_dim": 16,
+        "dropout": 0.0,
+        "window": 5,
+        "conv_channels": 4,
+        "conv_layers": 1,
+    }
     conn = Connector.from_cfg(OmegaConf.create(mcfg), 8, D_EXPR, "difference").eval()
     rng = np.random.default_rng(0)
     emotions = ["neutral", "happy", "sad", "angry", "surprised", "fear", "disgusted"]

@@ -14,7 +14,9 @@ def test_edit_short_video(tiny_bundle, short_video, tmp_path):
     from cmet.edit import edit_video, has_audio, read_video
 
     mp4, _ = short_video
-    res = edit_video(mp4, "happy", bundle=tiny_bundle, out=tmp_path / "out.mp4", codes_out=tmp_path / "c.json")
+    res = edit_video(
+        mp4, "happy", bundle=tiny_bundle, out=tmp_path / "out.mp4", codes_out=tmp_path / "c.json"
+    )
     frames, fps = read_video(res.out_path)
     assert len(frames) == 12 and fps == pytest.approx(25.0)
     assert has_audio(res.out_path)
@@ -87,8 +89,24 @@ def test_cli_edit_error_is_one_line(tiny_bundle, short_video, tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "flows.cli", "edit", "--video", str(short_video[0]), "--emotion", "joyful",
-                        "--out", str(tmp_path / "o.mp4"), "--model", str(tiny_bundle)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "edit",
+            "--video",
+            str(short_video[0]),
+            "--emotion",
+            "joyful",
+            "--out",
+            str(tmp_path / "o.mp4"),
+            "--model",
+            str(tiny_bundle),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert "unknown emotion 'joyful'" in r.stderr and "Traceback" not in r.stderr
 

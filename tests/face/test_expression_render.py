@@ -42,7 +42,9 @@ def test_geometric_round_trip_with_pose_removed(can, astronaut_landmarks):
     c0 = astronaut_landmarks.mean(0)
     moved = (astronaut_landmarks - c0) @ R.T * 1.2 + c0 + [7, -4, 0]
     codes = rng.uniform(0, 1, (12, D_EXPR)) * (rng.uniform(size=(12, D_EXPR)) < 0.5)
-    rec = np.stack([encode(can, target_landmarks(can, moved, c)[None], lips_ref=np.zeros(1)).au[0] for c in codes])
+    rec = np.stack(
+        [encode(can, target_landmarks(can, moved, c)[None], lips_ref=np.zeros(1)).au[0] for c in codes]
+    )
     assert np.abs(rec - codes).max() < 0.05
     pose = encode(can, moved[None], lips_ref=np.zeros(1)).pose[0]
     assert np.allclose(pose[:3], [0.1, -0.15, 0.05], atol=0.02)

@@ -24,8 +24,15 @@ def test_help():
 def test_evaluate_command(tiny_run, tiny_overrides, tmp_path):
     metrics, out, cfg = tiny_run
     res = CliRunner().invoke(
-        _app(), ["evaluate", metrics["bundle_dir"], *tiny_overrides, f"paths.work_dir={tmp_path}",
-                 "--out-dir", str(tmp_path / "ev")],
+        _app(),
+        [
+            "evaluate",
+            metrics["bundle_dir"],
+            *tiny_overrides,
+            f"paths.work_dir={tmp_path}",
+            "--out-dir",
+            str(tmp_path / "ev"),
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "C-MET" in res.output and "speech-direct" in res.output and "n/a" in res.output

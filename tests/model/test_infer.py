@@ -62,8 +62,10 @@ def test_intensity_zero_returns_input_exactly(tiny_bundle, tiny_features):
 @pytest.mark.parametrize("emotion", ["happy", "angry", "surprised"])
 def test_edit_size_grows_with_intensity(tiny_bundle, tiny_features, emotion):
     codes = _neutral_clip(tiny_features)
-    sizes = [float(np.linalg.norm(tiny_bundle.predict_offsets(codes, emotion, intensity=s).mean(0)))
-             for s in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)]
+    sizes = [
+        float(np.linalg.norm(tiny_bundle.predict_offsets(codes, emotion, intensity=s).mean(0)))
+        for s in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
+    ]
     assert sizes[0] == 0.0
     assert all(b > a for a, b in zip(sizes, sizes[1:], strict=False)), sizes
 
@@ -89,8 +91,12 @@ def test_neutral_to_neutral_is_near_zero(tiny_run, tiny_bundle, tiny_features):
     codes = _neutral_clip(tiny_features)
     # the neutral bank against itself: a = 0 exactly -> the learned map must give ~0 at the origin
     nn = np.linalg.norm(tiny_bundle.predict_offsets(codes, "neutral").mean(0))
-    emo = np.mean([np.linalg.norm(tiny_bundle.predict_offsets(codes, e).mean(0))
-                   for e in ("angry", "happy", "sad", "surprised")])
+    emo = np.mean(
+        [
+            np.linalg.norm(tiny_bundle.predict_offsets(codes, e).mean(0))
+            for e in ("angry", "happy", "sad", "surprised")
+        ]
+    )
     assert nn < 0.2 * emo, (nn, emo)
     # disjoint neutral clips of a held-out identity (speech difference = content + noise only)
     metrics = tiny_run[0]

@@ -14,8 +14,10 @@ from cmet.model.losses import direction_loss, focal_mse, recon_loss, supcon_loss
 def test_focal_mse_numerical():
     x = torch.tensor([[1.0, -2.0], [0.0, 3.0]])
     y = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+
     def f(d):
         return d * d * (2 / (1 + math.exp(-0.2 * abs(d))) - 1)
+
     expected = (f(1.0) + f(-2.0) + f(0.0) + f(3.0)) / 4
     assert focal_mse(x, y, 0.2).item() == pytest.approx(expected, rel=1e-6)
     # f(1) = 1 * (2*sigmoid(0.2) - 1) = tanh(0.1)

@@ -17,8 +17,17 @@ def test_tokenizers_shapes():
 
 
 def test_connector_sequence_and_head_shapes():
-    m = Connector(d_speech=64, d_expr=10, d_model=32, n_layers=1, n_heads=2, ff_dim=64, window=5,
-                  conv_channels=8, conv_layers=2).eval()
+    m = Connector(
+        d_speech=64,
+        d_expr=10,
+        d_model=32,
+        n_layers=1,
+        n_heads=2,
+        ff_dim=64,
+        window=5,
+        conv_channels=8,
+        conv_layers=2,
+    ).eval()
     ref, a, x = torch.zeros(2, 5, 10), torch.randn(2, 64), torch.randn(2, 5, 10)
     assert m.tokens(ref, a, x).shape == (2, 11, 32)  # [T ref, 1 speech, T visual]
     assert m(ref, a, x).shape == (2, 5, 10)
@@ -37,7 +46,13 @@ def test_configs_build(name, compose_cfg):
         out = m(torch.zeros(1, t, 10), torch.randn(1, 1024), torch.randn(1, t, 10))
     assert out.shape == (1, t, 10)
     if name == "cmet_paper":
-        assert (cfg.model.d_model, cfg.model.n_layers, cfg.model.n_heads, cfg.model.ff_dim, t) == (1024, 4, 4, 1024, 5)
+        assert (cfg.model.d_model, cfg.model.n_layers, cfg.model.n_heads, cfg.model.ff_dim, t) == (
+            1024,
+            4,
+            4,
+            1024,
+            5,
+        )
         assert m.encoder.layers[0].self_attn.embed_dim == 1024 and len(m.encoder.layers) == 4
 
 

@@ -13,13 +13,33 @@ from cmet.model.bundle import ModelBundle
 
 def test_run_outputs(tiny_run):
     metrics, out, _ = tiny_run
-    for k in ("acc_emo/cmet", "acc_emo/label", "acc_emo/speech_direct", "acc_emo/reference",
-              "acc_emo_ext/cmet", "acc_emo_ext/speech_direct", "cos/cmet", "recon_mse/cmet",
-              "acc_emo/cmet/happy", "bundle_dir", "train_seconds", "samples_per_s", "val/acc_emo", "val/loss"):
+    for k in (
+        "acc_emo/cmet",
+        "acc_emo/label",
+        "acc_emo/speech_direct",
+        "acc_emo/reference",
+        "acc_emo_ext/cmet",
+        "acc_emo_ext/speech_direct",
+        "cos/cmet",
+        "recon_mse/cmet",
+        "acc_emo/cmet/happy",
+        "bundle_dir",
+        "train_seconds",
+        "samples_per_s",
+        "val/acc_emo",
+        "val/loss",
+    ):
         assert k in metrics, k
     assert np.isnan(metrics["acc_emo_ext/label"])  # label-based cannot express extended emotions
-    for f in ("metrics.json", "confusion_matrix.png", "confusion_matrix_ext.png", "training_curves.png",
-              "bundle/model.safetensors", "bundle/bundle.json", "bundle/banks.npz"):
+    for f in (
+        "metrics.json",
+        "confusion_matrix.png",
+        "confusion_matrix_ext.png",
+        "training_curves.png",
+        "bundle/model.safetensors",
+        "bundle/bundle.json",
+        "bundle/banks.npz",
+    ):
         assert (out / f).is_file(), f
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["acc_emo/cmet"] == pytest.approx(metrics["acc_emo/cmet"])
@@ -27,7 +47,10 @@ def test_run_outputs(tiny_run):
 
 def test_cmet_beats_speech_direct_on_held_out_identities(tiny_run):
     m = tiny_run[0]
-    assert m["acc_emo/cmet"] > m["acc_emo/speech_direct"] + 0.1, (m["acc_emo/cmet"], m["acc_emo/speech_direct"])
+    assert m["acc_emo/cmet"] > m["acc_emo/speech_direct"] + 0.1, (
+        m["acc_emo/cmet"],
+        m["acc_emo/speech_direct"],
+    )
     assert m["acc_emo/cmet"] > 0.4  # chance is 1/7
     assert m["cos/cmet"] > m["cos/speech_direct"]
 
@@ -53,8 +76,15 @@ def _weights(out):
 def test_resume_equals_uninterrupted(tiny_cfg_factory, tiny_features, tmp_path):
     from cmet.train import train
 
-    over = ("train.steps=12", "train.eval_every=6", "train.checkpoint_every=6", "train.warmup_steps=2",
-            "eval.baselines=[label]", "train.final_eval=false", "model.dropout=0.1")
+    over = (
+        "train.steps=12",
+        "train.eval_every=6",
+        "train.checkpoint_every=6",
+        "train.warmup_steps=2",
+        "eval.baselines=[label]",
+        "train.final_eval=false",
+        "model.dropout=0.1",
+    )
     cfg = tiny_cfg_factory(*over)
     train(cfg, features=tiny_features, out_dir=tmp_path / "a")
 

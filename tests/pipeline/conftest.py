@@ -20,8 +20,16 @@ def make_featureset(n_per_cell: int = 3, d_a: int = 8, d_v: int = 4, seed: int =
                 for k in range(n_per_cell):
                     n = int(rng.integers(10, 20))
                     rows.append(
-                        dict(clip_id=f"{ident}_{emo}_{level}_{k}", identity=ident, emotion=emo, level=level,
-                             split=split, n_frames=n, fps=25.0, duration_s=n / 25.0)
+                        dict(
+                            clip_id=f"{ident}_{emo}_{level}_{k}",
+                            identity=ident,
+                            emotion=emo,
+                            level=level,
+                            split=split,
+                            n_frames=n,
+                            fps=25.0,
+                            duration_s=n / 25.0,
+                        )
                     )
     clips = pd.DataFrame(rows)
     total = int(clips["n_frames"].sum())

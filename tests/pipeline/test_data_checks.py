@@ -25,11 +25,11 @@ def test_clean_data_passes(tiny_fs, tmp_path):
 def test_raw_faults_each_named(tiny_fs, tmp_path):
     c = tiny_fs.clips.copy()
     c["audio_path"] = c["audio_path"].astype(object)
-    c.loc[3, "emotion"] = "furious"                      # unknown emotion
+    c.loc[3, "emotion"] = "furious"  # unknown emotion
     c.loc[5, "audio_path"] = str(tmp_path / "gone.wav")  # missing file
-    c.loc[c["identity"] == "id2", "split"] = "test"      # id2 now in train? no: all of id2 -> test ...
-    c.loc[0, "split"] = "train"                          # ... one clip of id1 stays train: still fine
-    c.loc[c.index[-1], "split"] = "train"                # one clip of id4 (test) in train: identity leak
+    c.loc[c["identity"] == "id2", "split"] = "test"  # id2 now in train? no: all of id2 -> test ...
+    c.loc[0, "split"] = "train"  # ... one clip of id1 stays train: still fine
+    c.loc[c.index[-1], "split"] = "train"  # one clip of id4 (test) in train: identity leak
     rep = check_raw(c, LIM).save(tmp_path)
     assert not rep.success
     text = rep.summary()
@@ -55,7 +55,7 @@ def test_too_few_clips_per_cell_and_frame_mismatch(tiny_fs):
 
 def test_feature_faults(tiny_fs):
     tiny_fs.expr[tiny_fs.clips["frame_start"].iloc[7] + 1, 2] = np.nan  # a NaN frame in clip 7
-    tiny_fs.speech[4] *= 1e6                                           # an absurd speech norm
+    tiny_fs.speech[4] *= 1e6  # an absurd speech norm
     rep = check_features(tiny_fs, LIM)
     assert not rep.success
     by_col = {f.column: f for f in rep.failures}

@@ -8,8 +8,13 @@ from cmet.config import compose
 from flows import registry as R
 from flows.gates import evaluate_gates
 
-GOOD = {"acc_emo/cmet": 0.8, "acc_emo_ext/cmet": 0.5, "acc_emo/speech_direct": 0.5, "lips_kept": 1.0,
-        "latency_ms_per_frame": 1.0}
+GOOD = {
+    "acc_emo/cmet": 0.8,
+    "acc_emo_ext/cmet": 0.5,
+    "acc_emo/speech_direct": 0.5,
+    "lips_kept": 1.0,
+    "latency_ms_per_frame": 1.0,
+}
 
 
 def test_gates_pass_and_fail_reasons():
@@ -52,7 +57,10 @@ def test_registry_gate_promote_rollback(mlclient):
     name = "m"
     v1, new = R.register_candidate(c, name, f"runs:/{runs[0]}/bundle", runs[0], {"bundle_hash": "a"}, "a")
     assert new and v1 == "1"
-    assert R.register_candidate(c, name, f"runs:/{runs[0]}/bundle", runs[0], {"bundle_hash": "a"}, "a") == ("1", False)
+    assert R.register_candidate(c, name, f"runs:/{runs[0]}/bundle", runs[0], {"bundle_hash": "a"}, "a") == (
+        "1",
+        False,
+    )
     R.apply_gate(c, name, v1, passed=True)
     assert R.alias_version(c, name, R.CHAMPION) == "1"
     # a failed candidate is registered, moves nothing

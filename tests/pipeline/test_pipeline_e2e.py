@@ -39,7 +39,12 @@ def test_full_run_cache_worse_candidate_rollback(tmp_path, prefect_harness, pipe
     # commit to cmet/ while this test runs, so freeze the code hashes at their first value here
     monkeypatch.setattr(pipeline, "hash_code", functools.lru_cache(pipeline.hash_code))
 
-    ov = [*pipeline_overrides, "pipeline.tune.steps=10", "train.steps=20", "gates.relative.champion_margin=0.0"]
+    ov = [
+        *pipeline_overrides,
+        "pipeline.tune.steps=10",
+        "train.steps=20",
+        "gates.relative.champion_margin=0.0",
+    ]
     t0 = time.perf_counter()
     s1 = run_pipeline(ov)
     t1 = time.perf_counter() - t0
@@ -63,7 +68,9 @@ def test_full_run_cache_worse_candidate_rollback(tmp_path, prefect_harness, pipe
     s3 = run_pipeline([*ov, "seed=3", "pipeline.tune.enabled=false", "gates.relative.champion_margin=1.0"])
     assert s3["registry"]["after"]["champion"] == "2"
     # a deliberately worse one: registered, gate fails (absolute bar above its score), champion unchanged
-    s4 = run_pipeline([*ov, "train.steps=1", "pipeline.tune.enabled=false", "gates.absolute.latency.max=1e-6"])
+    s4 = run_pipeline(
+        [*ov, "train.steps=1", "pipeline.tune.enabled=false", "gates.absolute.latency.max=1e-6"]
+    )
     assert not s4["gate"]["passed"] and s4["registry"]["version"] == "3"
     assert R.alias_version(c, "cmet", "champion") == "2"
     assert c.get_model_version("cmet", "3").tags["gate.passed"] == "false"
@@ -72,15 +79,33 @@ def test_full_run_cache_worse_candidate_rollback(tmp_path, prefect_harness, pipe
 
 
 def test_killed_run_resumes_from_checkpoint(tmp_path):
-    env = dict(os.environ, CMET_ROOT=str(tmp_path), PREFECT_HOME=str(tmp_path / "prefect"),
-               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db", BENTOML_HOME=str(tmp_path / "bento"))
+    env = dict(
+        os.environ,
+        CMET_ROOT=str(tmp_path),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",
+        BENTOML_HOME=str(tmp_path / "bento"),
+    )
     env.pop("PREFECT_API_URL", None)
-    args = [sys.executable, "-m", "flows.cli", "pipeline", "run", "experiment=fast", "pipeline.tune.enabled=false",
-            "pipeline.bento=false", "pipeline.sample_video=false", "train.steps=60", "train.eval_every=20",
-            "train.checkpoint_every=10",
-            f"paths.work_dir={tmp_path}/work"]
+    args = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "pipeline",
+        "run",
+        "experiment=fast",
+        "pipeline.tune.enabled=false",
+        "pipeline.bento=false",
+        "pipeline.sample_video=false",
+        "train.steps=60",
+        "train.eval_every=20",
+        "train.checkpoint_every=10",
+        f"paths.work_dir={tmp_path}/work",
+    ]
     log1 = open(tmp_path / "run1.log", "w")
-    p = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log1, stderr=subprocess.STDOUT, start_new_session=True)
+    p = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=log1, stderr=subprocess.STDOUT, start_new_session=True
+    )
     ckpt = None
     deadline = time.time() + 900
     while time.time() < deadline and p.poll() is None:
@@ -100,8 +125,11 @@ def test_killed_run_resumes_from_checkpoint(tmp_path):
     out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    finals = [r for r in mlflow.search_runs(experiment_names=["cmet"], output_format="list")
-              if r.data.tags.get("stage") == "final"]
+    finals = [
+        r
+        for r in mlflow.search_runs(experiment_names=["cmet"], output_format="list")
+        if r.data.tags.get("stage") == "final"
+    ]
     resumed = max(finals, key=lambda r: r.info.start_time)
     hist = mlflow.MlflowClient().get_metric_history(resumed.info.run_id, "val/acc_emo")
     steps = sorted(m.step for m in hist)

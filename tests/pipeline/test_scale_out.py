@@ -26,8 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def _pg_bin() -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-q", "postgresql"], check=False, capture_output=True,
-                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "postgresql"],
+            check=False,
+            capture_output=True,
+            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
+            timeout=600,
+        )
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not found:
         pytest.skip("PostgreSQL server binaries not available (apt-get install postgresql)")
@@ -57,15 +62,29 @@ def postgres():
     port = _free_port()
     run = lambda *a: subprocess.run([*as_user, *a], check=True, capture_output=True, text=True, timeout=300)  # noqa: E731
     run(str(bindir / "initdb"), "-D", str(data), "-U", "cmet", "-A", "trust", "--no-sync")
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "pg.log"), "-w", "-t", "120",
-        "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    run(
+        str(bindir / "pg_ctl"),
+        "-D",
+        str(data),
+        "-l",
+        str(base / "pg.log"),
+        "-w",
+        "-t",
+        "120",
+        "-o",
+        f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off",
+        "start",
+    )
     try:
         for db in ("optuna", "mlflow"):
             run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "cmet", db)
         yield f"postgresql+psycopg2://cmet@127.0.0.1:{port}"  # SQLAlchemy 2.1 defaults to psycopg 3
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -76,9 +95,16 @@ def test_two_optuna_workers_share_a_postgres_study(postgres, tmp_path):
     from cmet.config import compose
     from cmet.data import build_feature_set
 
-    ov = ["experiment=fast", f"paths.work_dir={tmp_path}/work", f"pipeline.tune.storage={postgres}/optuna",
-          f"pipeline.tracking_uri={postgres}/mlflow", "pipeline.tune.n_trials=4", "pipeline.tune.steps=6",
-          "pipeline.tune.pruner.kind=none", "train.num_threads=1"]
+    ov = [
+        "experiment=fast",
+        f"paths.work_dir={tmp_path}/work",
+        f"pipeline.tune.storage={postgres}/optuna",
+        f"pipeline.tracking_uri={postgres}/mlflow",
+        "pipeline.tune.n_trials=4",
+        "pipeline.tune.steps=6",
+        "pipeline.tune.pruner.kind=none",
+        "train.num_threads=1",
+    ]
     fs_dir = build_feature_set(compose(ov)).save(tmp_path / "features")
     mlflow.set_tracking_uri(f"{postgres}/mlflow")
     exp = mlflow.create_experiment("cmet", artifact_location=(tmp_path / "art").as_uri())
@@ -86,9 +112,29 @@ def test_two_optuna_workers_share_a_postgres_study(postgres, tmp_path):
         pid = parent.info.run_id
     env = dict(os.environ, CMET_ROOT=str(tmp_path), MLFLOW_TRACKING_URI=f"{postgres}/mlflow")
     procs = [
-        subprocess.Popen([sys.executable, "-m", "flows.cli", "pipeline", "tune-worker", "--features", str(fs_dir),
-                          "--study", "shared", "--worker", w, "--parent-run-id", pid, *ov], cwd=ROOT, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flows.cli",
+                "pipeline",
+                "tune-worker",
+                "--features",
+                str(fs_dir),
+                "--study",
+                "shared",
+                "--worker",
+                w,
+                "--parent-run-id",
+                pid,
+                *ov,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         for w in ("w1", "w2")
     ]
     outs = [p.communicate(timeout=1500)[0] for p in procs]
@@ -99,11 +145,17 @@ def test_two_optuna_workers_share_a_postgres_study(postgres, tmp_path):
     assert len(done) >= 4
     assert {t.user_attrs["worker"] for t in done} == {"w1", "w2"}
     # the workers really overlapped in time (parallel, not one after the other)
-    spans = {w: (min(t.datetime_start for t in done if t.user_attrs["worker"] == w),
-                 max(t.datetime_complete for t in done if t.user_attrs["worker"] == w)) for w in ("w1", "w2")}
+    spans = {
+        w: (
+            min(t.datetime_start for t in done if t.user_attrs["worker"] == w),
+            max(t.datetime_complete for t in done if t.user_attrs["worker"] == w),
+        )
+        for w in ("w1", "w2")
+    }
     assert spans["w1"][0] < spans["w2"][1] and spans["w2"][0] < spans["w1"][1], spans
-    children = mlflow.search_runs(experiment_ids=[exp], filter_string=f"tags.mlflow.parentRunId = '{pid}'",
-                                  output_format="list")
+    children = mlflow.search_runs(
+        experiment_ids=[exp], filter_string=f"tags.mlflow.parentRunId = '{pid}'", output_format="list"
+    )
     assert sorted(r.data.tags["worker"] for r in children).count("w1") >= 1
     assert len(children) >= 4 and all("train.lr" in r.data.params for r in children)
 
@@ -112,9 +164,21 @@ def test_schedule_creates_a_cron_deployment(tmp_path):
     """`cmet schedule` serves a deployment with the cron of pipeline.schedule; we see it in the API."""
     env = dict(os.environ, CMET_ROOT=str(tmp_path), PREFECT_HOME=str(tmp_path / "prefect"))
     port = _free_port()
-    server = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     served = None
     try:
@@ -127,9 +191,15 @@ def test_schedule_creates_a_cron_deployment(tmp_path):
                     break
             except httpx.HTTPError:
                 time.sleep(1)
-        served = subprocess.Popen([sys.executable, "-m", "flows.cli", "schedule", "pipeline.schedule.cron=15 4 * * 1"],
-                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  start_new_session=True)
+        served = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "schedule", "pipeline.schedule.cron=15 4 * * 1"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
         found = None
         while time.time() < deadline and served.poll() is None:
             r = httpx.post(f"{env['PREFECT_API_URL']}/deployments/filter", json={}, timeout=10)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 
-def harmonic(f0: float = 150.0, sr: int = 16000, dur: float = 1.0, amp: float = 0.3, n_harm: int = 10,
-             seed: int = 0) -> np.ndarray:
+def harmonic(
+    f0: float = 150.0, sr: int = 16000, dur: float = 1.0, amp: float = 0.3, n_harm: int = 10, seed: int = 0
+) -> np.ndarray:
     """A vowel-like harmonic tone [S] with a little noise."""
     t = np.arange(int(sr * dur)) / sr
     x = sum(amp / k * np.sin(2 * np.pi * f0 * k * t) for k in range(1, n_harm + 1))

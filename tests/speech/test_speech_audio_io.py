@@ -48,8 +48,22 @@ def test_compressed_formats_via_ffmpeg(tmp_path, wav_file, tone, ffmpeg, ext, co
 
 def test_audio_track_of_an_mp4_and_mp4_without_audio(tmp_path, ffmpeg):
     vid = tmp_path / "v.mp4"
-    ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:duration=1", "-f", "lavfi", "-i", "color=c=gray:s=32x32:d=1",
-           "-shortest", "-c:v", "mpeg4", "-c:a", "aac", str(vid))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:duration=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=gray:s=32x32:d=1",
+        "-shortest",
+        "-c:v",
+        "mpeg4",
+        "-c:a",
+        "aac",
+        str(vid),
+    )
     w, _ = load_audio(vid)
     assert abs(_peak_hz(w) - 300) < 5
     mute = tmp_path / "mute.mp4"

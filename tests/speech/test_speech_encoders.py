@@ -45,30 +45,48 @@ def test_prosody_encoder_interface_and_short_clip(tone):
 def _tiny_wav2vec2(folder):
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
-                         conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=8,
-                         num_conv_pos_embedding_groups=2, do_stable_layer_norm=True)
+    cfg = Wav2Vec2Config(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+        do_stable_layer_norm=True,
+    )
     import torch
 
     torch.manual_seed(0)
     Wav2Vec2Model(cfg).save_pretrained(folder)
-    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, do_normalize=True,
-                             return_attention_mask=True).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, do_normalize=True, return_attention_mask=True
+    ).save_pretrained(folder)
 
 
 def test_hf_encoder_on_a_tiny_wav2vec2(tmp_path, tone):
     _tiny_wav2vec2(tmp_path / "w2v")
     waves = [tone(120, dur=0.5), tone(220, dur=0.9)]
-    enc = get_encoder({"encoder": "hf", "model_dir": str(tmp_path / "w2v"), "pooling": "mean", "layer": -1,
-                       "device": "cpu"})
+    enc = get_encoder(
+        {"encoder": "hf", "model_dir": str(tmp_path / "w2v"), "pooling": "mean", "layer": -1, "device": "cpu"}
+    )
     a = enc.encode(waves)
     assert a.shape == (2, 16) and enc.dim == 16 and np.isfinite(a).all()
     assert not np.allclose(a[0], a[1])
     # one pass over the batch == clip by clip (padding does not leak into the pooled vector much)
     solo = np.concatenate([enc.encode([w]) for w in waves])
     assert np.allclose(a[0], solo[0], atol=0.15 * np.abs(solo[0]).max() + 1e-3)
-    mm = get_encoder({"encoder": "hf", "model_dir": str(tmp_path / "w2v"), "pooling": "meanmax", "layer": 1,
-                      "device": "cpu"})
+    mm = get_encoder(
+        {
+            "encoder": "hf",
+            "model_dir": str(tmp_path / "w2v"),
+            "pooling": "meanmax",
+            "layer": 1,
+            "device": "cpu",
+        }
+    )
     b = mm.encode(waves)
     assert b.shape == (2, 32) and mm.name != enc.name and mm.config_key() != enc.config_key()
     with pytest.raises(ConfigError, match="pooling"):
@@ -82,13 +100,28 @@ def test_hf_encoder_on_a_tiny_whisper_encoder(tmp_path, tone):
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperModel
 
     torch.manual_seed(0)
-    cfg = WhisperConfig(d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-                        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_mel_bins=80,
-                        max_source_positions=1500, max_target_positions=32, vocab_size=64,
-                        pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=1)
+    cfg = WhisperConfig(
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        max_target_positions=32,
+        vocab_size=64,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        decoder_start_token_id=1,
+    )
     WhisperModel(cfg).save_pretrained(tmp_path / "wh")
     WhisperFeatureExtractor(feature_size=80).save_pretrained(tmp_path / "wh")
-    enc = get_encoder({"encoder": "hf", "model_dir": str(tmp_path / "wh"), "pooling": "mean", "device": "cpu"})
+    enc = get_encoder(
+        {"encoder": "hf", "model_dir": str(tmp_path / "wh"), "pooling": "mean", "device": "cpu"}
+    )
     out = enc.encode([tone(120, dur=0.6), tone(250, dur=1.0)])
     assert out.shape == (2, 16) and np.isfinite(out).all() and not np.allclose(out[0], out[1])
 
