@@ -122,27 +122,49 @@ def read_mead(
                 key = (ident, rel[0], int(m.group(1)), f.stem)
                 row = clips.setdefault(
                     key,
-                    dict(
-                        clip_id=f"{ident}_{rel[0]}_L{m.group(1)}_{f.stem}",
-                        identity=ident,
-                        emotion=rel[0],
-                        level=int(m.group(1)),
-                        sentence=f.stem,
-                        split=_split(ident, test_identities, val_identities),
-                        n_frames=np.nan,
-                        fps=fps,
-                        audio_path=None,
-                        video_path=None,
-                        extended=False,
+                    _new_row(
+                        f"{ident}_{rel[0]}_L{m.group(1)}_{f.stem}",
+                        ident,
+                        rel[0],
+                        int(m.group(1)),
+                        f.stem,
+                        _split(ident, test_identities, val_identities),
+                        fps,
                     ),
                 )
                 row[f"{kind}_path"] = str(f)
-    for row in clips.values():
-        if row["video_path"] and count_frames:
+    _count_frames(clips.values(), fps, count_frames)
+    return _finish(list(clips.values()), skipped, root, "MEAD", fps)
+
+
+def _new_row(
+    clip_id: str, identity: str, emotion: str, level: int, sentence: str, split: str, fps: float
+) -> dict:
+    """A clip-table row whose audio/video paths and frame count are filled in as files are found."""
+    return dict(
+        clip_id=clip_id,
+        identity=identity,
+        emotion=emotion,
+        level=level,
+        sentence=sentence,
+        split=split,
+        n_frames=np.nan,
+        fps=fps,
+        audio_path=None,
+        video_path=None,
+        extended=False,
+    )
+
+
+def _count_frames(rows: Iterable[dict], fps: float, count_frames: bool) -> None:
+    """Frame count and fps of each row's video (left as NaN / the default fps where there is none)."""
+    if not count_frames:
+        return
+    for row in rows:
+        if row["video_path"]:
             n, vfps = video_frames(row["video_path"])
             if n > 0:
                 row["n_frames"], row["fps"] = n, (vfps or fps)
-    return _finish(list(clips.values()), skipped, root, "MEAD", fps)
 
 
 def parse_crema_name(stem: str) -> dict | None:
@@ -189,24 +211,16 @@ def read_crema_d(
             continue
         row = clips.setdefault(
             f.stem,
-            dict(
-                clip_id=f.stem,
-                identity=p["actor"],
-                emotion=p["emotion"],
-                level=p["level"],
-                sentence=p["sentence"],
-                split=_split(p["actor"], test_identities, val_identities),
-                n_frames=np.nan,
-                fps=fps,
-                audio_path=None,
-                video_path=None,
-                extended=False,
+            _new_row(
+                f.stem,
+                p["actor"],
+                p["emotion"],
+                p["level"],
+                p["sentence"],
+                _split(p["actor"], test_identities, val_identities),
+                fps,
             ),
         )
         row[f"{kind}_path"] = str(f)
-    for row in clips.values():
-        if row["video_path"] and count_frames:
-            n, vfps = video_frames(row["video_path"])
-            if n > 0:
-                row["n_frames"], row["fps"] = n, (vfps or fps)
+    _count_frames(clips.values(), fps, count_frames)
     return _finish(list(clips.values()), skipped, root, "CREMA-D", fps)
