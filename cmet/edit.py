@@ -263,8 +263,11 @@ def speech_features(paths, bundle, cfg=None) -> np.ndarray:
 def default_bundle_dir(cfg=None) -> Path:
     """The champion (MLflow alias ``champion``) if the registry has one, else the newest bundle
     under ``.cmet/`` (runs/, models/)."""
-    from cmet.env import project_root
+    from cmet.env import configure_local_env, project_root
 
+    # the registry lookup must use the project's store, also when a library caller (python -m
+    # cmet.face.evaluate edits, a notebook) did not configure it: MLflow would create ./mlflow.db
+    configure_local_env()
     work = project_root() / ".cmet"
     name = "cmet"
     if cfg is not None:

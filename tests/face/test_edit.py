@@ -141,3 +141,20 @@ def test_renderer_au_gains_override_and_bad_name(astronaut_face, astronaut_landm
     assert r.gains[AU_NAMES.index("AU12")] == np.float32(1.6)
     with pytest.raises(ValueError, match="AU99"):
         FaceRenderer(can, astronaut_face.shape[:2], au_gains={"AU99": 1.0})
+
+
+def test_model_lookup_never_writes_an_mlflow_store_in_the_cwd(tmp_path, monkeypatch):
+    """default_bundle_dir() asks the registry; from a library caller that did not configure the
+    environment, MLflow would create ./mlflow.db: the lookup configures the project's store."""
+    from cmet.edit import default_bundle_dir
+    from cmet.errors import ModelError
+
+    root, cwd = tmp_path / "proj", tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("CMET_ROOT", str(root))
+    monkeypatch.chdir(cwd)
+    with pytest.raises(ModelError, match="no trained model"):
+        default_bundle_dir()
+    assert not (cwd / "mlflow.db").exists() and not (cwd / "mlruns").exists()
+    assert (root / ".cmet" / "mlflow").is_dir()
