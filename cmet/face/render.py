@@ -340,6 +340,14 @@ def mouth_interior(
     return res
 
 
+def _signed_gap(p: np.ndarray) -> float:
+    """Inner-lip gap (pixels) of landmarks [468, >=2], positive when the lower lip is below the
+    upper one along the face's down direction (eyes' midpoint -> chin)."""
+    down = p[152, :2] - (p[33, :2] + p[263, :2]) / 2
+    down = down / (np.linalg.norm(down) + 1e-9)
+    return float((p[LOWER_LIP_INNER, :2] - p[UPPER_LIP_INNER, :2]) @ down)
+
+
 class FaceRenderer:
     """Renders AU code changes onto the frames of one identity (fixed triangulation)."""
 
@@ -384,10 +392,10 @@ class FaceRenderer:
         out = warp(frame, src_c, dst_c, self.tris)
         iod = float(np.linalg.norm(tgt[263, :2] - tgt[33, :2]))
         au = {k: float(v) for k, v in zip(AU_NAMES, delta, strict=True)}
-        src_open = (
-            float(np.linalg.norm(landmarks[UPPER_LIP_INNER, :2] - landmarks[LOWER_LIP_INNER, :2])) / iod
-        )
-        dst_open = float(np.linalg.norm(tgt[UPPER_LIP_INNER, :2] - tgt[LOWER_LIP_INNER, :2])) / iod
+        # signed inner-lip gap along the face's down axis: lips pressed past each other (a
+        # negative gap) must not count as an opening that paints teeth
+        src_open = _signed_gap(landmarks) / iod
+        dst_open = _signed_gap(tgt) / iod
         out = mouth_interior(out, tgt[:, :2], iod, dst_open - src_open, au)
         if self.shading_strength > 0:
             dark, light = shading(out.shape[:2], tgt[:, :2], iod, au, self.shading_strength)
