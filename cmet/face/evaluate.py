@@ -130,6 +130,38 @@ def evaluate_portraits(
     return res
 
 
+def random_codes(mode: str, n: int, rng: np.random.Generator, p_active: float = 0.2, max_code: float = 1.0):
+    """Codes for the round trip [n, D_EXPR].
+
+    ``single``: one AU at a time, U(0.1, max_code); ``sparse``: each AU on with probability
+    ``p_active``, U(0, max_code) (0.2: ~4 AUs at once, as many as an EMFACS prototype; 0.5: ~10,
+    antagonists such as AU1/AU4 or AU17/AU26 together: a stress test); ``emotions``: one emotion
+    prototype or a blend of two at random intensities (what ``cmet edit --emotion`` / ``--blend``
+    asks the renderer for); ``prototypes``: each of the 7 prototypes on with probability 0.4 at
+    a random weight (~3 emotions at once, angry with fear, happy with sad: a stress test)."""
+    from cmet.face.facs import D_EXPR
+
+    if mode == "single":
+        codes = np.zeros((n, D_EXPR))
+        codes[np.arange(n), np.arange(n) % D_EXPR] = rng.uniform(0.1, max_code, n)
+        return codes
+    if mode == "sparse":
+        return rng.uniform(0, max_code, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < p_active)
+    if mode in ("prototypes", "emotions"):
+        from cmet.face.facs import EMOTION_PROTOTYPES, prototype_matrix
+
+        P = prototype_matrix([e for e in EMOTION_PROTOTYPES if e != "neutral"])
+        if mode == "prototypes":
+            w = rng.uniform(0, 1, (n, len(P))) * (rng.uniform(size=(n, len(P))) < 0.4)
+        else:  # what `cmet edit --emotion` / `--blend a=x,b=y` asks for: one emotion or two
+            w = np.zeros((n, len(P)))
+            for i in range(n):
+                k = rng.choice(len(P), size=1 + int(rng.uniform() < 0.5), replace=False)
+                w[i, k] = rng.uniform(0.1, 1.0, len(k))
+        return np.clip(w @ P, 0, max_code)
+    raise ValueError(f"round_trip mode {mode!r}: single | sparse | emotions | prototypes")
+
+
 def round_trip(
     img: np.ndarray,
     n: int = 40,
@@ -139,54 +171,219 @@ def round_trip(
     observed: bool = True,
     mode: str = "sparse",
     gain: float = 1.0,
+    p_active: float = 0.2,
+    modes: tuple | None = None,
+    tta: int = 1,
+    n_calibration: int = 240,
+    landmarks: str = "flow",
 ) -> dict:
     """Random AU codes -> render -> landmarks -> codes; Pearson correlation per code.
 
-    ``mode``: ``sparse`` (independent AUs, half of them on) or ``prototypes`` (random blends of the
-    emotion prototypes: the codes the model actually asks for)."""
+    The encoder is calibrated on this face first (:func:`cmet.face.expression.calibrate`, on
+    ``n_calibration`` renders of codes drawn with another seed), then tested on ``n`` fresh codes
+    per mode (:func:`random_codes`). ``modes``: several ``(mode, p_active)`` at once (one
+    calibration); the result then has one entry per mode under ``"modes"``.
+
+    ``landmarks``: ``flow`` (FaceMesh refined by optical flow from the neutral portrait,
+    :mod:`cmet.face.flow`) or ``facemesh`` (FaceMesh alone, averaged over ``tta`` crops)."""
     from cmet.face.expression import calibrate, canonical, encode
-    from cmet.face.facs import AU_NAMES, D_EXPR
+    from cmet.face.facs import AU_NAMES
     from cmet.face.landmarks import FaceMesh
     from cmet.face.render import FaceRenderer
 
-    rng = np.random.default_rng(seed)
-    fm = FaceMesh()
+    fm = FaceMesh(tta=tta)
     lm = fm.mesh(img, name)
     can = canonical(lm)
     rend = FaceRenderer(can, img.shape[:2], gain=gain, jaw_gain=gain)
-    if observed:
-        calibrate(can, img, lm, fm, rend)
-    if mode == "sparse":  # each AU active with prob 0.5, intensity U(0, max_code)
-        codes = rng.uniform(0, max_code, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < 0.5)
-    elif mode == "prototypes":  # what the model produces: non-negative blends of the emotion prototypes
-        from cmet.face.facs import EMOTION_PROTOTYPES, prototype_matrix
+    if landmarks == "flow":
+        from cmet.face.flow import RefinedMesh
 
-        P = prototype_matrix([e for e in EMOTION_PROTOTYPES if e != "neutral"])
-        w = rng.uniform(0, 1, (n, len(P))) * (rng.uniform(size=(n, len(P))) < 0.4)
-        codes = np.clip(w @ P, 0, max_code)
-    else:
-        raise ValueError(f"round_trip mode {mode!r}: sparse | prototypes")
-    rec = []
-    for c in codes:
-        out = rend.render(img, lm, c)
-        lm2 = fm.mesh(out, name)
-        # the source (the portrait = the neutral) has lips 0: the jaw is fixed there
-        rec.append(encode(can, lm2[None], lips_ref=np.zeros(1)).au[0])
-    rec = np.array(rec)
-    corr = {}
-    for k, a in enumerate(AU_NAMES):
-        x, y = codes[:, k], rec[:, k]
-        if x.std() == 0:
-            corr[a] = float("nan")  # the code never varied in this draw (not testable)
-        else:  # a code the encoder never recovers (constant output) counts as 0
-            corr[a] = float(np.corrcoef(x, y)[0, 1]) if y.std() > 0 else 0.0
-    return {
-        "corr": corr,
-        "min_corr": float(np.nanmin(list(corr.values()))),
-        "n": n,
-        "n_codes_ge_0.9": int(sum(v >= 0.9 for v in corr.values() if v == v)),
-        "mae": float(np.abs(rec - codes).mean()),
+        fm = RefinedMesh(fm, img, lm)
+    elif landmarks != "facemesh":
+        raise ValueError(f"round_trip landmarks {landmarks!r}: flow | facemesh")
+    if observed:
+        calibrate(can, img, lm, fm, rend, n=n_calibration, seed=seed + 1000)
+
+    def one(mode_, p_):
+        codes = random_codes(mode_, n, np.random.default_rng(seed), p_, max_code)
+        rec = []
+        for c in codes:
+            lm2 = fm.mesh(rend.render(img, lm, c), name)
+            # the source (the portrait = the neutral) has lips 0: the jaw is fixed there
+            rec.append(encode(can, lm2[None], lips_ref=np.zeros(1)).au[0])
+        rec = np.array(rec)
+        corr = {}
+        for k, a in enumerate(AU_NAMES):
+            x, y = codes[:, k], rec[:, k]
+            if x.std() == 0:
+                corr[a] = float("nan")  # the code never varied in this draw (not testable)
+            else:  # a code the encoder never recovers (constant output) counts as 0
+                corr[a] = float(np.corrcoef(x, y)[0, 1]) if y.std() > 0 else 0.0
+        vals = [v for v in corr.values() if v == v]
+        return {
+            "mode": mode_,
+            "p_active": p_ if mode_ == "sparse" else None,
+            "corr": corr,
+            "min_corr": float(np.min(vals)),
+            "n": n,
+            "n_codes_ge_0.9": int(sum(v >= 0.9 for v in vals)),
+            "n_codes": len(vals),
+            "mae": float(np.abs(rec - codes).mean()),
+        }
+
+    if modes is None:
+        return one(mode, p_active)
+    out = {"modes": {_mode_key(m, p): one(m, p) for m, p in modes}}
+    if observed:  # what FaceMesh sees of each AU (norm, IOD units) and how alike two AUs look to it
+        B = can.observed[:, :, :2].reshape(len(AU_NAMES), -1).astype(np.float64)
+        nb = np.linalg.norm(B, axis=1)
+        out["observed_norm"] = dict(zip(AU_NAMES, nb.round(4).tolist(), strict=True))
+        out["observed_cos"] = ((B / nb[:, None]) @ (B / nb[:, None]).T).round(3).tolist()
+        D = can.basis[:, :, :2].reshape(len(AU_NAMES), -1).astype(np.float64)
+        out["seen_share"] = dict(  # the part of each designed field FaceMesh reports, along the field
+            zip(AU_NAMES, ((B * D).sum(1) / (D * D).sum(1)).round(3).tolist(), strict=True)
+        )
+    return out
+
+
+def _mode_key(mode: str, p: float | None) -> str:
+    return f"sparse{p:g}" if mode == "sparse" else mode
+
+
+ROUND_TRIP_MODES = (
+    ("single", None),
+    ("sparse", 0.1),
+    ("sparse", 0.2),
+    ("emotions", None),
+    ("prototypes", None),
+    ("sparse", 0.5),
+)
+
+
+def _round_trip_figure(mean: dict, per_face: dict, path: Path, landmarks: str = ""):
+    """Heat map: rows = modes, columns = codes, cell = mean correlation over the faces."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = list(mean)
+    codes = list(next(iter(mean.values())))
+    M = np.array([[mean[m][c] for c in codes] for m in modes], np.float64)
+    fig, ax = plt.subplots(figsize=(1 + 0.55 * len(codes), 1.2 + 0.5 * len(modes)))
+    im = ax.imshow(M, vmin=0, vmax=1, cmap="RdYlGn")
+    for i in range(len(modes)):
+        for j in range(len(codes)):
+            if M[i, j] == M[i, j]:
+                ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(codes)), codes, rotation=60, fontsize=8)
+    ax.set_yticks(range(len(modes)), modes, fontsize=8)
+    lm = {"flow": "FaceMesh + flow", "facemesh": "FaceMesh"}.get(landmarks, landmarks)
+    ax.set_title(
+        f"round trip codes -> render -> {lm} -> codes: mean r over {len(per_face)} faces", fontsize=9
+    )
+    fig.colorbar(im, ax=ax, fraction=0.02)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def round_trip_portraits(
+    release_dir=None,
+    out_dir=None,
+    n: int = 76,
+    gain: float = 1.0,
+    tta: int = 1,
+    modes=ROUND_TRIP_MODES,
+    progress: bool = True,
+    landmarks: str = "flow",
+) -> dict:
+    """:func:`round_trip` on every portrait for each mode: per-face and mean correlation per code,
+    JSON + heat maps (``roundtrip_<landmarks>.json``, ``.png``, ``_identifiability.png`` in
+    ``out_dir``)."""
+    faces = load_portraits(release_dir)
+    items = list(faces.items())
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, desc="round trip", unit="face")
+    per_face, obs_cos, obs_norm, seen = {}, [], [], []
+    for name, img in items:
+        r = round_trip(img, n=n, name=name, gain=gain, modes=modes, tta=tta, landmarks=landmarks)
+        per_face[name] = r["modes"]
+        if "observed_cos" in r:
+            obs_cos.append(np.array(r["observed_cos"]))
+            obs_norm.append(list(r["observed_norm"].values()))
+            seen.append(list(r["seen_share"].values()))
+    keys = [_mode_key(m, p) for m, p in modes]
+    names = list(next(iter(per_face.values()))[keys[0]]["corr"])
+    mean, worst = {}, {}
+    for k in keys:
+        per = np.array([[r[k]["corr"][c] for c in names] for r in per_face.values()], np.float64)
+        mean[k] = dict(zip(names, np.nanmean(per, 0).round(3).tolist(), strict=True))
+        worst[k] = dict(zip(names, np.nanmin(per, 0).round(3).tolist(), strict=True))
+    summary = {
+        k: {
+            "n_codes_mean_ge_0.9": int(sum(v >= 0.9 for v in mean[k].values() if v == v)),
+            "mean_over_codes": float(np.nanmean(list(mean[k].values()))),
+        }
+        for k in keys
     }
+    res = {
+        "n_faces": len(per_face),
+        "n_per_mode": n,
+        "gain": gain,
+        "tta": tta,
+        "landmarks": landmarks,
+        "summary": summary,
+        "mean_corr_per_code": mean,
+        "min_corr_per_code": worst,
+        "per_face": per_face,
+    }
+    if obs_norm:
+        res["observed_norm_mean"] = dict(zip(names, np.mean(obs_norm, 0).round(4).tolist(), strict=True))
+        res["seen_share_mean"] = dict(zip(names, np.mean(seen, 0).round(3).tolist(), strict=True))
+        C = np.mean(obs_cos, 0)
+        np.fill_diagonal(C, 0)
+        res["most_alike_to_facemesh"] = {
+            a: {names[j]: round(float(C[i, j]), 3) for j in np.argsort(-np.abs(C[i]))[:2]}
+            for i, a in enumerate(names)
+        }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"roundtrip_{landmarks}.json").write_text(json.dumps(res, indent=1))
+        _round_trip_figure(mean, per_face, out / f"roundtrip_{landmarks}.png", landmarks)
+        res["figure"] = str(out / f"roundtrip_{landmarks}.png")
+        if obs_cos:
+            fig = out / f"roundtrip_{landmarks}_identifiability.png"
+            _identifiability_figure(np.mean(obs_cos, 0), names, fig, landmarks)
+            res["identifiability_figure"] = str(fig)
+    return res
+
+
+def _identifiability_figure(cos: np.ndarray, names: list[str], path: Path, landmarks: str = ""):
+    """Cosine between the AU responses FaceMesh reports (mean over faces): |cos| near 1 = two AUs
+    the landmark model cannot tell apart (+1) or that cancel each other (-1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 8))
+    im = ax.imshow(cos, vmin=-1, vmax=1, cmap="coolwarm")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if i != j:
+                ax.text(j, i, f"{cos[i, j]:+.1f}", ha="center", va="center", fontsize=6)
+    ax.set_xticks(range(len(names)), names, rotation=60, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_title(f"cos between AU responses seen by the landmarks ({landmarks}), mean over faces", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def evaluate_edits(
@@ -255,13 +452,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m cmet.face.evaluate")
     ap.add_argument("what", choices=["portraits", "roundtrip", "edits"])
     ap.add_argument("--model", default=None, help="bundle folder (edits)")
-    ap.add_argument("--mode", default="sparse", help="roundtrip codes: sparse | prototypes")
     ap.add_argument("--release", default=None)
     ap.add_argument("--out", default="outputs/face")
     ap.add_argument("--gain", type=float, default=None, help="render gain (default: face.render_gain)")
     ap.add_argument("--shading", type=float, default=1.0)
     ap.add_argument("--intensity", type=float, default=1.0)
-    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--n", type=int, default=76, help="roundtrip: codes per mode and face")
+    ap.add_argument("--tta", type=int, default=1, help="roundtrip: FaceMesh crops averaged per image")
+    ap.add_argument(
+        "--landmarks", default="flow", choices=["flow", "facemesh"], help="roundtrip: landmark model"
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the shared 2-core box: 1)")
     a = ap.parse_args(argv)
     import torch
@@ -288,15 +488,11 @@ def main(argv: list[str] | None = None) -> int:
             gain=a.gain,
         )
     else:
-        res = {}
-        for name, img in load_portraits(rel).items():
-            res[name] = round_trip(img, n=a.n, name=name, mode=a.mode)
-            print(name, json.dumps({k: round(v, 3) for k, v in res[name]["corr"].items()}))
-        per = np.array([[r["corr"][k] for k in r["corr"]] for r in res.values()], np.float64)
-        names = list(next(iter(res.values()))["corr"])
-        res["mean_corr_per_code"] = dict(zip(names, np.nanmean(per, 0).round(3).tolist(), strict=True))
-        Path(a.out).mkdir(parents=True, exist_ok=True)
-        (Path(a.out) / f"roundtrip_{a.mode}.json").write_text(json.dumps(res, indent=1))
+        res = round_trip_portraits(
+            rel, a.out, n=a.n, gain=a.gain if a.gain is not None else 1.0, tta=a.tta, landmarks=a.landmarks
+        )
+        keep = ("summary", "mean_corr_per_code", "seen_share_mean", "figure", "identifiability_figure")
+        res = {k: res[k] for k in keep if k in res}
     print(json.dumps(res, indent=1))
     return 0
 

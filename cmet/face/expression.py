@@ -26,6 +26,12 @@ displacement basis defined on the 468 mesh vertices. No learned part.
    on the AU basis ``B [D_EXPR, 468, 3]`` (see :func:`au_basis`). Each AU field is a hand-made
    displacement field (Gaussian falloff around FaceMesh anchor vertices, FACS direction of
    motion), built on the person's neutral mesh, in IOD units at intensity 1.0 (E apex).
+5. Calibrated encoder (optional, :func:`calibrate`): the person's neutral image is rendered with
+   a few hundred random AU codes and the landmark model's answer is fitted per AU (a forward
+   model with a noise model); the projection is then on what the landmark model *sees* of each
+   AU, weighted by how reliably it sees it. With FaceMesh refined by optical flow from the
+   neutral image (:mod:`cmet.face.flow`) this closes the round trip codes -> render ->
+   landmarks -> codes (``python -m cmet.face.evaluate roundtrip``).
 """
 
 from __future__ import annotations
@@ -163,6 +169,12 @@ class Canonical:
     #: [D_EXPR, 468, 3] what the landmark model *sees* when each AU field is rendered (see
     #: :func:`calibrate`); the encoder projects on it when present, else on ``basis``
     observed: np.ndarray | None = None
+    #: [468, 3] what the landmark model reports for the unedited face (see :func:`calibrate`)
+    observed_offset: np.ndarray | None = None
+    #: [468, 3] 1 / the calibration residual's spread per coordinate (0 for z)
+    observed_weight: np.ndarray | None = None
+    #: [k, 1404] main directions of the (weighted) calibration residual, projected out when encoding
+    observed_noise: np.ndarray | None = None
 
     @property
     def mouth_opening(self) -> float:
@@ -263,8 +275,10 @@ def au_basis(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # a broad smile parts the lips (AU12 with AU25): upper lip up a little, lower lip down
     B["AU12"] += up(_g(mesh, [13, 82, 312, 0, 37, 267], 0.08) * (1 - lower), 0.015)
     B["AU12"] += up(_g(mesh, [14, 87, 317, 17, 84, 314], 0.08) * lower, -0.04)
-    wcs = _g(mesh, [MOUTH_RIGHT, MOUTH_LEFT, 78, 308], 0.07)
-    B["AU14"] = np.stack([-side * wcs * 0.035, -wcs * 0.012, -wcs * 0.03], 1)
+    # dimpler: the corners tightened back and in, and a little up (the tightener AU23 narrows the
+    # whole mouth instead): localised at the corners
+    wcs = _g(mesh, [MOUTH_RIGHT, MOUTH_LEFT, 78, 308], 0.06)
+    B["AU14"] = np.stack([-side * wcs * 0.07, -wcs * 0.04, -wcs * 0.03], 1)
     B["AU15"] = up(wc, -0.07)
     B["AU15"][:, 0] += side * wc * 0.01
     B["AU16"] = up(_g(mesh, LOWER_LIP_OUTER[2:7] + LOWER_LIP_INNER_SET[2:7], 0.1) * lower, -0.055)
@@ -273,10 +287,17 @@ def au_basis(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     B["AU20"] = np.stack([side * wc * 0.085, wc * 0.012, np.zeros(n)], 1)
     B["AU20"] += up(_g(mesh, LOWER_LIP_OUTER[1:8], 0.06) * lower, -0.015)
     wlips = _g(mesh, OUTER_LIP_CONTOUR, 0.05)
+    # lip tightener: the lips narrowed (corners in) and their red thinned (outer contours toward
+    # the mouth line; the stretcher AU20 pulling the corners out does not undo that part)
     B["AU23"] = np.stack([-side * wc * 0.045, np.zeros(n), wlips * 0.02], 1)
-    B["AU23"] += up(_g(mesh, LOWER_LIP_OUTER[2:7], 0.05) * lower, 0.012)
+    B["AU23"] += up(_g(mesh, UPPER_LIP_OUTER[1:8], 0.04) * (1 - lower), -0.02)
+    B["AU23"] += up(_g(mesh, LOWER_LIP_OUTER[1:8], 0.04) * lower, 0.025)
+    B["AU23"][UPPER_LIP_INNER_SET + LOWER_LIP_INNER_SET, 1] = 0.0
+    # lip pressor: the lips pressed together roll in (outer contours toward the mouth line); the
+    # inner contours are in contact already and stay (moving them would cross the lips)
     B["AU24"] = up(_g(mesh, UPPER_LIP_OUTER[2:7], 0.06) * (1 - lower), -0.03)
-    B["AU24"] += up(_g(mesh, LOWER_LIP_OUTER[2:7] + LOWER_LIP_INNER_SET[2:7], 0.07) * lower, 0.035)
+    B["AU24"] += up(_g(mesh, LOWER_LIP_OUTER[2:7], 0.07) * lower, 0.035)
+    B["AU24"][UPPER_LIP_INNER_SET + LOWER_LIP_INNER_SET + [MOUTH_RIGHT, MOUTH_LEFT, 78, 308]] = 0.0
     # jaw: 1 unit = 1 IOD drop of the lower inner lip; AU26_emo at intensity 1 = 0.25 IOD
     jaw = up(jaw_w, -1.0)
     jaw[:, 2] = -jaw_w * 0.2
@@ -327,12 +348,18 @@ def encode(
     frames_px: np.ndarray,
     lips_ref: np.ndarray | None = None,
     z_weight: float = 0.0,
-    affine: bool = True,
+    affine: bool | None = None,
 ) -> Codes:
     """Landmarks [T, 468, 3] (pixels) -> :class:`Codes`.
 
     ``lips_ref`` [T]: the source's mouth-opening track relative to neutral (``Codes.lips[:, 0]``
     of the unedited video); when given, the jaw is fixed to it and the rest is AU26_emo.
+
+    On a calibrated :class:`Canonical` (:func:`calibrate`) the projection is on the observed
+    basis, after removing the observed offset, weighting each coordinate by 1 / its residual
+    spread and projecting out the calibration residual's main directions (generalised least
+    squares); ``affine`` (the 2-D nuisance field) then defaults to off: the calibration has the
+    landmark model's systematic drag in its basis already.
     """
     from scipy.optimize import nnls
 
@@ -341,7 +368,11 @@ def encode(
         frames_px = frames_px[None]
     T = len(frames_px)
     wvec = np.array([1.0, 1.0, z_weight])
-    basis = can.observed if can.observed is not None else can.basis
+    calibrated = can.observed is not None
+    affine = (not calibrated) if affine is None else affine
+    if calibrated:
+        wvec = np.array([1.0, 1.0, 0.0])
+    basis = can.observed if calibrated else can.basis
     Bf = (basis.astype(np.float64) * wvec).reshape(D_EXPR, -1).T  # [1404, D]
     J = (can.jaw.astype(np.float64) * wvec).reshape(-1)
     k26 = AU_NAMES.index("AU26_emo")
@@ -360,10 +391,15 @@ def encode(
             aff.append((f * wvec).reshape(-1))
     Aff = np.stack(aff, 1)
     Aff = np.concatenate([Aff, -Aff], 1) if affine else np.zeros((len(Bf), 0))
+    W = _whitener(can) if calibrated else (lambda v: v)
+    Bf, J, Aff = W(Bf), W(J), W(Aff)
     for i in range(T):
         c, pose[i] = align(can, frames_px[i])
         lips[i] = lips_code(can, c)
-        d = ((c - can.mesh) * wvec).reshape(-1)
+        d = c - can.mesh
+        if can.observed is not None and can.observed_offset is not None:
+            d = d - can.observed_offset
+        d = W((d * wvec).reshape(-1))
         if lips_ref is not None:
             jaw = float(lips_ref[i])
             sol, _ = nnls(np.concatenate([Bf, Aff], 1), d - jaw * J)
@@ -378,6 +414,22 @@ def encode(
         au[i] = x
         jaws[i] = jaw
     return Codes(au, lips, pose, jaws)
+
+
+def _whitener(can: Canonical):
+    """The calibration's noise model as a map on [1404, ...] landmark vectors (see :func:`encode`)."""
+    n = can.basis.shape[1]
+    w = np.ones((n, 3)) if can.observed_weight is None else np.asarray(can.observed_weight, np.float64)
+    w = w.reshape(-1)
+    V = None if can.observed_noise is None else np.asarray(can.observed_noise, np.float64)  # [k, 1404]
+
+    def apply(v):
+        v = v * (w if v.ndim == 1 else w[:, None])
+        if V is not None and len(V):
+            v = v - V.T @ (V @ v)
+        return v
+
+    return apply
 
 
 def displacement(can: Canonical, au: np.ndarray, jaw: float | np.ndarray = 0.0) -> np.ndarray:
@@ -417,23 +469,65 @@ def neutral_reference(tracks_px: np.ndarray, n_first: int = 25) -> np.ndarray:
 
 
 def calibrate(
-    can: Canonical, img: np.ndarray, landmarks: np.ndarray, mesher, renderer, level: float = 0.8
+    can: Canonical,
+    img: np.ndarray,
+    landmarks: np.ndarray,
+    mesher,
+    renderer,
+    n: int = 240,
+    p_active: float = 0.2,
+    seed: int = 0,
+    ridge: float = 1e-3,
+    n_noise: int = 20,
+    progress: bool = False,
 ) -> Canonical:
-    """Fill ``can.observed``: render each AU alone at ``level`` on the person's neutral image,
-    run the landmark model on the render, and keep the aligned displacement it reports / level.
+    """Fill ``can.observed`` (+ ``can.observed_offset``): what the landmark model *sees* of each AU
+    on this person, fitted by least squares on ``n`` renders of random sparse codes.
 
-    The renderer moves pixels by the designed fields; FaceMesh follows some parts of a face
-    (lips, brows) closely and others (cheeks, lids) weakly, and drags neighbours along. Projecting
-    on what it reports makes the encoder consistent with renderer + landmark model (the round trip)
-    and with how FaceMesh sees the same motion on real faces. ~20 landmark runs per identity.
+    The renderer moves pixels by the designed fields; FaceMesh follows some parts of a face (lips,
+    brows) closely and others (cheeks, lids) weakly, drags neighbours along (the forehead with the
+    brows, which then shifts the pose alignment), and reports AUs that act together not quite as
+    the sum of each alone. Codes: each AU on with probability ``p_active`` (0.2: ~4 AUs at a
+    time, as many as an EMFACS prototype has), intensity U(0, 1). Forward model, per coordinate:
+    observed displacement = offset + sum_k code_k * observed_k (ridge ``ridge`` on the AU columns).
+    The encoder then projects on ``observed`` after removing ``offset``: consistent with renderer
+    + landmark model (the round trip) and with how FaceMesh sees the same motion on real faces.
+    ~n renders + landmark runs per identity (about 10 s for n=240 with an 8-crop mesher here).
     """
-    obs = np.zeros_like(can.basis)
-    for k in range(D_EXPR):
-        code = np.zeros(D_EXPR, np.float32)
-        code[k] = level
-        out = renderer.render(img, landmarks, code)
+    rng = np.random.default_rng(seed)
+    codes = rng.uniform(0, 1, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < p_active)
+    codes[:D_EXPR] = np.eye(D_EXPR)  # every AU alone once (also when n is small)
+    it = range(n)
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(it, desc="calibrate", unit="render", leave=False)
+    X = []
+    for i in it:
+        out = renderer.render(img, landmarks, codes[i])
         c, _ = align(can, mesher.mesh(out, "calibration render"))
-        obs[k] = (c - can.mesh) / level
-    obs[:, :, 2] = 0.0
+        X.append((c - can.mesh)[:, :2].reshape(-1))
+    X = np.asarray(X, np.float64)
+    A = np.concatenate([codes, np.ones((n, 1))], 1)
+    reg = ridge * n * np.eye(A.shape[1])
+    reg[-1, -1] = 0.0
+    M = np.linalg.solve(A.T @ A + reg, A.T @ X)  # [D_EXPR + 1, 936]
+    # noise model: per-coordinate spread of the residual, and its main correlated directions
+    res = X - A @ M
+    sd = res.std(0) + 1e-4
+    rw = res / sd
+    _, _, Vt = np.linalg.svd(rw - rw.mean(0), full_matrices=False)
+    k = int(min(n_noise, max(0, n - D_EXPR - 2)))
+    weight = np.zeros(can.basis.shape[1:], np.float32)
+    weight[:, :2] = (1.0 / sd).reshape(-1, 2)
+    noise = np.zeros((k, can.basis.shape[1], 3), np.float32)
+    noise[:, :, :2] = Vt[:k].reshape(k, -1, 2)
+    can.observed_weight = weight
+    can.observed_noise = noise.reshape(k, -1)
+    obs = np.zeros_like(can.basis)
+    obs[:, :, :2] = M[:D_EXPR].reshape(D_EXPR, -1, 2)
+    off = np.zeros(can.basis.shape[1:], np.float32)
+    off[:, :2] = M[-1].reshape(-1, 2)
     can.observed = obs.astype(np.float32)
+    can.observed_offset = off
     return can

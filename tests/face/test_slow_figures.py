@@ -23,14 +23,21 @@ def test_portraits_judged_by_fer(release_dir, tmp_path):
 
 
 def test_round_trip_through_the_landmark_model(release_dir):
+    """codes -> render -> FaceMesh + flow -> calibrated encoder -> codes on a real MEAD portrait:
+    every code >= 0.9 with one AU at a time, and >= 0.8 (mean >= 0.95) with ~4 AUs at a time;
+    FaceMesh alone stays far below (measured over 14 faces: 10/19 codes >= 0.9 against 19/19)."""
     import cv2
 
     from cmet.face.evaluate import round_trip
 
     im = cv2.imread(str(release_dir / "asset" / "identity" / "W009_001_identity_source.jpg"))[:, :, ::-1]
-    r = round_trip(np.ascontiguousarray(im), n=30, name="W009")
-    c = r["corr"]
-    assert c["AU26_emo"] > 0.8 and c["AU12"] > 0.6 and c["AU1"] > 0.6
+    im = np.ascontiguousarray(im)
+    r = round_trip(im, n=76, name="W009", modes=(("single", None), ("sparse", 0.2)))["modes"]
+    single, sparse = r["single"]["corr"], r["sparse0.2"]["corr"]
+    assert min(single.values()) >= 0.9, single
+    assert min(sparse.values()) >= 0.8 and np.mean(list(sparse.values())) >= 0.95, sparse
+    fm = round_trip(im, n=76, name="W009", mode="single", landmarks="facemesh", tta=4)["corr"]
+    assert sum(v >= 0.9 for v in fm.values()) < sum(v >= 0.9 for v in single.values())
 
 
 def test_edit_the_release_video(release_dir, tmp_path):
