@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.common import RESULTS, hardware, load_average, md_table, pct
 
-SECTIONS = ("accuracy_real", "extended", "pixel", "accuracy_generated", "speed", "service")
+SECTIONS = ("accuracy_real", "extended", "pixel", "face", "accuracy_generated", "speed", "service")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,22 @@ def main(argv: list[str] | None = None) -> int:
         help="override one setting of bench.context.FULL/QUICK, e.g. --set steps=300 --set 'folds=[\"W009\"]'",
     )
     ap.add_argument("--work", default=None, help="cache of trained runs and features (default .cmet/bench)")
+    ap.add_argument(
+        "--summary",
+        action="store_true",
+        help="only re-render <out>/README.md from the stored section results and summary.json",
+    )
     a = ap.parse_args(argv)
+    if a.summary:
+        out = Path(a.out) if a.out else RESULTS
+        head = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
+        head.setdefault("hardware", "?")
+        head.setdefault("load_average_start", "?")
+        head.setdefault("sections", {})
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "README.md").write_text(summary_md({}, head, out))
+        print(f"wrote {out / 'README.md'}")
+        return 0
 
     import torch
     from rich.console import Console
@@ -169,10 +184,11 @@ def summary_md(results: dict, head: dict, out: Path) -> str:
         _load(out, "accuracy_generated", results),
         _load(out, "pixel", results),
     )
-    ext, spd, svc = (
+    ext, spd, svc, face = (
         _load(out, "extended", results),
         _load(out, "speed", results),
         _load(out, "service", results),
+        _load(out, "face", results),
     )
     rows = []
     for m in ("cmet", "label", "speech_direct", "reference", "oracle"):
@@ -238,6 +254,16 @@ def summary_md(results: dict, head: dict, out: Path) -> str:
             f"Extended emotions on real speech (TTS; agreement with emotion2vec+large's own label): C-MET "
             f"{pct(ag.get('cmet'))}%, speech-direct {pct(ag.get('speech_direct'))}%, label-based with a fixed "
             f"mapping {pct(ag.get('label_fixed'))}% (goal >= 80%).",
+            "",
+        ]
+    if face:
+        port, rt = face["portraits"], face["roundtrip_flow"]["summary"]
+        lines += [
+            f"Faces: FER top-1 on 14 rendered portraits x 6 emotions {pct(port['overall_top1'])}% "
+            f"(goal >= 60%); codes round trip through the flow-refined landmarks, codes with r >= 0.9 "
+            f"(mean over faces, of 19): "
+            + ", ".join(f"{m} {v['n_codes_mean_ge_0.9']}" for m, v in rt.items())
+            + " ([face](face.md)).",
             "",
         ]
     if spd:

@@ -16,8 +16,9 @@ BASIC = ("angry", "disgusted", "fear", "happy", "sad", "surprised")
 CALIBRATION_PREFIX = "ChatGPT_"
 
 
-def load_portraits(release_dir: str | Path | None = None) -> dict[str, np.ndarray]:
-    """RGB portraits: every image in ``asset/identity`` (when present) and skimage's astronaut."""
+def load_portraits(release_dir: str | Path | None = None, limit: int | None = None) -> dict[str, np.ndarray]:
+    """RGB portraits: every image in ``asset/identity`` (when present) and skimage's astronaut
+    (the first ``limit`` of them when given: smoke runs)."""
     import cv2
     from skimage.data import astronaut
 
@@ -28,7 +29,7 @@ def load_portraits(release_dir: str | Path | None = None) -> dict[str, np.ndarra
             if im is not None:
                 out[f.stem] = im[:, :, ::-1].copy()
     out["astronaut"] = astronaut()
-    return out
+    return out if limit is None else dict(list(out.items())[:limit])
 
 
 def _contact_sheet(
@@ -66,6 +67,7 @@ def evaluate_portraits(
     emotions: tuple[str, ...] = BASIC,
     backend: str = "tflite",
     progress: bool = True,
+    limit: int | None = None,
 ) -> dict:
     """Render each emotion's FACS prototype at ``intensity`` onto every portrait; the FER judge's
     top-1 accuracy per emotion and overall, the mean rise in p(target) over the unedited face,
@@ -76,7 +78,7 @@ def evaluate_portraits(
     from cmet.face.landmarks import FaceMesh
     from cmet.face.render import FaceRenderer
 
-    portraits = load_portraits(release_dir)
+    portraits = load_portraits(release_dir, limit)
     fm, judge = FaceMesh(), Judge(backend)
     per = {e: [] for e in emotions}
     rise = {e: [] for e in emotions}
@@ -298,11 +300,12 @@ def round_trip_portraits(
     modes=ROUND_TRIP_MODES,
     progress: bool = True,
     landmarks: str = "flow",
+    limit: int | None = None,
 ) -> dict:
     """:func:`round_trip` on every portrait for each mode: per-face and mean correlation per code,
     JSON + heat maps (``roundtrip_<landmarks>.json``, ``.png``, ``_identifiability.png`` in
     ``out_dir``)."""
-    faces = load_portraits(release_dir)
+    faces = load_portraits(release_dir, limit)
     items = list(faces.items())
     if progress:
         from tqdm import tqdm
