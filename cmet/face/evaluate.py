@@ -324,8 +324,11 @@ def round_trip_portraits(
     mean, worst = {}, {}
     for k in keys:
         per = np.array([[r[k]["corr"][c] for c in names] for r in per_face.values()], np.float64)
-        mean[k] = dict(zip(names, np.nanmean(per, 0).round(3).tolist(), strict=True))
-        worst[k] = dict(zip(names, np.nanmin(per, 0).round(3).tolist(), strict=True))
+        seen = ~np.isnan(per).all(0)  # a code the distribution never varies (AU14 in emotions) stays NaN
+        m, w = np.full(len(names), np.nan), np.full(len(names), np.nan)
+        m[seen], w[seen] = np.nanmean(per[:, seen], 0), np.nanmin(per[:, seen], 0)
+        mean[k] = dict(zip(names, m.round(3).tolist(), strict=True))
+        worst[k] = dict(zip(names, w.round(3).tolist(), strict=True))
     summary = {
         k: {
             "n_codes_mean_ge_0.9": int(sum(v >= 0.9 for v in mean[k].values() if v == v)),
