@@ -492,7 +492,11 @@ def calibrate(
     observed displacement = offset + sum_k code_k * observed_k (ridge ``ridge`` on the AU columns).
     The encoder then projects on ``observed`` after removing ``offset``: consistent with renderer
     + landmark model (the round trip) and with how FaceMesh sees the same motion on real faces.
-    ~n renders + landmark runs per identity (about 10 s for n=240 with an 8-crop mesher here).
+    Noise model (``observed_weight``, ``observed_noise``): each coordinate weighted by 1 / the
+    residual's spread, and the residual's ``n_noise`` main directions projected out (the
+    landmarks' errors are correlated across neighbouring vertices).
+    ~n renders + landmark runs per identity (about 8 s for n=240 with the flow-refined landmarks
+    of :mod:`cmet.face.flow` on a 256 px face here).
     """
     rng = np.random.default_rng(seed)
     codes = rng.uniform(0, 1, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < p_active)
