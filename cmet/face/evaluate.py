@@ -324,9 +324,9 @@ def round_trip_portraits(
     mean, worst = {}, {}
     for k in keys:
         per = np.array([[r[k]["corr"][c] for c in names] for r in per_face.values()], np.float64)
-        seen = ~np.isnan(per).all(0)  # a code the distribution never varies (AU14 in emotions) stays NaN
+        varied = ~np.isnan(per).all(0)  # a code the distribution never varies (AU14 in emotions) stays NaN
         m, w = np.full(len(names), np.nan), np.full(len(names), np.nan)
-        m[seen], w[seen] = np.nanmean(per[:, seen], 0), np.nanmin(per[:, seen], 0)
+        m[varied], w[varied] = np.nanmean(per[:, varied], 0), np.nanmin(per[:, varied], 0)
         mean[k] = dict(zip(names, m.round(3).tolist(), strict=True))
         worst[k] = dict(zip(names, w.round(3).tolist(), strict=True))
     summary = {

@@ -100,3 +100,24 @@ def test_uncalibrated_canonical_is_unchanged_by_the_noise_model(rig, astronaut_l
     assert can.observed is None and can.observed_noise is None
     assert np.abs(encode(can, astronaut_landmarks[None], lips_ref=np.zeros(1)).au).max() < 1e-3
     assert AU_NAMES[0] == "AU1"
+
+
+def test_round_trip_over_portraits_writes_its_summary_and_figures(tmp_path):
+    """The whole figure on one face (no ../shared: the astronaut), few codes: JSON, heat maps,
+    a NaN (not an error) for a code a distribution never varies (AU14 in ``emotions``)."""
+    import json
+
+    from cmet.face.evaluate import round_trip_portraits
+
+    res = round_trip_portraits(
+        None, tmp_path, n=19, modes=(("single", None), ("emotions", None)), progress=False
+    )
+    assert res["n_faces"] == 1 and set(res["summary"]) == {"single", "emotions"}
+    assert res["mean_corr_per_code"]["emotions"]["AU14"] != res["mean_corr_per_code"]["emotions"]["AU14"]
+    assert res["summary"]["single"]["n_codes_mean_ge_0.9"] >= 15
+    assert set(res["seen_share_mean"]) == set(AU_NAMES)
+    saved = json.loads((tmp_path / "roundtrip_flow.json").read_text())
+    assert saved["summary"] == res["summary"]
+    assert (tmp_path / "roundtrip_flow.png").is_file() and (
+        tmp_path / "roundtrip_flow_identifiability.png"
+    ).is_file()
