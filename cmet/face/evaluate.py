@@ -148,7 +148,9 @@ def random_codes(mode: str, n: int, rng: np.random.Generator, p_active: float = 
         codes[np.arange(n), np.arange(n) % D_EXPR] = rng.uniform(0.1, max_code, n)
         return codes
     if mode == "sparse":
-        return rng.uniform(0, max_code, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < p_active)
+        from cmet.face.expression import sparse_codes
+
+        return sparse_codes(n, rng, p_active, max_code)
     if mode in ("prototypes", "emotions"):
         from cmet.face.facs import EMOTION_PROTOTYPES, prototype_matrix
 

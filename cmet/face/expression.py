@@ -367,11 +367,9 @@ def encode(
     if frames_px.ndim == 2:
         frames_px = frames_px[None]
     T = len(frames_px)
-    wvec = np.array([1.0, 1.0, z_weight])
     calibrated = can.observed is not None
     affine = (not calibrated) if affine is None else affine
-    if calibrated:
-        wvec = np.array([1.0, 1.0, 0.0])
+    wvec = np.array([1.0, 1.0, 0.0 if calibrated else z_weight])  # the calibration fits x, y only
     basis = can.observed if calibrated else can.basis
     Bf = (basis.astype(np.float64) * wvec).reshape(D_EXPR, -1).T  # [1404, D]
     J = (can.jaw.astype(np.float64) * wvec).reshape(-1)
@@ -396,9 +394,7 @@ def encode(
     for i in range(T):
         c, pose[i] = align(can, frames_px[i])
         lips[i] = lips_code(can, c)
-        d = c - can.mesh
-        if can.observed is not None and can.observed_offset is not None:
-            d = d - can.observed_offset
+        d = c - can.mesh - (can.observed_offset if calibrated else 0.0)
         d = W((d * wvec).reshape(-1))
         if lips_ref is not None:
             jaw = float(lips_ref[i])
@@ -417,17 +413,15 @@ def encode(
 
 
 def _whitener(can: Canonical):
-    """The calibration's noise model as a map on [1404, ...] landmark vectors (see :func:`encode`)."""
-    n = can.basis.shape[1]
-    w = np.ones((n, 3)) if can.observed_weight is None else np.asarray(can.observed_weight, np.float64)
-    w = w.reshape(-1)
-    V = None if can.observed_noise is None else np.asarray(can.observed_noise, np.float64)  # [k, 1404]
+    """The calibration's noise model (:func:`calibrate` sets it with ``observed``) as a map on
+    [1404, ...] landmark vectors: weight each coordinate, project out the residual's main
+    directions (see :func:`encode`)."""
+    w = np.asarray(can.observed_weight, np.float64).reshape(-1)
+    V = np.asarray(can.observed_noise, np.float64)  # [k, 1404]
 
     def apply(v):
         v = v * (w if v.ndim == 1 else w[:, None])
-        if V is not None and len(V):
-            v = v - V.T @ (V @ v)
-        return v
+        return v - V.T @ (V @ v)
 
     return apply
 
@@ -468,6 +462,11 @@ def neutral_reference(tracks_px: np.ndarray, n_first: int = 25) -> np.ndarray:
     return np.median(np.stack(al), 0).astype(np.float32)
 
 
+def sparse_codes(n: int, rng: np.random.Generator, p_active: float, max_code: float = 1.0) -> np.ndarray:
+    """[n, D_EXPR] random AU codes: each AU on with probability ``p_active``, intensity U(0, max_code)."""
+    return rng.uniform(0, max_code, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < p_active)
+
+
 def calibrate(
     can: Canonical,
     img: np.ndarray,
@@ -498,8 +497,7 @@ def calibrate(
     ~n renders + landmark runs per identity (about 8 s for n=240 with the flow-refined landmarks
     of :mod:`cmet.face.flow` on a 256 px face here).
     """
-    rng = np.random.default_rng(seed)
-    codes = rng.uniform(0, 1, (n, D_EXPR)) * (rng.uniform(size=(n, D_EXPR)) < p_active)
+    codes = sparse_codes(n, np.random.default_rng(seed), p_active)
     codes[:D_EXPR] = np.eye(D_EXPR)  # every AU alone once (also when n is small)
     it = range(n)
     if progress:

@@ -134,13 +134,13 @@ class FaceMesh:
         returns ([468, 3] pixels, presence score of the unjittered crop)."""
         if self.tta == 1:
             return self._roi_landmarks_once(img, center, size, angle)
-        outs, pres = [], 0.0
-        for k, (dx, dy, sc, da) in enumerate(self._jitter):
-            c = (center[0] + dx * size, center[1] + dy * size)
-            p, pr = self._roi_landmarks_once(img, c, size * sc, angle + da)
-            outs.append(p)
-            pres = pr if k == 0 else pres
-        return np.mean(outs, 0).astype(np.float32), pres
+        runs = [
+            self._roi_landmarks_once(
+                img, (center[0] + dx * size, center[1] + dy * size), size * sc, angle + da
+            )
+            for dx, dy, sc, da in self._jitter
+        ]
+        return np.mean([p for p, _ in runs], 0).astype(np.float32), runs[0][1]
 
     def _roi_landmarks_once(self, img: np.ndarray, center, size: float, angle: float):
         """Run FaceMesh on a rotated square ROI; returns ([468, 3] pixels, presence score)."""

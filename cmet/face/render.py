@@ -19,12 +19,13 @@ from __future__ import annotations
 import numpy as np
 
 from cmet.face.expression import (
+    CHIN,
     INNER_LIP_CONTOUR,
     Canonical,
     target_landmarks,
 )
 from cmet.face.facs import AU_NAMES
-from cmet.face.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
+from cmet.face.landmarks import LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_OUTER, UPPER_LIP_INNER
 
 FACE_OVAL = [
     10,
@@ -343,7 +344,7 @@ def mouth_interior(
 def _signed_gap(p: np.ndarray) -> float:
     """Inner-lip gap (pixels) of landmarks [468, >=2], positive when the lower lip is below the
     upper one along the face's down direction (eyes' midpoint -> chin)."""
-    down = p[152, :2] - (p[33, :2] + p[263, :2]) / 2
+    down = p[CHIN, :2] - (p[RIGHT_EYE_OUTER, :2] + p[LEFT_EYE_OUTER, :2]) / 2
     down = down / (np.linalg.norm(down) + 1e-9)
     return float((p[LOWER_LIP_INNER, :2] - p[UPPER_LIP_INNER, :2]) @ down)
 
