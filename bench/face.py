@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.common import md_table
+from bench.common import md_table, pct
 from bench.context import Ctx, Section
 
 NAME = "face"
@@ -60,23 +60,18 @@ def run(ctx: Ctx) -> Section:
     out = ctx.out
     limit, n = (2, 12) if ctx.quick else (None, 76)  # quick: two faces, few codes (smoke)
     port = evaluate_portraits(rel, None, gain=gain, progress=True, limit=limit)
-    flow = round_trip_portraits(rel, out, n=n, landmarks="flow", limit=limit)
-    fm = round_trip_portraits(rel, out, n=n, landmarks="facemesh", tta=8, limit=limit)
-    for lm in ("flow", "facemesh"):  # keep the heat maps, not the per-face JSON dumps
-        p = out / f"roundtrip_{lm}.json"
-        if p.is_file():
-            p.unlink()
-        for suffix in ("", "_identifiability"):
-            src = out / f"roundtrip_{lm}{suffix}.png"
-            if src.is_file():
-                src.replace(out / f"face_roundtrip_{lm}{suffix}.png")
+    # the heat maps as face_roundtrip_<landmarks>*.png; the per-face JSON dump stays out of results
+    kw = dict(n=n, limit=limit, stem="face_roundtrip", save_json=False)
+    flow = round_trip_portraits(rel, out, landmarks="flow", **kw)
+    fm = round_trip_portraits(rel, out, landmarks="facemesh", tta=8, **kw)
     per = port["per_emotion_top1"]
     md = [
         f"## {TITLE}",
         "",
         f"Portraits ({port['n_portraits']} faces x 6 emotions, render gain {gain}): FER top-1 overall "
-        f"{100 * port['overall_top1']:.1f} % (prototype strengths set on the 7 ChatGPT_* faces: "
-        f"{100 * port['calibration_top1']:.1f} %; the 7 others: {100 * port['held_out_top1']:.1f} %; "
+        f"{pct(port['overall_top1'])} % (prototype strengths set on the "
+        f"{port['n_calibration_renders'] // len(per)} ChatGPT_* faces: {pct(port['calibration_top1'])} %; "
+        f"the {port['n_held_out_renders'] // len(per)} others: {pct(port['held_out_top1'])} %; "
         f"goal >= 60 %, first hand-made try 44 %); mean rise in p(target) "
         f"{port['mean_rise_p_target']:+.3f}; unedited faces read as neutral "
         f"{100 * port['neutral_control_share_neutral']:.0f} %.",

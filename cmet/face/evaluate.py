@@ -303,10 +303,12 @@ def round_trip_portraits(
     progress: bool = True,
     landmarks: str = "flow",
     limit: int | None = None,
+    stem: str = "roundtrip",
+    save_json: bool = True,
 ) -> dict:
     """:func:`round_trip` on every portrait for each mode: per-face and mean correlation per code,
-    JSON + heat maps (``roundtrip_<landmarks>.json``, ``.png``, ``_identifiability.png`` in
-    ``out_dir``)."""
+    JSON (``save_json``) + heat maps (``<stem>_<landmarks>.json``, ``.png``,
+    ``_identifiability.png`` in ``out_dir``)."""
     faces = load_portraits(release_dir, limit)
     items = list(faces.items())
     if progress:
@@ -361,11 +363,13 @@ def round_trip_portraits(
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"roundtrip_{landmarks}.json").write_text(json.dumps(res, indent=1))
-        _round_trip_figure(mean, per_face, out / f"roundtrip_{landmarks}.png", landmarks)
-        res["figure"] = str(out / f"roundtrip_{landmarks}.png")
+        base = out / f"{stem}_{landmarks}"
+        if save_json:
+            base.with_suffix(".json").write_text(json.dumps(res, indent=1))
+        _round_trip_figure(mean, per_face, base.with_suffix(".png"), landmarks)
+        res["figure"] = str(base.with_suffix(".png"))
         if obs_cos:
-            fig = out / f"roundtrip_{landmarks}_identifiability.png"
+            fig = out / f"{stem}_{landmarks}_identifiability.png"
             _identifiability_figure(np.mean(obs_cos, 0), names, fig, landmarks)
             res["identifiability_figure"] = str(fig)
     return res
