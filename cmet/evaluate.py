@@ -213,6 +213,8 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cmet.plots import annotate_cells
+
     methods = [m for m in preds if preds[m][0] and m != "oracle"]
     fig, axes = plt.subplots(
         1, max(1, len(methods)), figsize=(4.2 * max(1, len(methods)), 4.4), squeeze=False
@@ -229,18 +231,7 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         acc = np.mean([a == b for a, b in zip(t, p, strict=True)])
         ax.set_title(f"{m}  Acc_emo {100 * acc:.1f}%", fontsize=9)
-        for i in range(len(rows)):
-            for j in range(len(classes)):
-                if cm[i, j] >= 0.1:
-                    ax.text(
-                        j,
-                        i,
-                        f"{cm[i, j]:.2f}",
-                        ha="center",
-                        va="center",
-                        fontsize=5,
-                        color="white" if cm[i, j] > 0.5 else "black",
-                    )
+        annotate_cells(ax, cm, fontsize=5, min_value=0.1, white_above=0.5)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -172,6 +172,8 @@ def plot_confusion(result: dict, k: int, out_png: str | Path, title: str = "") -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cmet.plots import annotate_cells
+
     m = np.asarray(result["confusion"][k], dtype=float)
     m = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     emos = result["emotions"]
@@ -179,17 +181,7 @@ def plot_confusion(result: dict, k: int, out_png: str | Path, title: str = "") -
     ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(emos)), emos, rotation=45, ha="right")
     ax.set_yticks(range(len(emos)), emos)
-    for i in range(len(emos)):
-        for j in range(len(emos)):
-            ax.text(
-                j,
-                i,
-                f"{m[i, j]:.2f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if m[i, j] > 0.5 else "black",
-            )
+    annotate_cells(ax, m, fontsize=7, white_above=0.5)
     ax.set_xlabel("nearest centroid")
     ax.set_ylabel("true emotion")
     ax.set_title(title or f"k={k}: acc {result['acc'][k]:.2f}")

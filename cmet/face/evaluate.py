@@ -271,15 +271,14 @@ def _round_trip_figure(mean: dict, per_face: dict, path: Path, landmarks: str = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cmet.plots import annotate_cells
+
     modes = list(mean)
     codes = list(next(iter(mean.values())))
     M = np.array([[mean[m][c] for c in codes] for m in modes], np.float64)
     fig, ax = plt.subplots(figsize=(1 + 0.55 * len(codes), 1.2 + 0.5 * len(modes)))
     im = ax.imshow(M, vmin=0, vmax=1, cmap="RdYlGn")
-    for i in range(len(modes)):
-        for j in range(len(codes)):
-            if M[i, j] == M[i, j]:
-                ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    annotate_cells(ax, M, fontsize=7)
     ax.set_xticks(range(len(codes)), codes, rotation=60, fontsize=8)
     ax.set_yticks(range(len(modes)), modes, fontsize=8)
     lm = {"flow": "FaceMesh + flow", "facemesh": "FaceMesh"}.get(landmarks, landmarks)
@@ -383,12 +382,11 @@ def _identifiability_figure(cos: np.ndarray, names: list[str], path: Path, landm
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cmet.plots import annotate_cells
+
     fig, ax = plt.subplots(figsize=(9, 8))
     im = ax.imshow(cos, vmin=-1, vmax=1, cmap="coolwarm")
-    for i in range(len(names)):
-        for j in range(len(names)):
-            if i != j:
-                ax.text(j, i, f"{cos[i, j]:+.1f}", ha="center", va="center", fontsize=6)
+    annotate_cells(ax, cos, fmt="{:+.1f}", fontsize=6, skip_diagonal=True)
     ax.set_xticks(range(len(names)), names, rotation=60, fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_title(f"cos between AU responses seen by the landmarks ({landmarks}), mean over faces", fontsize=9)
