@@ -213,7 +213,7 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cmet.plots import annotate_cells
+    from cmet.plots import annotate_cells, save_figure
 
     methods = [m for m in preds if preds[m][0] and m != "oracle"]
     fig, axes = plt.subplots(
@@ -233,11 +233,7 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
         ax.set_title(f"{m}  Acc_emo {100 * acc:.1f}%", fontsize=9)
         annotate_cells(ax, cm, fontsize=5, min_value=0.1, white_above=0.5)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
 
 
 def evaluate(

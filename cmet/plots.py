@@ -25,3 +25,17 @@ def annotate_cells(
                 continue
             color = "white" if white_above is not None and v > white_above else "black"
             ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=fontsize, color=color)
+
+
+def save_figure(fig, path, dpi: int = 110):
+    """Lay out, write (parent folders created) and close a matplotlib figure; returns the Path."""
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path

@@ -236,6 +236,8 @@ def _curves_png(histories: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cmet.plots import save_figure
+
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, h in histories.items():
         if h["step"]:
@@ -250,9 +252,7 @@ def _curves_png(histories: dict, path: Path) -> None:
     for ax in (a1, a2):
         if ax.get_legend_handles_labels()[0]:  # no validation (no val split) -> no curve to label
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def make_val_fn(val: FeatureSet, classifier, cfg, emotions: list[str], direct: bool, device):

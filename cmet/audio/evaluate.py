@@ -172,7 +172,7 @@ def plot_confusion(result: dict, k: int, out_png: str | Path, title: str = "") -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cmet.plots import annotate_cells
+    from cmet.plots import annotate_cells, save_figure
 
     m = np.asarray(result["confusion"][k], dtype=float)
     m = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
@@ -185,9 +185,4 @@ def plot_confusion(result: dict, k: int, out_png: str | Path, title: str = "") -
     ax.set_xlabel("nearest centroid")
     ax.set_ylabel("true emotion")
     ax.set_title(title or f"k={k}: acc {result['acc'][k]:.2f}")
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=120)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=120)

@@ -181,6 +181,7 @@ def spectrogram_panel(
 
     from cmet.audio.io import load_audio
     from cmet.audio.prosody import HOP, NFFT, SR, WIN, frame, mel_filterbank, yin_pitch
+    from cmet.plots import save_figure
 
     identity = identity or sorted(table["identity"].unique())[0]
     emos = [e for e in BASIC_EMOTIONS if e in set(table["emotion"])] + sorted(
@@ -231,9 +232,4 @@ def spectrogram_panel(
     fig.suptitle(
         f"generated speech of {identity}: log-mel spectrogram + YIN pitch (cyan) per emotion", fontsize=10
     )
-    fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=110)

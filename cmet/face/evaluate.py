@@ -271,7 +271,7 @@ def _round_trip_figure(mean: dict, per_face: dict, path: Path, landmarks: str = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cmet.plots import annotate_cells
+    from cmet.plots import annotate_cells, save_figure
 
     modes = list(mean)
     codes = list(next(iter(mean.values())))
@@ -286,10 +286,7 @@ def _round_trip_figure(mean: dict, per_face: dict, path: Path, landmarks: str = 
         f"round trip codes -> render -> {lm} -> codes: mean r over {len(per_face)} faces", fontsize=9
     )
     fig.colorbar(im, ax=ax, fraction=0.02)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def round_trip_portraits(
@@ -382,7 +379,7 @@ def _identifiability_figure(cos: np.ndarray, names: list[str], path: Path, landm
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from cmet.plots import annotate_cells
+    from cmet.plots import annotate_cells, save_figure
 
     fig, ax = plt.subplots(figsize=(9, 8))
     im = ax.imshow(cos, vmin=-1, vmax=1, cmap="coolwarm")
@@ -391,9 +388,7 @@ def _identifiability_figure(cos: np.ndarray, names: list[str], path: Path, landm
     ax.set_yticks(range(len(names)), names, fontsize=8)
     ax.set_title(f"cos between AU responses seen by the landmarks ({landmarks}), mean over faces", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.03)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def evaluate_edits(
