@@ -104,18 +104,9 @@ def method_offsets(bundle, fs, codes: np.ndarray, emotion: str, method: str) -> 
 
 def render_frames(v: dict, offsets: np.ndarray, idx: np.ndarray, face) -> np.ndarray:
     """The render stage of :func:`cmet.edit.edit_video` (same renderer settings) on frames ``idx``."""
-    from cmet.edit import LIP_OPENING_AUS
-    from cmet.face.render import FaceRenderer
+    from cmet.face.render import make_renderer
 
-    gain = float(face.get("render_gain", 1.6))
-    rend = FaceRenderer(
-        v["can"],
-        v["frames"].shape[1:3],
-        shading_strength=float(face.get("shading", 1.0)),
-        gain=gain,
-        jaw_gain=float(face.get("video_jaw_gain", 1.0)),
-        au_gains={a: float(face.get("video_lip_gain", gain)) for a in LIP_OPENING_AUS},
-    )
+    rend = make_renderer(face, v["can"], v["frames"].shape[1:3], video=True)
     delta = np.clip(offsets, 0.0, 2.0)  # as edit_video: an edit adds muscle activity, 2 x apex at most
     return np.stack([rend.render(v["frames"][i], v["tracks"][i], delta[i]) for i in idx])
 

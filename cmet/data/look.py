@@ -2,7 +2,7 @@
 spectrogram panel per emotion (``cmet data look``).
 
 The contact sheet renders each clip's apex AU code onto a portrait with the faces room's
-renderer (:class:`cmet.face.render.FaceRenderer`, MediaPipe landmarks); when its model files are
+renderer (:func:`cmet.face.render.make_renderer`, MediaPipe landmarks); when its model files are
 absent it falls back to a schematic face drawn from the AU values, and says so in the title.
 """
 
@@ -96,13 +96,13 @@ def _renderer(release_dir: str | Path | None):
         from cmet.face.evaluate import load_portraits
         from cmet.face.expression import canonical
         from cmet.face.landmarks import FaceMesh
-        from cmet.face.render import FaceRenderer
+        from cmet.face.render import make_renderer
 
         portraits = load_portraits(release_dir)
         name = next((k for k in portraits if k.startswith("W009")), "astronaut")
         img = portraits[name]
         lm = FaceMesh().mesh(img, name)
-        rend = FaceRenderer(canonical(lm), img.shape[:2])
+        rend = make_renderer(None, canonical(lm), img.shape[:2])
         return (lambda au: rend.render(img, lm, au)), f"faces renderer on portrait {name}"
     except Exception as e:  # assets not fetched, no face found...: draw schematics instead
         return schematic_face, f"schematic faces (renderer unavailable: {type(e).__name__})"

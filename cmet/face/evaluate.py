@@ -76,7 +76,7 @@ def evaluate_portraits(
     from cmet.face.facs import prototype
     from cmet.face.judge import EMOTION_TO_LABEL, LABELS, Judge
     from cmet.face.landmarks import FaceMesh
-    from cmet.face.render import FaceRenderer
+    from cmet.face.render import make_renderer
 
     portraits = load_portraits(release_dir, limit)
     fm, judge = FaceMesh(), Judge(backend)
@@ -95,7 +95,7 @@ def evaluate_portraits(
         lm = fm.mesh(img, name)
         box = judge.face_box(img, name)
         can = canonical(lm)
-        rend = FaceRenderer(can, img.shape[:2], shading_strength=shading, gain=gain, jaw_gain=gain)
+        rend = make_renderer(None, can, img.shape[:2], render_gain=gain, shading=shading)
         renders = [img] + [rend.render(img, lm, intensity * prototype(e)) for e in emotions]
         v = judge(renders, box=box)
         control.append(v.top1[0])
@@ -193,12 +193,12 @@ def round_trip(
     from cmet.face.expression import calibrate, canonical, encode
     from cmet.face.facs import AU_NAMES
     from cmet.face.landmarks import FaceMesh
-    from cmet.face.render import FaceRenderer
+    from cmet.face.render import make_renderer
 
     fm = FaceMesh(tta=tta)
     lm = fm.mesh(img, name)
     can = canonical(lm)
-    rend = FaceRenderer(can, img.shape[:2], gain=gain, jaw_gain=gain)
+    rend = make_renderer(None, can, img.shape[:2], render_gain=gain)
     if landmarks == "flow":
         from cmet.face.flow import RefinedMesh
 

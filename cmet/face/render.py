@@ -16,8 +16,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 import numpy as np
 
+from cmet.errors import ConfigError
 from cmet.face.expression import (
     CHIN,
     INNER_LIP_CONTOUR,
@@ -69,6 +73,9 @@ N_BORDER = 16
 #: AUs whose fields are not scaled past their apex by the render gain: the emotional jaw drop
 #: (0.25 IOD at apex is already wide; more breaks the lip track and reads as shouting = angry)
 JAW_AUS = ("AU26_emo",)
+#: AUs that part the lips without the jaw (upper lip up, lower lip down): on video they take
+#: ``face.video_lip_gain`` instead of the render gain (the opened mouth must stay trackable)
+LIP_OPENING_AUS = ("AU10", "AU16")
 # mouth interior colours: a dark cavity and a dark, low tongue (a bright tongue near the lower lip
 # reads to FaceMesh as lip and breaks the lip track)
 CAVITY_RGB = (70, 28, 30)
@@ -405,3 +412,77 @@ class FaceRenderer:
             f = f + light[..., None] * (255 - f)
             out = np.clip(f, 0, 255).astype(np.uint8)
         return (out, tgt) if return_landmarks else out
+
+
+class Renderer(Protocol):
+    """What the edit and the evaluations need of a renderer for one identity."""
+
+    def render(
+        self,
+        frame: np.ndarray,
+        landmarks: np.ndarray,
+        delta_au: np.ndarray,
+        jaw: float = 0.0,
+        return_landmarks: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """frame [H, W, 3] uint8 + its landmarks [468, 3] + AU change [D_EXPR] -> [H, W, 3] uint8
+        (and the target landmarks [468, 3] with ``return_landmarks``)."""
+        ...
+
+
+#: the face-config fields the renderer reads (``configs/face/default.yaml``)
+RENDER_KEYS = ("render_gain", "shading", "video_jaw_gain", "video_lip_gain")
+
+
+def _setting(face_cfg: Any, overrides: dict[str, float], key: str, needed: bool) -> float | None:
+    """``overrides[key]``, else the face config's value; None when neither has it and not ``needed``."""
+    if key in overrides:
+        return float(overrides[key])
+    if face_cfg is not None:
+        has = key in face_cfg if isinstance(face_cfg, Mapping) else hasattr(face_cfg, key)
+        if has:
+            v = face_cfg[key] if isinstance(face_cfg, Mapping) else getattr(face_cfg, key)
+            return float(v)
+    if needed:
+        raise ConfigError(
+            f"face config has no {key!r} (the renderer on a video needs {', '.join(RENDER_KEYS)})"
+        )
+    return None
+
+
+def make_renderer(
+    face_cfg: Any,
+    can: Canonical,
+    shape: tuple[int, int],
+    *,
+    video: bool = False,
+    **overrides: float,
+) -> Renderer:
+    """The one way to build a renderer for one identity from the face config.
+
+    ``face_cfg``: the face section of the config (``cfg.face``: ``render_gain``, ``shading``,
+    ``video_jaw_gain``, ``video_lip_gain``) or None (the plain renderer: gain 1 = the FACS apex
+    fields, full shading). ``overrides``: any of those keys, replacing the config's value.
+    ``video``: the settings of a talking video: the emotional jaw drop at ``video_jaw_gain`` and
+    the lip-opening AUs (:data:`LIP_OPENING_AUS`) at ``video_lip_gain`` x apex, so the speech lip
+    track survives; otherwise (a still portrait) every field, jaw included, at ``render_gain``.
+    """
+    bad = sorted(set(overrides) - set(RENDER_KEYS))
+    if bad:
+        raise ConfigError(f"make_renderer: unknown setting(s) {bad}; known: {list(RENDER_KEYS)}")
+    gain = _setting(face_cfg, overrides, "render_gain", False)
+    gain = 1.0 if gain is None else gain
+    shading_strength = _setting(face_cfg, overrides, "shading", False)
+    shading_strength = 1.0 if shading_strength is None else shading_strength
+    if not video:
+        return FaceRenderer(can, shape, shading_strength=shading_strength, gain=gain, jaw_gain=gain)
+    jaw_gain = _setting(face_cfg, overrides, "video_jaw_gain", True)
+    lip_gain = _setting(face_cfg, overrides, "video_lip_gain", True)
+    return FaceRenderer(
+        can,
+        shape,
+        shading_strength=shading_strength,
+        gain=gain,
+        jaw_gain=jaw_gain,
+        au_gains=dict.fromkeys(LIP_OPENING_AUS, lip_gain),
+    )
