@@ -44,9 +44,10 @@ def tracked_video(ctx: Ctx) -> dict:
     """Frames, fps, landmark tracks, canonical face and AU codes of the real video (once per run);
     ``neutral`` = the slow AU codes :func:`cmet.edit.edit_video` feeds the model."""
     if "video" not in ctx.state:
-        from cmet.edit import read_video, slow_expression
+        from cmet.edit import slow_expression
         from cmet.face.expression import canonical, encode, neutral_reference
         from cmet.face.landmarks import FaceMesh
+        from cmet.media import read_video
 
         frames, fps = read_video(video_path(ctx), ctx.s["pixel_seconds"])
         tracks = FaceMesh().track(frames, name="W009_038.mp4")

@@ -33,7 +33,7 @@ THROUGHPUT_BATCH = 32
 
 def looped_video(src: Path, seconds: float, dst: Path) -> Path:
     """The real video looped forth and back (no jump) to ``seconds``; no audio track."""
-    from cmet.edit import read_video, write_video
+    from cmet.media import read_video, write_video
 
     frames, fps = read_video(src)
     n = max(5, int(round(seconds * fps)))
@@ -152,7 +152,7 @@ def run(ctx: Ctx) -> Section:
     bundle = ModelBundle.load(bundle_dir)
     data: dict = {"hardware": hardware(), "load_average_start": load_average(), "video": str(video)}
     tmp = Path(tempfile.mkdtemp(prefix="bench-speed-", dir=ctx.work))
-    from cmet.edit import read_video
+    from cmet.media import read_video
 
     frames, fps = read_video(video)
     vid_s = len(frames) / fps

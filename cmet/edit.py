@@ -21,7 +21,6 @@ Stages (each timed in ``EditResult.timings``):
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cmet.errors import DataError, ModelError, UnknownEmotionError, VideoError
+from cmet.media import has_audio, read_video, write_video
 
 
 @dataclass
@@ -68,96 +68,6 @@ class EditResult:
             "pose_names": ["rx", "ry", "rz", "tx", "ty", "log_scale"],
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
         }
-
-
-# ---------------------------------------------------------------------------------------- video IO
-def read_video(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, float]:
-    """Decode a video to RGB frames [T, H, W, 3] uint8 and its fps. Unreadable -> VideoError."""
-    import cv2
-
-    p = Path(path)
-    if not p.is_file():
-        raise VideoError(f"video {p} does not exist")
-    cap = cv2.VideoCapture(str(p))
-    if not cap.isOpened():
-        raise VideoError(f"cannot open video {p} (not a video, or a codec OpenCV cannot read)")
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    frames = []
-    limit = None if not max_seconds or fps <= 0 else int(round(max_seconds * fps))
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f[:, :, ::-1].copy())
-        if limit is not None and len(frames) >= limit:
-            break
-    cap.release()
-    if not frames:
-        raise VideoError(f"video {p} has no readable frames (corrupt or empty)")
-    if not (0 < fps < 1000):
-        raise VideoError(f"video {p}: unusable frame rate {fps}")
-    return np.stack(frames), fps
-
-
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def has_audio(path: str | Path) -> bool:
-    r = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    return "Audio:" in r.stderr
-
-
-def write_video(
-    path: str | Path, frames: np.ndarray, fps: float, audio_from: str | Path | None = None, crf: int = 18
-) -> Path:
-    """Frames [T, H, W, 3] uint8 RGB -> H.264 mp4 (yuv420p), with the audio of ``audio_from`` (a
-    video or a wav) muxed in when given. Exactly T frames at ``fps``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t, h, w = frames.shape[:3]
-    cmd = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{w}x{h}",
-        "-r",
-        f"{fps}",
-        "-i",
-        "-",
-    ]
-    if audio_from is not None:
-        cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
-    pad = ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"] if (w % 2 or h % 2) else []
-    cmd += [
-        *pad,
-        "-c:v",
-        "libx264",
-        "-preset",
-        "veryfast",
-        "-crf",
-        str(crf),
-        "-pix_fmt",
-        "yuv420p",
-        "-frames:v",
-        str(t),
-        "-movflags",
-        "+faststart",
-        str(path),
-    ]
-    r = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
-    if r.returncode != 0:
-        raise VideoError(f"ffmpeg could not write {path}: {r.stderr.decode(errors='replace')[-400:]}")
-    return path
 
 
 # ---------------------------------------------------------------------------------------- targets

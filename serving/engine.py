@@ -188,6 +188,7 @@ class Engine:
         from cmet import edit as _edit
         from cmet.audio.io import load_audio
         from cmet.errors import FaceNotFoundError
+        from cmet.media import write_video
 
         fn = getattr(_edit, "edit_portrait", None)
         if fn is not None:
@@ -214,7 +215,7 @@ class Engine:
         img = img[: h - h % 2, : w - w % 2, ::-1]  # RGB, even size for H.264
         n = max(int(self.bundle.model_cfg.get("window", 5)), int(round(seconds * fps)))
         still = Path(out_path).with_name("portrait_still.mp4")
-        _edit.write_video(still, np.repeat(img[None], n, axis=0), fps, audio_from=speech)
+        write_video(still, np.repeat(img[None], n, axis=0), fps, audio_from=speech)
         return self.edit(still, target, neutral=neutral, intensity=intensity, out_path=out_path)
 
 

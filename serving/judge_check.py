@@ -28,7 +28,7 @@ def judge_edit(
 ) -> dict:
     import requests
 
-    from cmet.edit import has_audio, read_video
+    from cmet.media import has_audio, read_video
     from cmet.face.judge import EMOTION_TO_LABEL, Judge
 
     video = Path(video)

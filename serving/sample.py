@@ -14,13 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cmet.media import ffmpeg_exe
+
 RELEASE_VIDEO = Path("asset/video/W009_038.mp4")
-
-
-def ffmpeg_exe() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def cut_clip(src: Path, dst: Path, seconds: float, start_s: float = 0.0) -> Path:

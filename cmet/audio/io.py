@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from cmet.errors import AudioError
+from cmet.media import ffmpeg_exe
 
 TARGET_SR = 16_000
 SOUNDFILE_EXTS = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
@@ -58,15 +59,6 @@ class AudioReport:
 
 def _db(x: float) -> float:
     return float(20.0 * np.log10(max(x, 1e-10)))
-
-
-def ffmpeg_exe() -> str:
-    """Path of the ffmpeg binary shipped by imageio-ffmpeg."""
-    try:
-        import imageio_ffmpeg
-    except ImportError as e:  # pragma: no cover - it is a pinned dependency
-        raise AudioError("decoding mp3/m4a/mp4 needs imageio-ffmpeg: pip install imageio-ffmpeg") from e
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def decode_with_ffmpeg(path: str | Path, sr: int = TARGET_SR) -> np.ndarray:

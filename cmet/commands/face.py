@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
         fm = FaceMesh()
         im = cv2.imread(str(image))
         if im is None:
-            from cmet.edit import read_video
+            from cmet.media import read_video
 
             frames, fps = read_video(image)
             tr = fm.track(frames, name=image.name, progress=True)

@@ -405,8 +405,9 @@ def evaluate_edits(
     the whole edit and of each stage; a strip of frames (input row + one row per emotion)."""
     import cv2
 
-    from cmet.edit import check_edit, edit_video, load_bundle, read_video
+    from cmet.edit import check_edit, edit_video, load_bundle
     from cmet.face.judge import Judge
+    from cmet.media import read_video
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

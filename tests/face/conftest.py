@@ -71,7 +71,7 @@ def short_video(tmp_path_factory, astronaut_face):
     import cv2
     import soundfile as sf
 
-    from cmet.edit import write_video
+    from cmet.media import write_video
 
     d = tmp_path_factory.mktemp("video")
     frames = []

@@ -11,7 +11,8 @@ from cmet.errors import DataError, FaceNotFoundError, UnknownEmotionError, Video
 
 
 def test_edit_short_video(tiny_bundle, short_video, tmp_path):
-    from cmet.edit import edit_video, has_audio, read_video
+    from cmet.edit import edit_video
+    from cmet.media import has_audio, read_video
 
     mp4, _ = short_video
     res = edit_video(
@@ -53,7 +54,8 @@ def test_corrupt_and_missing_video(tiny_bundle, tmp_path):
 
 
 def test_video_shorter_than_a_chunk(tiny_bundle, astronaut_face, tmp_path):
-    from cmet.edit import edit_video, write_video
+    from cmet.edit import edit_video
+    from cmet.media import write_video
 
     short = write_video(tmp_path / "short.mp4", np.stack([astronaut_face] * 3), 25.0)
     with pytest.raises(VideoError, match="shorter than one chunk"):
@@ -61,7 +63,8 @@ def test_video_shorter_than_a_chunk(tiny_bundle, astronaut_face, tmp_path):
 
 
 def test_video_without_a_face(tiny_bundle, tmp_path):
-    from cmet.edit import edit_video, write_video
+    from cmet.edit import edit_video
+    from cmet.media import write_video
 
     wall = write_video(tmp_path / "wall.mp4", np.full((8, 128, 128, 3), 120, np.uint8), 25.0)
     with pytest.raises(FaceNotFoundError, match="wall.mp4"):
