@@ -1,4 +1,8 @@
-"""Config composition with Hydra's compose API (usable from code, flows, tests and the CLI)."""
+"""Config composition with Hydra's compose API, for the entry points: the CLI commands, flows, serving,
+bench and tests compose a config and pass it (or one of its groups) down; the library never composes.
+
+The typed groups are checked against their schemas in :mod:`cmet.conf` while composing.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +21,31 @@ def compose(
     """Compose ``configs/<config_name>.yaml`` with Hydra overrides, e.g. ``["model=cmet_paper"]``.
 
     Uses a fresh global Hydra instance each call, so it is safe to call repeatedly (tests, flows).
+    A bad override (unknown key or option, a value of the wrong type) raises one
+    :class:`~cmet.errors.ConfigError` naming it.
     """
     from hydra import compose as _compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
+    from cmet.conf import register_configs
+    from cmet.errors import ConfigError
+
+    register_configs()
     cdir = Path(config_dir or CONFIG_DIR).resolve()
     if GlobalHydra.instance().is_initialized():
         GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
-        cfg = _compose(config_name=config_name, overrides=list(overrides))
+    try:
+        with initialize_config_dir(config_dir=str(cdir), version_base="1.3"):
+            cfg = _compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        cause = e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else None
+        detail = str(e).split("\nConfig search path")[0].strip() + (
+            f" ({str(cause).splitlines()[0]})" if cause else ""
+        )
+        raise ConfigError(f"config {config_name!r} with overrides {list(overrides)}: {detail}") from e
     return cfg
 
 
