@@ -52,7 +52,7 @@ def read_release_clips(
     """Clip table of the release: audio_path, feature_path, identity, emotion, level, sentence, extended."""
     import soundfile as sf
 
-    root = Path(root)
+    root = Path(root).resolve()
     rows = []
     mead = root / "audios" / "MEAD"
     for edir in sorted(p for p in mead.iterdir() if p.is_dir()):
@@ -121,54 +121,114 @@ def assign_splits(
     return split
 
 
-def build(cfg) -> FeatureSet:
-    """The release_au FeatureSet: speech [N, 1024] (emotion2vec+large), expr [F, 19] AU tracks, lips, pose."""
-    from cmet.data.synth_speech import SR
-    from cmet.face.tracks import envelope_at_fps, identity_gains, make_clip_tracks
+def _vectors_mode(dc: dict, cfg) -> tuple[str, Path]:
+    """``data.vectors``: release (../shared), vendored (the package's copy) or auto (release if present)."""
+    mode = str(dc.get("vectors", "auto"))
+    if mode not in ("auto", "release", "vendored"):
+        raise ConfigError(f"data.vectors must be auto, release or vendored; got {mode!r}")
+    root = Path(dc.get("release_dir") or cfg.paths.release_dir)
+    if mode == "release" or (mode == "auto" and (root / "audios" / "MEAD").is_dir()):
+        return "release", release_root(cfg)
+    return "vendored", root
 
-    dc = _dc(cfg)
-    root = release_root(cfg)
+
+def _from_release(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.ndarray, list]:
+    """Clip table, speech [N, 1024] and per-clip envelopes [n_i] (None without lips_from_audio)."""
+    from cmet.audio.io import load_audio
+    from cmet.data.synth_speech import SR
+    from cmet.face.tracks import envelope_at_fps
+
     subdir = dc.get("feature_subdir", "emotion2vec+large_features")
     table = read_release_clips(root, subdir, bool(dc.get("include_extended", True)))
-    ext_mix = dc.get("extended") or {}
-    missing_mix = sorted(set(table.loc[table["extended"], "emotion"]) - set(ext_mix))
-    if missing_mix:
-        raise ConfigError(f"data.extended lacks a FACS blend for extended emotion(s) {missing_mix}")
-    table["split"] = assign_splits(table["identity"], dc.get("test_identity", "W009"), dc.get("val_identity"))
-    fps = float(dc.get("fps", 25))
-    table["fps"] = fps
     table["n_frames"] = np.maximum(1, np.round(table["duration_s"] * fps)).astype(int)
     feats = []
     for f in table["feature_path"]:
         if not Path(f).is_file():
             raise DataError(f"precomputed speech feature missing: {f}")
         feats.append(np.load(f).reshape(-1).astype(np.float32))
-    speech = np.stack(feats)
+    envs: list = [None] * len(table)
+    if bool(dc.get("lips_from_audio", True)):
+        envs = [
+            envelope_at_fps(load_audio(p, SR)[0], SR, int(n), fps)
+            for p, n in zip(table["audio_path"], table["n_frames"], strict=True)
+        ]
+    return table.drop(columns=["feature_path"]), np.stack(feats), envs
+
+
+def _from_vendored(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.ndarray, list]:
+    """The same three from the package's vendored copy (:mod:`cmet.data.vendor`): no audio needed."""
+    from cmet.data import vendor
+
+    subdir = dc.get("feature_subdir", "emotion2vec+large_features")
+    if subdir != "emotion2vec+large_features":
+        raise ConfigError(
+            f"the vendored vectors are emotion2vec+large; data.feature_subdir={subdir!r} needs "
+            f"the release folder (not found at {root})"
+        )
+    v = vendor.load_vendored()
+    keep = (
+        np.ones(len(v.clips), bool) if dc.get("include_extended", True) else ~v.clips["extended"].to_numpy()
+    )
+    c = v.clips
+    table = pd.DataFrame(
+        dict(
+            audio_path=[str(root.resolve() / p) for p in c["audio_relpath"]],
+            identity=c["identity"],
+            emotion=c["emotion"],
+            level=c["level"].astype(int),
+            sentence=c["sentence"],
+            extended=c["extended"],
+            clip_id=c["clip_id"],
+            duration_s=c["n_samples"] / c["sample_rate"],
+        )
+    )
+    table["n_frames"] = np.maximum(1, np.round(table["duration_s"] * fps)).astype(int)
+    envs: list = [None] * len(table)
+    if bool(dc.get("lips_from_audio", True)):
+        if fps != vendor.FPS:
+            raise ConfigError(
+                f"the vendored speech envelopes are at {vendor.FPS:g} fps; data.fps={fps:g} needs the "
+                f"release audio (not found at {root}) or data.lips_from_audio=false"
+            )
+        envs = [v.clip_envelope(i) for i in range(len(table))]
+    idx = np.flatnonzero(keep)
+    return table.iloc[idx].reset_index(drop=True), v.speech[idx], [envs[i] for i in idx]
+
+
+def build(cfg) -> FeatureSet:
+    """The release_au FeatureSet: speech [N, 1024] (emotion2vec+large), expr [F, 19] AU tracks, lips, pose.
+
+    The speech vectors come from the release folder when it is there, else from the package's vendored
+    copy (``data.vectors``: auto | release | vendored); both give the same arrays.
+    """
+    from cmet.data.vendor import ENCODER
+    from cmet.face.tracks import identity_gains, make_clip_tracks
+
+    dc = _dc(cfg)
+    fps = float(dc.get("fps", 25))
+    mode, root = _vectors_mode(dc, cfg)
+    table, speech, envs = (_from_release if mode == "release" else _from_vendored)(root, dc, fps)
+    ext_mix = dc.get("extended") or {}
+    missing_mix = sorted(set(table.loc[table["extended"], "emotion"]) - set(ext_mix))
+    if missing_mix:
+        raise ConfigError(f"data.extended lacks a FACS blend for extended emotion(s) {missing_mix}")
+    table["split"] = assign_splits(table["identity"], dc.get("test_identity", "W009"), dc.get("val_identity"))
+    table["fps"] = fps
     seed = int(dc.get("seed", 11))
     gains = {
         ident: identity_gains(np.random.default_rng([seed, i]), float(dc.get("gain_spread", 0.25)))
         for i, ident in enumerate(sorted(set(table["identity"])))
     }
     expr, lips, pose = [], [], []
-    lips_from_audio = bool(dc.get("lips_from_audio", True))
     for i, r in enumerate(table.itertuples(index=False)):
-        rng = np.random.default_rng([seed, 99, i])
-        n = int(r.n_frames)
-        env = None
-        if lips_from_audio:
-            from cmet.audio.io import load_audio
-
-            wave, _ = load_audio(r.audio_path, SR)
-            env = envelope_at_fps(wave, SR, n, fps)
-        mix = dict(ext_mix[r.emotion]) if r.extended else r.emotion
         tr = make_clip_tracks(
-            mix,
+            dict(ext_mix[r.emotion]) if r.extended else r.emotion,
             int(r.level),
-            n,
+            int(r.n_frames),
             fps,
             gains[r.identity],
-            rng,
-            env,
+            np.random.default_rng([seed, 99, i]),
+            envs[i],
             None,
             emotion_name=r.emotion,
             expr_noise=float(dc.get("expr_noise", 0.04)),
@@ -177,8 +237,9 @@ def build(cfg) -> FeatureSet:
         lips.append(tr["lips"])
         pose.append(tr["pose"])
     table["video_path"] = None
+    subdir = dc.get("feature_subdir", "emotion2vec+large_features")
     fs = FeatureSet(
-        table.drop(columns=["feature_path"]),
+        table,
         speech,
         np.concatenate(expr),
         np.concatenate(lips),
@@ -186,6 +247,8 @@ def build(cfg) -> FeatureSet:
         {
             "source": "release_au",
             "encoder": f"precomputed-{subdir}",
+            "speech_encoder": dict(ENCODER, config=dict(ENCODER["config"], feature_subdir=subdir)),
+            "vectors": mode,
             "release_dir": str(root),
             "synthetic": "face tracks from EMFACS prototypes; speech features real",
         },

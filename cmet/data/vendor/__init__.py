@@ -1,0 +1,128 @@
+"""The speech vectors of the C-MET authors' release, vendored into the package (no audio).
+
+Two files beside this module, written by ``python -m cmet.data.vendor [RELEASE_DIR]`` from the release
+folder (``../shared/data/cmet_release``):
+
+* ``cmet_release_e2v.npz`` (``np.savez_compressed``): ``speech`` [N, 1024] float32, the authors'
+  emotion2vec+large utterance vectors exactly as released; ``envelope`` [F] float32, each clip's speech
+  amplitude envelope at :data:`FPS` (:func:`cmet.face.tracks.envelope_at_fps` of the 16 kHz audio;
+  clip i is ``envelope[env_start_i : env_start_i + n_env_i]``), so the lip tracks need no audio.
+* ``cmet_release_clips.csv``: one row a clip, in the row order of
+  :func:`cmet.data.release_au.read_release_clips`: clip_id, set (MEAD | gemini), identity, emotion,
+  level, sentence, extended, audio_relpath (relative to the release folder), n_samples, sample_rate
+  (duration = n_samples / sample_rate), env_start, n_env, and for gemini the ``e2v+L_ser``, ``ID``,
+  ``intensity`` and ``voice_name`` columns of ``audios/gemini/test.csv``.
+
+Attribution: the vectors come from the authors' public release (Apache-2.0, repository
+ChanHyeok-Choi/C-MET); the MEAD speech they were computed from belongs to the MEAD dataset (research
+use). See NOTICE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cmet.errors import DataError
+
+VENDOR_DIR = Path(__file__).resolve().parent
+VECTORS_FILE = "cmet_release_e2v.npz"
+CLIPS_FILE = "cmet_release_clips.csv"
+#: the video rate the envelopes are stored at
+FPS = 25.0
+#: what the vectors are (the FeatureSet / bundle speech-encoder spec)
+ENCODER = {"name": "emotion2vec+large", "dim": 1024, "config": {"source": "precomputed"}}
+
+
+@dataclass(frozen=True)
+class VendoredRelease:
+    """clips: the clip table (see the module docstring); speech [N, 1024]; envelope [F] at :data:`FPS`."""
+
+    clips: pd.DataFrame
+    speech: np.ndarray
+    envelope: np.ndarray
+
+    def clip_envelope(self, i: int) -> np.ndarray:
+        """The envelope of clip row ``i``: [n_env_i] float32 at :data:`FPS`."""
+        r = self.clips.iloc[i]
+        return self.envelope[int(r["env_start"]) : int(r["env_start"]) + int(r["n_env"])]
+
+
+def load_vendored(folder: str | Path = VENDOR_DIR) -> VendoredRelease:
+    """Read the vendored vectors + clip table (DataError naming a missing or inconsistent file)."""
+    folder = Path(folder)
+    vec, csv = folder / VECTORS_FILE, folder / CLIPS_FILE
+    for f in (vec, csv):
+        if not f.is_file():
+            raise DataError(f"vendored release file missing: {f} (regenerate: python -m cmet.data.vendor)")
+    with np.load(vec, allow_pickle=False) as z:
+        speech, envelope = z["speech"], z["envelope"]
+    clips = pd.read_csv(csv, dtype={"sentence": str, "identity": str, "ID": str}, keep_default_na=False)
+    if len(clips) != speech.shape[0]:
+        raise DataError(f"{csv.name} has {len(clips)} rows but {vec.name} {speech.shape[0]} vectors")
+    if len(clips) and int((clips["env_start"] + clips["n_env"]).max()) > envelope.shape[0]:
+        raise DataError(f"{csv.name} indexes past the {envelope.shape[0]} envelope frames of {vec.name}")
+    clips["extended"] = clips["extended"].astype(str).str.lower().isin(["true", "1"])
+    return VendoredRelease(clips, speech, envelope)
+
+
+def write_vendored(release_dir: str | Path, folder: str | Path = VENDOR_DIR) -> tuple[Path, Path]:
+    """Vendor the release at ``release_dir``: its vectors, clip table and 25-fps envelopes -> the two files."""
+    import soundfile as sf
+
+    from cmet.audio.io import load_audio
+    from cmet.data.release_au import read_release_clips
+    from cmet.data.synth_speech import SR
+    from cmet.face.tracks import envelope_at_fps
+
+    root = Path(release_dir).resolve()
+    table = read_release_clips(root)
+    speech, envs, rows = [], [], []
+    ser = _gemini_meta(root)
+    start = 0
+    for r in table.itertuples(index=False):
+        speech.append(np.load(r.feature_path).reshape(-1).astype(np.float32))
+        info = sf.info(r.audio_path)
+        n = max(1, int(np.round(r.duration_s * FPS)))
+        wave, _ = load_audio(r.audio_path, SR)
+        envs.append(envelope_at_fps(wave, SR, n, FPS))
+        rel = Path(r.audio_path).resolve().relative_to(root)
+        row = dict(
+            clip_id=r.clip_id,
+            set=rel.parts[1],
+            identity=r.identity,
+            emotion=r.emotion,
+            level=int(r.level),
+            sentence=r.sentence,
+            extended=bool(r.extended),
+            audio_relpath=rel.as_posix(),
+            n_samples=int(info.frames),
+            sample_rate=int(info.samplerate),
+            env_start=start,
+            n_env=n,
+        )
+        row.update(ser.get(rel.as_posix(), {"e2v+L_ser": "", "ID": "", "intensity": "", "voice_name": ""}))
+        rows.append(row)
+        start += n
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vec, csv = folder / VECTORS_FILE, folder / CLIPS_FILE
+    np.savez_compressed(vec, speech=np.stack(speech), envelope=np.concatenate(envs).astype(np.float32))
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    return vec, csv
+
+
+def _gemini_meta(root: Path) -> dict[str, dict]:
+    """audio_relpath -> the e2v+L_ser / ID / intensity / voice_name of test.csv."""
+    csv = root / "audios" / "gemini" / "test.csv"
+    if not csv.is_file():
+        return {}
+    out = {}
+    for r in pd.read_csv(csv).to_dict(orient="records"):
+        out[(Path("audios/gemini") / str(r["audio_path"])).as_posix()] = {
+            k: str(r[k]) for k in ("e2v+L_ser", "ID", "intensity", "voice_name")
+        }
+    return out

@@ -1,0 +1,69 @@
+"""The vendored release vectors: the embedded default dataset without ../shared."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmet.data import build_feature_set
+from cmet.data.vendor import ENCODER, load_vendored
+from cmet.errors import ConfigError
+
+
+def test_vendored_counts_and_shapes():
+    v = load_vendored()
+    c = v.clips
+    assert v.speech.shape == (452, 1024) and v.speech.dtype == np.float32
+    assert np.isfinite(v.speech).all()
+    assert sorted(set(c.loc[c["set"] == "MEAD", "identity"])) == ["M003", "M030", "W009", "W015"]
+    assert (c["set"] == "MEAD").sum() == 352 and (c["set"] == "gemini").sum() == 100
+    assert sorted(set(c.loc[c["extended"], "emotion"])) == [
+        "charismatic",
+        "desirous",
+        "empathetic",
+        "romantic",
+    ]
+    assert set(c.loc[c["set"] == "gemini", "e2v+L_ser"]) - {"<unk>"} <= {
+        "angry",
+        "contempt",
+        "disgusted",
+        "fear",
+        "happy",
+        "neutral",
+        "sad",
+        "surprised",
+    }
+    assert (c.loc[c["set"] == "MEAD", "e2v+L_ser"] == "").all()
+    assert c["clip_id"].is_unique
+
+
+def test_release_au_without_shared_uses_vendored(compose_cfg, tmp_path):
+    cfg = compose_cfg("data=release_au", f"data.release_dir={tmp_path}/absent")
+    fs = build_feature_set(cfg)
+    assert fs.meta["vectors"] == "vendored"
+    assert fs.meta["speech_encoder"]["name"] == ENCODER["name"] and fs.d_speech == 1024
+    assert fs.n_clips == 452 and fs.d_expr == 19
+    assert set(fs.extended_emotions) == {"charismatic", "desirous", "empathetic", "romantic"}
+    assert set(fs.clips.loc[fs.clips["split"] == "test", "identity"]) == {"W009"}
+
+
+def test_vendored_other_fps_needs_audio(compose_cfg, tmp_path):
+    cfg = compose_cfg("data=release_au", f"data.release_dir={tmp_path}/absent", "data.fps=30")
+    with pytest.raises(ConfigError, match="25 fps"):
+        build_feature_set(cfg)
+
+
+@pytest.mark.shared
+def test_vendored_identical_to_release(compose_cfg, release_dir):
+    """Same arrays, byte for byte, and the same clip table from the release folder and the vendored copy."""
+    a = build_feature_set(
+        compose_cfg("data=release_au", f"data.release_dir={release_dir}", "data.vectors=release")
+    )
+    b = build_feature_set(
+        compose_cfg("data=release_au", f"data.release_dir={release_dir}", "data.vectors=vendored")
+    )
+    assert (a.meta["vectors"], b.meta["vectors"]) == ("release", "vendored")
+    for k in ("speech", "expr", "lips", "pose"):
+        x, y = getattr(a, k), getattr(b, k)
+        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), k
+    assert a.clips.equals(b.clips)
