@@ -22,7 +22,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from cmet.errors import CmetError
+from cmet.errors import CmetError, ModelError
 from flows.hashing import hash_cfg, hash_code, hash_dir, hash_obj
 
 log = logging.getLogger(__name__)
@@ -372,8 +372,6 @@ def evaluate_bundle(
 def _champion_metrics(cfg, name: str, eval_hash: str, fs_dir: str) -> tuple[str | None, dict | None]:
     """The current champion's metrics on *this* evaluation set: from its tags when it was evaluated on
     the same set (same hash), else re-evaluated here from its registered bundle."""
-    import mlflow
-
     from flows import registry as R
 
     c = R.client()
@@ -391,11 +389,10 @@ def _champion_metrics(cfg, name: str, eval_hash: str, fs_dir: str) -> tuple[str 
     from cmet.model.bundle import ModelBundle
 
     with tempfile.TemporaryDirectory(prefix="cmet-champion-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{v}", dst_path=tmp))
-        hits = sorted(local.rglob("bundle.json"), key=lambda p: len(p.parts))
-        if not hits:
+        try:
+            bundle = ModelBundle.load(R.fetch_bundle(name, v, Path(tmp) / "bundle", c))
+        except ModelError:
             return v, None
-        bundle = ModelBundle.load(hits[0].parent)
         fs = FeatureSet.load(fs_dir)
         m = dict(evaluate(bundle, fs, cfg, Path(tmp) / "eval"))
         m["latency_ms_per_frame"] = measure_latency(bundle, fs, int(cfg.pipeline.latency_frames))

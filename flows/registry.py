@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-from cmet.errors import CmetError
+from cmet.errors import ModelError
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_TAG = "champion_history"
 
 
-class RegistryError(CmetError):
-    """Unknown model / version, or nothing to roll back to."""
+class RegistryError(ModelError):
+    """Unknown model / version / alias, or nothing to roll back to."""
 
 
 def client(tracking_uri: str | None = None):
@@ -37,6 +40,11 @@ def _exc():
     from mlflow.exceptions import MlflowException
 
     return MlflowException
+
+
+def _missing(e) -> bool:
+    """An MLflow error that means "no such registered model / version / alias" (not a broken store)."""
+    return e.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
 def ensure_model(c, name: str) -> None:
@@ -195,3 +203,89 @@ def list_versions(c, name: str) -> list[VersionRow]:
             )
         )
     return rows
+
+
+# ------------------------------------------------------------------------------ bundles from the registry
+def find_bundle(folder: str | Path) -> Path:
+    """The ModelBundle folder (the one holding bundle.json) at or under ``folder``."""
+    folder = Path(folder)
+    if (folder / "bundle.json").is_file():
+        return folder
+    hits = sorted(folder.rglob("bundle.json"), key=lambda p: len(p.parts)) if folder.is_dir() else []
+    if not hits:
+        raise ModelError(f"no model bundle (bundle.json) under {folder}")
+    return hits[0].parent
+
+
+def resolve_version(c, name: str, ref: str | int):
+    """``ref`` = an alias (``champion``) or a version number -> the MLflow ModelVersion.
+
+    Raises :class:`RegistryError` naming the model and the ref when the registry has neither."""
+    ref = str(ref)
+    try:
+        return c.get_model_version(name, ref) if ref.isdigit() else c.get_model_version_by_alias(name, ref)
+    except _exc() as e:
+        if not _missing(e):
+            raise
+        kind = "version" if ref.isdigit() else "alias"
+        raise RegistryError(
+            f"model {name!r} has no {kind} {ref!r}: not in the registry at {c.tracking_uri}; "
+            "run the pipeline first (make run) or see `cmet models`"
+        ) from None
+
+
+def fetch_bundle(name: str, ref: str | int, dst: str | Path, c=None) -> Path:
+    """Download the bundle of ``models:/<name>/<version of ref>`` into ``dst`` once -> the folder
+    holding bundle.json. ``ref`` is an alias (``champion``) or a version number. A second call with a
+    complete ``dst`` downloads nothing; a failed download leaves no half-filled ``dst``."""
+    import mlflow
+
+    dst = Path(dst)
+    if dst.is_dir() and any(dst.rglob("bundle.json")):
+        return find_bundle(dst)
+    c = c or client()
+    mv = resolve_version(c, name, ref)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}-", dir=dst.parent))
+    try:
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{mv.version}",
+            dst_path=str(tmp),
+            tracking_uri=c.tracking_uri,
+            registry_uri=c.tracking_uri,
+        )
+        find_bundle(tmp)  # ModelError when the registered model holds no bundle
+        if dst.exists():
+            shutil.rmtree(dst)
+        tmp.rename(dst)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return find_bundle(dst)
+
+
+def default_bundle_dir(cfg) -> Path:
+    """The bundle an edit uses when none is named: the registry's champion (downloaded once into
+    ``<work>/models/champion-v<N>``), else the newest bundle under ``<work>/runs`` or ``<work>/models``,
+    else :class:`~cmet.errors.ModelError` saying how to get one."""
+    from cmet.env import configure_local_env
+
+    configure_local_env()  # the project's MLflow store, also for a library caller (no ./mlflow.db)
+    work = Path(str(cfg.paths.work_dir))
+    name = str(cfg.pipeline.registered_model)
+    c = client(str(cfg.pipeline.tracking_uri) if cfg.pipeline.tracking_uri else None)
+    try:
+        mv = c.get_model_version_by_alias(name, CHAMPION)
+    except _exc() as e:
+        if not _missing(e):
+            raise
+        mv = None
+    if mv is not None:
+        return fetch_bundle(name, str(mv.version), work / "models" / f"champion-v{mv.version}", c)
+    hits = [p for d in ("runs", "models") for p in (work / d).rglob("bundle.json")] if work.is_dir() else []
+    if not hits:
+        raise ModelError(
+            f"no trained model found (no {CHAMPION!r} of {name!r} in the registry, no bundle under {work}); "
+            "train one (make run, or cmet train data=release_au) or pass --model BUNDLE_DIR"
+        )
+    return max(hits, key=lambda p: p.stat().st_mtime).parent

@@ -24,6 +24,7 @@ import tomllib
 from pathlib import Path
 
 from cmet.errors import ConfigError, ModelError
+from flows.registry import find_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "serving.service:CmetService"
@@ -31,44 +32,24 @@ INCLUDE = ["cmet/**/*.py", "serving/**/*.py", "serving/static/*", "configs/**/*.
 EXCLUDE = ["**/__pycache__", "tests/", ".cmet/", ".venv/", "outputs/"]
 
 
-def find_bundle(folder: Path) -> Path:
-    """The ModelBundle folder (the one holding bundle.json) at or under ``folder``."""
-    folder = Path(folder)
-    if (folder / "bundle.json").is_file():
-        return folder
-    hits = sorted(folder.rglob("bundle.json"), key=lambda p: len(p.parts))
-    if not hits:
-        raise ModelError(f"no model bundle (bundle.json) under {folder}")
-    return hits[0].parent
-
-
 def resolve_registry(model_uri: str, dst: Path) -> tuple[Path, dict]:
     """``models:/<name>@<alias>`` or ``models:/<name>/<version>`` -> (bundle folder, registry info)."""
     import mlflow
-    from mlflow import MlflowClient
+
+    from flows import registry as R
 
     if not model_uri.startswith("models:/"):
         raise ConfigError(
             f"model uri {model_uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>"
         )
     ref = model_uri[len("models:/") :]
-    client = MlflowClient()
-    try:
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            mv = client.get_model_version_by_alias(name, alias)
-        else:
-            name, version = ref.rsplit("/", 1)
-            alias = None
-            mv = client.get_model_version(name, version)
-    except mlflow.exceptions.MlflowException as e:
-        raise ModelError(
-            f"{model_uri}: not in the registry at {mlflow.get_tracking_uri()} ({e.message.splitlines()[0]}); "
-            "run the pipeline first (make run) or build from a folder: cmet bento build --bundle DIR"
-        ) from None
-    local = Path(
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst))
-    )
+    if "@" in ref:
+        (name, alias), version = ref.split("@", 1), None
+    else:
+        (name, version), alias = ref.rsplit("/", 1), None
+    client = R.client()
+    mv = R.resolve_version(client, name, alias or version)
+    local = R.fetch_bundle(name, str(mv.version), Path(dst) / f"{name}-v{mv.version}", client)
     aliases = list(getattr(mv, "aliases", []) or [])
     if alias is None and aliases:  # built from models:/<name>/<version>: name the alias it holds
         alias = "champion" if "champion" in aliases else aliases[0]
@@ -88,7 +69,7 @@ def resolve_registry(model_uri: str, dst: Path) -> tuple[Path, dict]:
         "registry_metrics": metrics,
         "tracking_uri": mlflow.get_tracking_uri(),
     }
-    return find_bundle(local), info
+    return local, info
 
 
 def import_model(bundle_dir: Path, info: dict, cfg, assets_dir: Path | None = None) -> str:
