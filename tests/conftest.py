@@ -22,11 +22,24 @@ def pytest_configure(config):
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Every test that needs ../shared (the ``release_dir`` fixture, directly or through another
+    fixture) carries the ``shared`` marker; where ../shared is absent those tests are skipped, each
+    named with the reason in the ``-ra`` summary."""
+    missing = not RELEASE.is_dir()
+    skip = pytest.mark.skip(reason=f"shared: ../shared release data not present at {RELEASE}")
+    for item in items:
+        if "release_dir" in getattr(item, "fixturenames", ()) and item.get_closest_marker("shared") is None:
+            item.add_marker(pytest.mark.shared)
+        if missing and item.get_closest_marker("shared") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def release_dir() -> Path:
-    """The authors' release data in ../shared; tests that need it skip cleanly without it."""
+    """The authors' release data in ../shared (tests using it are marked ``shared``, see above)."""
     if not RELEASE.is_dir():
-        pytest.skip(f"../shared release data not present at {RELEASE}")
+        pytest.skip(f"shared: ../shared release data not present at {RELEASE}")
     return RELEASE
 
 

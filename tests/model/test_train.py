@@ -11,7 +11,7 @@ import torch
 from cmet.model.bundle import ModelBundle
 
 
-def test_run_outputs(tiny_run):
+def test_run_outputs(tiny_run, tiny_bundle):
     metrics, out, _ = tiny_run
     for k in (
         "acc_emo/cmet",
@@ -31,6 +31,11 @@ def test_run_outputs(tiny_run):
     ):
         assert k in metrics, k
     assert np.isnan(metrics["acc_emo_ext/label"])  # label-based cannot express extended emotions
+    for k in ("acc_emo/cmet", "acc_emo_ext/cmet", "acc_emo_ext/speech_direct", "val/acc_emo"):
+        assert 0.0 <= metrics[k] <= 1.0, (k, metrics[k])
+    # an extended target is read among all classes (basic + extended): chance is 1/#classes
+    chance = 1.0 / len(tiny_bundle.emotions)
+    assert metrics["acc_emo_ext/cmet"] > 2 * chance, (metrics["acc_emo_ext/cmet"], chance)
     for f in (
         "metrics.json",
         "confusion_matrix.png",
@@ -68,12 +73,13 @@ def test_bundle_roundtrip(tiny_run, tiny_bundle, tiny_features, tmp_path):
     assert not list(tmp_path.glob("again/**/*.pkl"))
 
 
-def _weights(out):
-    ck = torch.load(out / "checkpoints" / "cmet_last.pt", weights_only=True)
-    return ck["step"], ck["model"]
+def _ckpt(out):
+    return torch.load(out / "checkpoints" / "cmet_last.pt", weights_only=True)
 
 
-def test_resume_equals_uninterrupted(tiny_cfg_factory, tiny_features, tmp_path):
+def test_resume_continues_from_the_checkpoint(tiny_cfg_factory, tiny_features, tmp_path):
+    """A run stopped at step 6 continues at step 7: the resumed call evaluates only at step 12 (a
+    restart would evaluate at 6 again), ends with the uninterrupted run's weights AND optimiser state."""
     from cmet.train import train
 
     over = (
@@ -86,7 +92,9 @@ def test_resume_equals_uninterrupted(tiny_cfg_factory, tiny_features, tmp_path):
         "model.dropout=0.1",
     )
     cfg = tiny_cfg_factory(*over)
-    train(cfg, features=tiny_features, out_dir=tmp_path / "a")
+    seen_a: list[int] = []
+    train(cfg, features=tiny_features, out_dir=tmp_path / "a", callback=lambda s, m: seen_a.append(s))
+    assert seen_a == [6, 12]
 
     class Stop(Exception):
         pass
@@ -98,9 +106,20 @@ def test_resume_equals_uninterrupted(tiny_cfg_factory, tiny_features, tmp_path):
 
     with pytest.raises(Stop):
         train(cfg, features=tiny_features, out_dir=tmp_path / "b", callback=stop_at_6)
-    assert _weights(tmp_path / "b")[0] == 6
-    train(cfg, features=tiny_features, out_dir=tmp_path / "b")  # resumes from step 6
-    (sa, wa), (sb, wb) = _weights(tmp_path / "a"), _weights(tmp_path / "b")
-    assert sa == sb == 12
-    for k in wa:
-        assert torch.equal(wa[k], wb[k]), k
+    assert _ckpt(tmp_path / "b")["step"] == 6
+    seen_b: list[int] = []
+    train(cfg, features=tiny_features, out_dir=tmp_path / "b", callback=lambda s, m: seen_b.append(s))
+    assert seen_b == [12], f"the resumed run evaluated at {seen_b}: it did not start from step 6"
+    a, b = _ckpt(tmp_path / "a"), _ckpt(tmp_path / "b")
+    assert a["step"] == b["step"] == 12
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    # AdamW's step count and moments continued from the checkpoint (a fresh optimiser would count 6)
+    sa, sb = a["opt"]["state"], b["opt"]["state"]
+    assert sa.keys() == sb.keys()
+    for i in sa:
+        assert float(sb[i]["step"]) == 12.0
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(sa[i][k], sb[i][k]), (i, k)
+    # the history holds one validation per evaluation step, none repeated
+    assert json.loads(b["history"])["val_step"] == [6, 12]

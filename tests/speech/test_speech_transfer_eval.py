@@ -11,16 +11,20 @@ from cmet.errors import DataError
 EMOS = ["angry", "happy", "sad", "fear"]
 
 
-def _toy(emotion_scale: float, seed: int = 0, n_spk: int = 4, n: int = 8, d: int = 32):
-    """Embeddings = speaker offset (large) + shared emotion direction x scale + noise."""
+def _toy(emotion_scale: float, seed: int = 0, n_spk: int = 4, n: int = 8, d: int = 32, specific: float = 0.0):
+    """Embeddings = speaker offset (large) + shared emotion direction x scale + noise
+    (+ a direction per speaker and emotion x ``specific``, that no other speaker shares)."""
     rng = np.random.default_rng(seed)
     dirs = {e: rng.standard_normal(d) for e in EMOS}
     x, spk, emo = [], [], []
     for s in range(n_spk):
         off = 5 * rng.standard_normal(d)
+        own = {e: rng.standard_normal(d) for e in EMOS}
         for e in ["neutral", *EMOS]:
             for _ in range(n):
-                v = off + rng.standard_normal(d) + (emotion_scale * dirs[e] if e != "neutral" else 0)
+                v = off + rng.standard_normal(d)
+                if e != "neutral":
+                    v = v + emotion_scale * dirs[e] + specific * own[e]
                 x.append(v)
                 spk.append(f"S{s}")
                 emo.append(e)
@@ -42,11 +46,17 @@ def test_no_emotion_signal_is_at_chance():
 
 
 def test_projection_is_fit_without_the_tested_speaker():
-    # a direction that only the tested speaker uses cannot help it: LDA on the others ignores it
+    """Emotion lives only in directions each speaker has alone: a projection fit on the OTHER speakers
+    cannot carry it to the tested one (chance); one fit with the tested speaker's labels reads it (1.0)."""
+    for seed in (5, 6):
+        x, spk, emo = _toy(0.0, seed=seed, specific=2.0)
+        r = evaluate_speaker_transfer(x, spk, emo, ks=(3,), n_draws=10, projection="lda")
+        assert r["acc"][3] < 0.45, (seed, r["acc"])  # chance 0.25; measured 0.11 / 0.24, leaky fit 1.0
+    # the same protocol does read a direction that the speakers share
     x, spk, emo = _toy(0.6, seed=5)
     for proj in ("standardize", "lda"):
         r = evaluate_speaker_transfer(x, spk, emo, ks=(3,), n_draws=10, projection=proj)
-        assert 0.25 < r["acc"][3] <= 1.0
+        assert r["acc"][3] > 0.9, (proj, r["acc"])
 
 
 def test_bad_inputs():
@@ -59,6 +69,7 @@ def test_bad_inputs():
         evaluate_speaker_transfer(x[:-1], spk, emo)
 
 
+@pytest.mark.shared
 def test_emotion2vec_release_features_reproduce_the_quoted_figure(release_dir):
     """The protocol on the paper's own features gives the issue's 87/91/91 % (within a few points)."""
     t = mead_release_table(release_dir)
@@ -69,6 +80,7 @@ def test_emotion2vec_release_features_reproduce_the_quoted_figure(release_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_default_encoder_on_real_mead_speech(release_dir, tmp_path):
     """The default encoder's figure on the real MEAD speech (encodes 720 clips, ~1 min)."""
     from cmet.audio import get_encoder
