@@ -31,7 +31,7 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*; touch $@
 
 setup: $(STAMP) ## create .venv and install the project from its own files (idempotent, fast the second time)
-	@$(BIN)/python -m cmet.face.assets ensure
+	@$(CMET) face assets ensure
 
 run: setup ## the whole pipeline on the embedded default (Prefect flow: data -> checks -> tune -> train -> eval -> gate -> registry -> bento); ARGS="k=v ..." adds overrides
 	$(CMET) pipeline run experiment=daily $(ARGS)

@@ -1,39 +1,38 @@
-"""The ``cmet`` console entry point: the library commands plus orchestration commands.
+"""The ``cmet`` console entry point: the library's commands plus the orchestration commands.
 
-Orchestration command groups live in ``flows/commands_<area>.py`` (``register(app)``), so that the
-``cmet`` package itself never imports Prefect, MLflow-registry logic or BentoML.
+Orchestration commands live in ``flows/`` and ``serving/`` (Prefect, MLflow, BentoML inside the
+commands), so that the ``cmet`` package itself never imports them. The style is the one written at
+the top of :mod:`cmet.cli`: each module has a module-level Typer ``app``, listed below.
 """
 
 from __future__ import annotations
 
-import importlib
+import typer
 
+import flows.commands_pipeline
+import serving.commands
 from cmet.cli import build_app, run_app
 
-ORCHESTRATION_MODULES = (
-    "flows.commands_pipeline",
-    "serving.commands",
-)
+#: orchestration command modules (each a module-level Typer ``app``; see cmet.cli)
+ORCHESTRATION_MODULES = (flows.commands_pipeline, serving.commands)
 
 
-def build_full_app():
-    app = build_app()
-    for name in ORCHESTRATION_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        mod.register(app)
-    return app
+def build_full_app() -> typer.Typer:
+    root = build_app(*(m.app for m in ORCHESTRATION_MODULES if hasattr(m, "app")))
+    for m in ORCHESTRATION_MODULES:  # modules still in the register(app) style
+        if not hasattr(m, "app"):
+            m.register(root)
+    return root
+
+
+app = build_full_app()
 
 
 def main() -> None:
     from cmet.env import configure_local_env
 
     configure_local_env()
-    run_app(build_full_app())
+    run_app(app)
 
 
 if __name__ == "__main__":

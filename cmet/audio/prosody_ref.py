@@ -8,12 +8,12 @@ generated set (no real recording involved), so they are licence-clean and leak n
 evaluation data. Measured effect: on the real MEAD speech (k = 1/3/5) raw 25/20/19 % ->
 normalised 29/32/37 %; C-MET on the generated set Acc_emo 53 % -> 64 % (z-scored speech).
 
-Regenerate (after changing the descriptor): ``python -m cmet.audio.prosody_ref <FeatureSet folder>``.
+Regenerate (after changing the descriptor): ``cmet speech prosody-ref <FeatureSet folder>``.
 """
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
 REF_MEAN = (
     0.91424,
@@ -209,7 +209,7 @@ REF_SCALE = (
 )
 
 
-def fit(features_dir: str) -> str:
+def fit(features_dir: str | Path) -> str:
     """Python source of REF_MEAN / REF_SCALE fit on a generated FeatureSet's train split."""
     import numpy as np
 
@@ -227,7 +227,3 @@ def fit(features_dir: str) -> str:
         return "(\n" + "\n".join("    " + r for r in rows) + "\n)"
 
     return f"REF_MEAN = {fmt(mu)}\nREF_SCALE = {fmt(sd)}"
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(fit(sys.argv[1]))

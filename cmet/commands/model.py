@@ -69,48 +69,48 @@ def print_table(metrics: dict, title: str) -> None:
     con.print("  ".join(extra))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("train", context_settings={"allow_extra_args": False})
-    def train_cmd(
-        overrides: list[str] = typer.Argument(
-            None, help="Hydra overrides, e.g. model=cmet_paper train.steps=10"
-        ),
-        out_dir: Path = typer.Option(
-            None, "--out-dir", help="run folder (default: paths.runs_dir/<data>-<model>-<hash>)"
-        ),
-    ) -> None:
-        """Train C-MET and the baselines, evaluate on held-out identities, print Acc_emo, write metrics JSON."""
-        from cmet.config import compose
-        from cmet.train import train
+#: top-level commands (``cmet train``, ``cmet evaluate``)
+app = typer.Typer()
 
-        cfg = compose(list(overrides or []))
-        metrics = train(cfg, out_dir=out_dir)
-        print_table(
-            metrics, f"Acc_emo on held-out identities ({cfg.data.source}, model={cfg.model.d_model}d)"
-        )
-        typer.echo(f"metrics: {Path(metrics['out_dir']) / 'metrics.json'}")
-        typer.echo(f"bundle:  {metrics['bundle_dir']}")
 
-    @app.command("evaluate")
-    def evaluate_cmd(
-        bundle_dir: Path = typer.Argument(..., help="a model bundle folder (written by cmet train)"),
-        overrides: list[str] = typer.Argument(None, help="Hydra overrides for the data / eval config"),
-        out_dir: Path = typer.Option(
-            None, "--out-dir", help="where to write metrics JSON and confusion matrices"
-        ),
-    ) -> None:
-        """Evaluate a bundle (and its baselines) on the held-out identities of the configured data."""
-        from cmet.config import compose
-        from cmet.data import build_feature_set
-        from cmet.evaluate import evaluate
-        from cmet.model.bundle import ModelBundle
+@app.command("train", context_settings={"allow_extra_args": False})
+def train_cmd(
+    overrides: list[str] = typer.Argument(None, help="Hydra overrides, e.g. model=cmet_paper train.steps=10"),
+    out_dir: Path = typer.Option(
+        None, "--out-dir", help="run folder (default: paths.runs_dir/<data>-<model>-<hash>)"
+    ),
+) -> None:
+    """Train C-MET and the baselines, evaluate on held-out identities, print Acc_emo, write metrics JSON."""
+    from cmet.config import compose
+    from cmet.train import train
 
-        cfg = compose(list(overrides or []))
-        bundle = ModelBundle.load(bundle_dir)
-        fs = build_feature_set(cfg)
-        out = Path(out_dir) if out_dir else Path(bundle_dir).parent / "evaluation"
-        metrics = evaluate(bundle, fs, cfg, out_dir=out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-        print_table(metrics, f"Acc_emo of {bundle_dir} ({cfg.data.source})")
-        typer.echo(f"metrics: {out / 'metrics.json'}")
+    cfg = compose(list(overrides or []))
+    metrics = train(cfg, out_dir=out_dir)
+    print_table(metrics, f"Acc_emo on held-out identities ({cfg.data.source}, model={cfg.model.d_model}d)")
+    typer.echo(f"metrics: {Path(metrics['out_dir']) / 'metrics.json'}")
+    typer.echo(f"bundle:  {metrics['bundle_dir']}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    bundle_dir: Path = typer.Argument(..., help="a model bundle folder (written by cmet train)"),
+    overrides: list[str] = typer.Argument(None, help="Hydra overrides for the data / eval config"),
+    out_dir: Path = typer.Option(
+        None, "--out-dir", help="where to write metrics JSON and confusion matrices"
+    ),
+) -> None:
+    """Evaluate a bundle (and its baselines) on the held-out identities of the configured data."""
+    from cmet.config import compose
+    from cmet.data import build_feature_set
+    from cmet.evaluate import evaluate
+    from cmet.model.bundle import ModelBundle
+
+    cfg = compose(list(overrides or []))
+    bundle = ModelBundle.load(bundle_dir)
+    fs = build_feature_set(cfg)
+    out = Path(out_dir) if out_dir else Path(bundle_dir).parent / "evaluation"
+    metrics = evaluate(bundle, fs, cfg, out_dir=out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    print_table(metrics, f"Acc_emo of {bundle_dir} ({cfg.data.source})")
+    typer.echo(f"metrics: {out / 'metrics.json'}")

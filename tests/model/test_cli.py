@@ -1,24 +1,63 @@
-"""`cmet train` / `cmet evaluate` commands (help, and evaluate on the session's tiny bundle)."""
+"""The ``cmet`` command: one Typer app of module-level commands (help, overrides, errors, evaluate)."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 
 def _app():
-    from cmet.cli import build_app
+    from cmet.cli import app
 
-    return build_app()
+    return app
 
 
-def test_help():
-    r = CliRunner()
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        ["train"],
+        ["evaluate"],
+        ["edit"],
+        ["data", "generate"],
+        ["speech", "encode"],
+        ["speech", "prosody-ref"],
+        ["face", "landmarks"],
+        ["face", "render-check"],
+        ["face", "assets", "ensure"],
+    ],
+)
+def test_help_of_every_command(cmd):
+    res = CliRunner().invoke(_app(), [*cmd, "--help"])
+    assert res.exit_code == 0, res.output
+    assert "Usage:" in res.output
+
+
+def test_train_and_evaluate_take_overrides():
     for cmd in ("train", "evaluate"):
-        res = r.invoke(_app(), [cmd, "--help"])
-        assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(_app(), [cmd, "--help"])
         assert "overrides" in res.output.lower()
+
+
+def test_a_bad_override_is_one_line_and_exit_2(capsys):
+    from cmet.cli import run_app
+
+    with pytest.raises(SystemExit) as e:
+        run_app(_app(), ["train", "face.render_gain=abc"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: config") and "face.render_gain" in err and "Traceback" not in err
+
+
+def test_prosody_ref_prints_the_constants_of_a_feature_set(tiny_features, tmp_path):
+    folder = tiny_features.save(tmp_path / "fs")
+    res = CliRunner().invoke(_app(), ["speech", "prosody-ref", str(folder)])
+    assert res.exit_code == 0, res.output
+    ns: dict = {}
+    exec(res.output, ns)  # the printed text is the Python source of the two tuples
+    assert len(ns["REF_MEAN"]) == len(ns["REF_SCALE"]) == tiny_features.d_speech
+    assert min(ns["REF_SCALE"]) > 0
 
 
 def test_evaluate_command(tiny_run, tiny_overrides, tmp_path):
