@@ -10,7 +10,8 @@ Modules (heavy imports stay inside functions):
 * :mod:`cmet.face.flow`       ``RefinedMesh``: FaceMesh landmarks refined by optical flow from the
                               neutral reference (follows small lip/lid motion FaceMesh smooths away)
 * :mod:`cmet.face.facs`       AU names and EMFACS prototypes (shared)
-* :mod:`cmet.face.render`     ``FaceRenderer(can, shape).render(frame, landmarks, delta_au)``
+* :mod:`cmet.face.render`     ``make_renderer(cfg.face, can, shape).render(frame, landmarks, delta_au)``
+                              (mesh warp :mod:`cmet.face.warp`, :mod:`cmet.face.mouth`, :mod:`cmet.face.shading`)
 * :mod:`cmet.face.judge`      ``Judge()(images, box)`` FER2013 mini-Xception (tflite or h5py->torch)
 * :mod:`cmet.face.evaluate`   ``evaluate_portraits``, ``round_trip``, ``evaluate_edits`` (the figures)
 """

@@ -89,7 +89,7 @@ def test_mouth_interior_is_dark_when_the_jaw_drops(can, astronaut_face, astronau
 
 
 def test_shading_appears_where_muscles_bunch(astronaut_landmarks):
-    from cmet.face.render import shading
+    from cmet.face.shading import shading
 
     iod = float(np.linalg.norm(astronaut_landmarks[263, :2] - astronaut_landmarks[33, :2]))
     dark0, _ = shading((256, 256), astronaut_landmarks[:, :2], iod, {})

@@ -1,0 +1,115 @@
+"""Piecewise-affine mesh warp (OpenCV): a Delaunay triangulation of the 468 FaceMesh vertices plus
+a fixed ring around the face and the image border (fixed points, so the warp fades out); every
+target pixel is mapped back through its triangle's affine map and sampled with ``cv2.remap``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+FACE_OVAL = [
+    10,
+    338,
+    297,
+    332,
+    284,
+    251,
+    389,
+    356,
+    454,
+    323,
+    361,
+    288,
+    397,
+    365,
+    379,
+    378,
+    400,
+    377,
+    152,
+    148,
+    176,
+    149,
+    150,
+    136,
+    172,
+    58,
+    132,
+    93,
+    234,
+    127,
+    162,
+    21,
+    54,
+    103,
+    67,
+    109,
+]
+N_BORDER = 16
+
+
+def control_points(p2d: np.ndarray, shape: tuple[int, int], ring: float = 1.5) -> np.ndarray:
+    """[468, 2] landmarks -> [468 + 36 + 16, 2]: the mesh, a fixed ring around the face oval
+    (scaled ``ring`` about the face centre) and points on a frame around the image."""
+    h, w = shape
+    c = p2d[FACE_OVAL].mean(0)
+    ringp = c + ring * (p2d[FACE_OVAL] - c)
+    m = max(h, w)
+    lo, hi = -0.5 * m, 1.5 * m
+    t = np.linspace(0, 1, N_BORDER // 4, endpoint=False)
+    border = np.concatenate(
+        [
+            np.stack([lo + (hi - lo) * t, np.full_like(t, lo)], 1),
+            np.stack([np.full_like(t, hi), lo + (hi - lo) * t], 1),
+            np.stack([hi - (hi - lo) * t, np.full_like(t, hi)], 1),
+            np.stack([np.full_like(t, lo), hi - (hi - lo) * t], 1),
+        ]
+    )
+    return np.concatenate([p2d, ringp, border]).astype(np.float32)
+
+
+def triangulate(points: np.ndarray) -> np.ndarray:
+    """Delaunay triangles [K, 3] (indices) of control points [N, 2]."""
+    from scipy.spatial import Delaunay
+
+    return Delaunay(points.astype(np.float64)).simplices.astype(np.int32)
+
+
+def warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Piecewise-affine warp: the pixel at ``src`` control points moves to ``dst``.
+
+    img [H, W, C] uint8, src/dst [N, 2], tris [K, 3] -> [H, W, C] uint8.
+    """
+    import cv2
+
+    h, w = img.shape[:2]
+    S = src[tris].astype(np.float64)  # [K, 3, 2]
+    D = dst[tris].astype(np.float64)
+    # only triangles with a moved vertex need remapping; the others map to themselves
+    moved = np.abs(S - D).max(axis=(1, 2)) > 1e-3
+    Dh = np.concatenate([D, np.ones((len(tris), 3, 1))], 2)  # [K, 3, 3]
+    ok = moved & (np.abs(np.linalg.det(Dh)) > 1e-9)
+    if not ok.any():
+        return img.copy()
+    # affine dst -> src per triangle: solve [x y 1] @ M = [u v]
+    M = np.linalg.solve(Dh[ok], S[ok])  # [K', 3, 2]
+    Dk = D[ok]
+    x0 = int(max(0, np.floor(Dk[..., 0].min()) - 1))
+    y0 = int(max(0, np.floor(Dk[..., 1].min()) - 1))
+    x1 = int(min(w, np.ceil(Dk[..., 0].max()) + 2))
+    y1 = int(min(h, np.ceil(Dk[..., 1].max()) + 2))
+    if x1 <= x0 or y1 <= y0:
+        return img.copy()
+    ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
+    pts = np.round((Dk - [x0, y0]) * 16).astype(np.int32)
+    for k in range(len(pts)):
+        cv2.fillConvexPoly(ids, pts[k], k, lineType=cv2.LINE_8, shift=4)
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    Mk = M.astype(np.float32)[np.clip(ids, 0, None)]  # [h', w', 3, 2]
+    mx_r = xs * Mk[..., 0, 0] + ys * Mk[..., 1, 0] + Mk[..., 2, 0]
+    my_r = xs * Mk[..., 0, 1] + ys * Mk[..., 1, 1] + Mk[..., 2, 1]
+    none = ids < 0
+    mx_r[none], my_r[none] = xs[none], ys[none]
+    my, mx = np.mgrid[0:h, 0:w].astype(np.float32)
+    mx[y0:y1, x0:x1] = mx_r
+    my[y0:y1, x0:x1] = my_r
+    return cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
