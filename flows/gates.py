@@ -77,16 +77,16 @@ def _num(metrics: dict, key: str) -> float | None:
 def evaluate_gates(
     metrics: dict, gates, champion_metrics: dict | None = None, champion_version: str | None = None
 ) -> GateReport:
-    """Check ``metrics`` (a candidate's evaluation) against ``gates`` (``cfg.gates``).
+    """Check ``metrics`` (a candidate's evaluation) against ``gates`` (``cfg.gates``, a typed
+    :class:`cmet.conf.GatesConfig`).
 
     ``champion_metrics`` must come from the same evaluation set (the caller re-evaluates the champion
     when its recorded evaluation-set hash differs). No champion -> the relative champion check passes
     with a note (the first candidate that meets the absolute gates becomes champion).
     """
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import OmegaConf
 
-    g = OmegaConf.to_container(gates, resolve=True) if isinstance(gates, DictConfig) else dict(gates)
-    missing_policy = g.get("missing_metric", "fail")
+    missing_policy = gates.missing_metric
     if missing_policy not in ("fail", "skip"):
         raise ConfigError(f"gates.missing_metric must be 'fail' or 'skip', got {missing_policy!r}")
     checks: list[Check] = []
@@ -111,44 +111,43 @@ def evaluate_gates(
         ok = {">=": value >= thr, "<=": value <= thr, ">": value > thr}[op]
         checks.append(Check(name, metric, value, op, thr, ok, note))
 
-    for name, spec in (g.get("absolute") or {}).items():
-        if not isinstance(spec, dict) or "metric" not in spec or not ({"min", "max"} & set(spec)):
+    for name, spec in gates.absolute.items():
+        if OmegaConf.is_missing(spec, "metric") or (spec.min is None and spec.max is None):
             raise ConfigError(f"gates.absolute.{name} needs 'metric' and 'min' or 'max'; got {spec!r}")
-        v = _num(metrics, spec["metric"])
-        req = bool(spec.get("required", True))
-        if spec.get("min") is not None:
-            add(name, spec["metric"], v, ">=", float(spec["min"]), required=req)
-        if spec.get("max") is not None:
+        v = _num(metrics, spec.metric)
+        if spec.min is not None:
+            add(name, spec.metric, v, ">=", spec.min, required=spec.required)
+        if spec.max is not None:
             add(
-                name + ("_max" if spec.get("min") is not None else ""),
-                spec["metric"],
+                name + ("_max" if spec.min is not None else ""),
+                spec.metric,
                 v,
                 "<=",
-                float(spec["max"]),
-                required=req,
+                spec.max,
+                required=spec.required,
             )
 
-    rel = g.get("relative") or {}
-    if rel.get("baseline"):
-        m, b = rel.get("metric", "acc_emo/cmet"), rel["baseline"]
+    rel = gates.relative
+    if rel.baseline:
+        m, b = rel.metric, rel.baseline
         bv = _num(metrics, b)
         add(
             "beats_speech_direct",
             m,
             _num(metrics, m),
             ">",
-            None if bv is None else bv + float(rel.get("baseline_margin", 0.0)),
+            None if bv is None else bv + rel.baseline_margin,
             note=f"(baseline {b})",
         )
-    if rel.get("metric") is not None:
-        m = rel["metric"]
+    if rel.metric is not None:
+        m = rel.metric
         if champion_metrics is None:
             checks.append(
                 Check("not_worse_than_champion", m, _num(metrics, m), ">=", None, True, "no champion yet")
             )
         else:
             cv = _num(champion_metrics, m)
-            margin = float(rel.get("champion_margin", 0.0))
+            margin = rel.champion_margin
             add(
                 "not_worse_than_champion",
                 m,

@@ -25,18 +25,10 @@ SOURCES: dict[str, str] = {
 def build_feature_set(cfg) -> FeatureSet:
     """Build the FeatureSet that ``cfg.data.source`` names (``simulator``, ``generated``, ``release_au``).
 
-    Raises :class:`~cmet.errors.ConfigError` for an unknown source or a source whose module is absent.
+    Raises :class:`~cmet.errors.ConfigError` for an unknown source.
     """
-    data = cfg.get("data") if hasattr(cfg, "get") else None
-    source = None if data is None else data.get("source")
+    source = cfg.data.source
     if source not in SOURCES:
         raise ConfigError(f"unknown data source {source!r} (cfg.data.source); known: {sorted(SOURCES)}")
     mod_name, fn_name = SOURCES[source].split(":")
-    try:
-        mod = importlib.import_module(mod_name)
-    except ModuleNotFoundError as e:
-        if e.name == mod_name:
-            raise ConfigError(f"data source {source!r} is not available: module {mod_name} not found") from e
-        raise
-    fs = getattr(mod, fn_name)(cfg)
-    return fs
+    return getattr(importlib.import_module(mod_name), fn_name)(cfg)

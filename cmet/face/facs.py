@@ -13,7 +13,7 @@ anger 4+5+7+23(+24); disgust 9+15+16(+10,17); contempt unilateral 12+14 (R12A+R1
 Intensities (A..E -> 0.2..1.0) are the usual apex letters; contempt's unilateral
 units are represented by their own code entries so the code stays interpretable.
 
-Calibration (issue #3 second pass, 2026-11-25). The apex letters of four prototypes were chosen
+Calibration (second pass). The apex letters of four prototypes were chosen
 among EMFACS-compatible variants by the FER judge's top-1 on a *calibration subset* only (the 7
 ``ChatGPT_*`` release portraits, render gain 1.6; the held-out 6 MEAD/sydney/ang portraits + the
 skimage astronaut are reported separately by ``python -m cmet.face.evaluate portraits``), one
