@@ -35,12 +35,19 @@ def make_featureset(n_per_cell: int = 3, d_a: int = 8, d_v: int = 4, seed: int =
     total = int(clips["n_frames"].sum())
     speech = rng.normal(size=(len(clips), d_a)).astype(np.float32)
     expr = rng.normal(size=(total, d_v)).astype(np.float32)
-    return FeatureSet(clips, speech, expr, meta={"source": "hand-made"})
+    spec = {"name": "simulated", "dim": d_a, "config": {}}
+    return FeatureSet(clips, speech, expr, meta={"source": "hand-made", "speech_encoder": spec})
 
 
 @pytest.fixture
 def tiny_fs() -> FeatureSet:
     return make_featureset()
+
+
+@pytest.fixture
+def make_fs():
+    """make_fs(n_per_cell=3, d_a=8, d_v=4, seed=0) -> a hand-made FeatureSet."""
+    return make_featureset
 
 
 @pytest.fixture(scope="session")

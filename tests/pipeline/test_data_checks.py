@@ -68,3 +68,61 @@ def test_limits_from_config(compose_cfg):
     lim = CheckLimits.from_cfg(cfg)
     assert "neutral" in lim.emotions and "sarcastic" in lim.emotions  # extended emotions allowed
     assert lim.levels == (1, 2, 3) and lim.min_clips_per_cell == cfg.pipeline.checks.min_clips_per_cell
+
+
+def _failed_cols(rep) -> dict:
+    return {f.column: f for f in rep.failures}
+
+
+def test_duplicate_clip_id_and_bad_level_and_split_are_named(tiny_fs):
+    c = tiny_fs.clips.copy()
+    c.loc[1, "clip_id"] = c.loc[0, "clip_id"]  # the same clip twice
+    c["level"] = c["level"].astype(object)
+    c.loc[2, "level"] = 7  # not a configured level
+    c.loc[3, "split"] = "holdout"  # not train/val/test
+    rep = check_raw(c, LIM)
+    assert not rep.success
+    text = rep.summary()
+    cols = _failed_cols(rep)
+    assert {"clip_id", "level", "split"} <= set(cols), text
+    assert c.loc[0, "clip_id"] in text and "7" in text and "holdout" in text
+    # each fault alone is caught by its own expectation, naming the offending clip
+    for col, value, row in (("clip_id", c.loc[0, "clip_id"], 1), ("level", 7, 2), ("split", "holdout", 3)):
+        one = tiny_fs.clips.copy().astype({"level": object})
+        one.loc[row, col] = value
+        got = _failed_cols(check_raw(one, LIM))
+        assert col in got and one.loc[row, "clip_id"] in got[col].rows, (
+            col,
+            {k: v.rows for k, v in got.items()},
+        )
+
+
+def test_nan_speech_is_named(tiny_fs):
+    tiny_fs.speech[6, 3] = np.nan
+    rep = check_features(tiny_fs, LIM)
+    cols = _failed_cols(rep)
+    assert cols["speech_finite"].rows == [tiny_fs.clips["clip_id"].iloc[6]], rep.summary()
+    assert cols["speech_norm"].rows == [tiny_fs.clips["clip_id"].iloc[6]]  # a NaN norm is out of range
+    assert set(cols) == {"speech_finite", "speech_norm"}, rep.summary()
+
+
+@pytest.mark.parametrize("kind", ["speech", "expr"])
+def test_row_count_mismatch_is_reported(kind, make_fs):
+    from cmet.data.features import FeatureSet
+
+    fs = make_fs()
+    arr = getattr(fs, kind)[:-2]  # two rows fewer than the clip table says
+    broken = object.__new__(FeatureSet)
+    broken.__dict__.update(fs.__dict__)
+    setattr(broken, kind, arr)
+    rep = check_features(broken, LIM)
+    assert not rep.success
+    assert f"{kind}_rows_match" in _failed_cols(rep), rep.summary()
+
+
+def test_d_expr_out_of_range_is_reported(make_fs):
+    wide = make_fs(d_v=1100)  # over the 1024 allowed
+    rep = check_features(wide, LIM)
+    assert set(_failed_cols(rep)) == {"d_expr"}, rep.summary()
+    assert "1100" in rep.summary()
+    assert check_features(make_fs(d_v=19), LIM).success
