@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED := 1
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 CMET := $(BIN)/cmet
 
-.PHONY: help setup run test test-full lint bench ui schedule bento serve clean models
+.PHONY: help setup run test test-deps test-full lint bench ui schedule bento serve clean models
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
@@ -39,8 +39,20 @@ run: setup ## the whole pipeline on the embedded default (Prefect flow: data -> 
 test: setup ## the fast test suite
 	$(BIN)/python -m pytest -q
 
-test-full: setup ## every test, the slow ones too (PostgreSQL, browser, bento)
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+test-deps: ## Debian packages the slow tests use (chromium + chromium-driver, PostgreSQL); idempotent, fails loudly
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "test-deps: chromium, chromedriver, postgresql present"; \
+	else \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
+	  else echo "test-deps: root or sudo is needed to apt-get install chromium chromium-driver postgresql" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends \
+	    chromium chromium-driver postgresql && \
+	  command -v chromium >/dev/null && command -v chromedriver >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null \
+	  || { echo "test-deps: installing chromium chromium-driver postgresql failed" >&2; exit 1; }; \
+	fi
+
+test-full: setup test-deps ## every test, the slow ones too (PostgreSQL, browser, bento); a missing tool fails, not skips
+	CMET_TEST_FULL=1 $(BIN)/python -m pytest -q -ra -m "slow or not slow"
 
 lint: setup ## ruff
 	$(BIN)/ruff check cmet flows serving data_checks tests bench

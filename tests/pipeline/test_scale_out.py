@@ -23,19 +23,9 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _pg_bin() -> Path:
+def _pg_bin(require) -> Path:
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "postgresql"],
-            check=False,
-            capture_output=True,
-            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
-            timeout=600,
-        )
-        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.skip("PostgreSQL server binaries not available (apt-get install postgresql)")
+    require(found, "PostgreSQL server binaries not installed (`make test-deps`: apt-get install postgresql)")
     return Path(found[-1]).parent
 
 
@@ -46,11 +36,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def postgres():
+def postgres(require):
     """A PostgreSQL cluster on 127.0.0.1:<free port>, trust auth, user ``cmet``; databases optuna, mlflow."""
     import tempfile
 
-    bindir = _pg_bin()
+    bindir = _pg_bin(require)
     base = Path(tempfile.mkdtemp(prefix="cmet-pg-"))  # outside pytest's 0700 tree: postgres must reach it
     data, sock = base / "data", base / "sock"
     sock.mkdir()

@@ -32,9 +32,9 @@ def _champion_uri() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def bento_source(tmp_path_factory, release_dir):
+def bento_source(tmp_path_factory):
     """What the bento is built from: CMET_TEST_BUNDLE, else the registry champion, else a small C-MET
-    bundle trained here on the real release features (data=release_au)."""
+    bundle trained here on the release features (data=release_au: ../shared, else the vendored copy)."""
     if os.environ.get("CMET_TEST_BUNDLE"):
         return Path(os.environ["CMET_TEST_BUNDLE"])
     if os.environ.get("CMET_TEST_USE_CHAMPION", "1") == "1" and (uri := _champion_uri()):
@@ -79,11 +79,13 @@ def served(bento_source):
 
 
 @pytest.fixture(scope="module")
-def clip(tmp_path_factory, release_dir) -> Path:
+def clip(tmp_path_factory) -> Path:
+    """2 s of the release video where ../shared exists, else the synthetic talking face of serving.sample."""
+    from cmet.config import compose
     from serving.sample import make_sample
 
     dst = tmp_path_factory.mktemp("clip") / "clip.mp4"
-    make_sample(dst, release_dir, seconds=2.0)
+    make_sample(dst, Path(str(compose([]).paths.release_dir)), seconds=2.0)
     return dst
 
 
@@ -103,11 +105,35 @@ def _frames(path: Path) -> tuple[int, float]:
     return n, fps
 
 
-def _has_audio(path: Path) -> bool:
-    from serving.sample import ffmpeg_exe
+def _audio_seconds(path: Path, tmp: Path) -> float:
+    """Duration of the audio track, decoded (ffmpeg -> 16 kHz wav -> soundfile); 0.0 without audio."""
+    import soundfile as sf
+    from imageio_ffmpeg import get_ffmpeg_exe
 
-    r = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
-    return "Audio:" in r.stderr
+    wav = tmp / f"{path.stem}_audio.wav"
+    r = subprocess.run(
+        [
+            get_ffmpeg_exe(),
+            "-hide_banner",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(path),
+            "-vn",
+            "-ac",
+            "1",
+            "-ar",
+            "16000",
+            str(wav),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0 or not wav.is_file():
+        return 0.0
+    info = sf.info(str(wav))
+    return info.frames / info.samplerate
 
 
 def test_every_endpoint(served, clip, tmp_path):
@@ -134,7 +160,8 @@ def test_every_endpoint(served, clip, tmp_path):
     out = tmp_path / "edited.mp4"
     out.write_bytes(r.content)
     assert _frames(out)[0] == _frames(clip)[0] and _frames(out)[1] == pytest.approx(_frames(clip)[1])
-    assert _has_audio(out)
+    a_in, a_out = _audio_seconds(clip, tmp_path), _audio_seconds(out, tmp_path)
+    assert a_in > 1.5 and a_out == pytest.approx(a_in, abs=0.1), (a_in, a_out)
     assert "total_server" in json.loads(r.headers["x-cmet-timings"])
 
     r = requests.post(
@@ -161,10 +188,9 @@ def test_every_endpoint(served, clip, tmp_path):
     assert bad.status_code == 400 and "joy" in bad.text
 
 
-def test_schemathesis_finds_no_server_error(served, tmp_path):
+def test_schemathesis_finds_no_server_error(served, tmp_path, require):
     exe = shutil.which("schemathesis", path=str(ROOT / ".venv" / "bin")) or shutil.which("schemathesis")
-    if exe is None:
-        pytest.skip("schemathesis not installed (pip install -e .[dev])")
+    require(exe, "schemathesis not installed (pip install -e .[dev])")
     r = subprocess.run(
         [
             exe,
@@ -203,12 +229,12 @@ CHROME_FLAGS = [
 ]
 
 
-def test_demo_page_in_headless_chromium(served, tmp_path):
+def test_demo_page_in_headless_chromium(served, tmp_path, require):
     chromium, driver_exe = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver_exe:
-        pytest.skip(
-            "Debian chromium / chromium-driver not installed (apt-get install chromium chromium-driver)"
-        )
+    require(
+        chromium and driver_exe,
+        "Debian chromium / chromium-driver not installed (`make test-deps`: apt-get install chromium chromium-driver)",
+    )
     from selenium import webdriver
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
