@@ -58,7 +58,7 @@ def run(ctx: Ctx) -> Section:
     ext = sorted({k.split("/")[-1] for k in full if k.startswith("acc_emo_ext/cmet/")})
     data = {
         "source": str(cfg0.data.source),
-        "encoder": fs.meta.get("encoder", fs.meta.get("speech_encoder", "?")),
+        "encoder": fs.meta["speech_encoder"]["name"],
         "n_clips": fs.n_clips,
         "split_identities": {
             sp: sorted(set(fs.split(sp).clips["identity"])) for sp in ("train", "val", "test")

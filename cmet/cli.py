@@ -23,10 +23,10 @@ import sys
 
 import typer
 
-from cmet.commands import data, edit, face, model, speech
+from cmet.commands import data, face, model, speech
 
 #: the library's command apps, in the order of ``cmet --help``
-LIBRARY_APPS: tuple[typer.Typer, ...] = (model.app, edit.app, data.app, speech.app, face.app)
+LIBRARY_APPS: tuple[typer.Typer, ...] = (model.app, data.app, speech.app, face.app)
 
 
 def build_app(*extra: typer.Typer) -> typer.Typer:

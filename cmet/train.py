@@ -306,6 +306,7 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
     import torch
     from rich.console import Console
 
+    from cmet.audio.spec import EncoderSpec
     from cmet.data import build_feature_set
     from cmet.data.sampling import PairSampler
     from cmet.device import pick_device
@@ -405,7 +406,9 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
         banks=build_banks(train_fs),
         baselines=baselines,
         meta=dict(
-            speech_encoder=fs.meta.get("speech_encoder", "unknown"),
+            speech_encoder=EncoderSpec.from_dict(
+                fs.meta.get("speech_encoder"), "the FeatureSet", "its source must set meta['speech_encoder']"
+            ).to_dict(),
             data_hash=data_hash,
             data_source=str(cfg.data.source),
             seed=seed,

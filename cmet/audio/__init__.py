@@ -8,9 +8,13 @@ Public entry points (imported lazily, nothing heavy at import time):
 * :func:`evaluate_speaker_transfer`: the speech-side figure (k-clip differences, nearest centroid of
   the other speakers)
 * :func:`load_audio`: any file -> 16 kHz mono + :class:`~cmet.audio.io.AudioReport`
+* :func:`encoder_for_bundle` ``(bundle) -> SpeechEncoder``: the encoder a model was trained with
+  (its :class:`~cmet.audio.spec.EncoderSpec` in ``bundle.json``)
 """
 
 from __future__ import annotations
+
+from cmet.audio.spec import EncoderSpec, encoder_for_bundle
 
 
 def get_encoder(audio_cfg):
@@ -37,4 +41,11 @@ def extract_features(cfg, clip_table):
     return _x(cfg, clip_table)
 
 
-__all__ = ["get_encoder", "load_audio", "evaluate_speaker_transfer", "extract_features"]
+__all__ = [
+    "EncoderSpec",
+    "encoder_for_bundle",
+    "get_encoder",
+    "load_audio",
+    "evaluate_speaker_transfer",
+    "extract_features",
+]

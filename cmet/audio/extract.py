@@ -31,6 +31,7 @@ def extract_features(cfg, clip_table: pd.DataFrame) -> FeatureSet:
     """[N clips] table -> FeatureSet with speech [N, D_a] and expr/lips/pose [F, D]."""
     from cmet.audio.cache import encode_cached
     from cmet.audio.encoders import get_encoder
+    from cmet.audio.spec import spec_of
     from cmet.data.generated import load_tracks
 
     if len(clip_table) == 0:
@@ -41,11 +42,13 @@ def extract_features(cfg, clip_table: pd.DataFrame) -> FeatureSet:
     missing = [p for p in clip_table["audio_path"] if not Path(str(p)).is_file()]
     if missing:
         raise DataError(f"{len(missing)} audio file(s) missing, e.g. {missing[0]}")
-    enc = get_encoder(audio_config(cfg))
+    audio = audio_config(cfg)
+    enc = get_encoder(audio)
     cache_dir = cfg.paths.cache_dir if "paths" in cfg else None
     speech, stats = encode_cached(enc, list(clip_table["audio_path"]), cache_dir)
     tracks = load_tracks(clip_table)
-    meta = {"encoder": enc.name, "encoder_key": enc.config_key(), "speech_cache": stats}
+    spec = spec_of(enc, speech.shape[1], audio)
+    meta = {"speech_encoder": spec.to_dict(), "encoder_key": enc.config_key(), "speech_cache": stats}
     fs = FeatureSet(
         clip_table.drop(columns=[c for c in ("frame_start",) if c in clip_table]),
         speech.astype(np.float32),

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cmet.commands import face_figures
+
 app = typer.Typer(
     name="face", help="Face side: landmarks, renders, the FER judge, model assets.", no_args_is_help=True
 )
@@ -15,6 +17,7 @@ assets_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(assets_app)
+app.add_typer(face_figures.app)  # roundtrip, edits
 
 
 @assets_app.command("ensure")

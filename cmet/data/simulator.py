@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cmet.audio.spec import SIMULATED, EncoderSpec
 from cmet.data.features import NEUTRAL, FeatureSet
 from cmet.errors import ConfigError
 
@@ -149,7 +150,7 @@ def simulate(sc) -> FeatureSet:
     meta = dict(
         source="simulator",
         name=str(sc.name),
-        speech_encoder="simulated",
+        speech_encoder=EncoderSpec(SIMULATED, int(np.stack(speech).shape[1]), {}).to_dict(),
         expression_space="facs_au" if sc.get("expr_basis", "facs") == "facs" else "random",
         seed=int(sc.seed),
         extended_blends=extended,

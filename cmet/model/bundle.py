@@ -50,6 +50,14 @@ class ModelBundle:
     def known_emotions(self) -> list[str]:
         return list(self.banks)
 
+    @property
+    def speech_encoder(self):
+        """The :class:`cmet.audio.spec.EncoderSpec` the model's speech features came from (ModelError
+        for a bundle that does not record it)."""
+        from cmet.audio.spec import EncoderSpec
+
+        return EncoderSpec.from_dict(self.meta.get("speech_encoder"))
+
     def bank(self, emotion: str) -> np.ndarray:
         """Speech embeddings of a named emotion: [n_e, D_a]."""
         if emotion not in self.banks:

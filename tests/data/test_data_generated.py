@@ -55,7 +55,7 @@ def test_feature_set_contract(tiny):
     assert fs.n_clips == 48 and fs.d_speech == fs.speech.shape[1] > 50
     assert fs.d_expr == 19 and fs.lips.shape[1] == 8 and fs.pose.shape[1] == 6
     assert fs.extended_emotions == ["sarcastic"]
-    assert fs.meta["source"] == "generated" and fs.meta["encoder"].startswith("prosody")
+    assert fs.meta["source"] == "generated" and fs.meta["speech_encoder"]["name"].startswith("prosody")
     assert (fs.clips["fps"] == 25).all() and (fs.clips["n_frames"] > 25).all()
 
 

@@ -10,69 +10,75 @@ import pytest
 from cmet.errors import DataError, FaceNotFoundError, UnknownEmotionError, VideoError
 
 
-def test_edit_short_video(tiny_bundle, short_video, tmp_path):
+@pytest.fixture(scope="module")
+def cfg():
+    from cmet.config import compose
+
+    return compose([])
+
+
+def test_edit_short_video(cfg, tiny_bundle, short_video, tmp_path):
     from cmet.edit import edit_video
     from cmet.media import has_audio, read_video
 
     mp4, _ = short_video
-    res = edit_video(
-        mp4, "happy", bundle=tiny_bundle, out=tmp_path / "out.mp4", codes_out=tmp_path / "c.json"
-    )
-    frames, fps = read_video(res.out_path)
+    res = edit_video(mp4, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "out.mp4")
+    res.write_codes(tmp_path / "c.json")
+    frames, fps = read_video(res.out)
     assert len(frames) == 12 and fps == pytest.approx(25.0)
-    assert has_audio(res.out_path)
+    assert has_audio(res.out)
     assert res.offsets.shape == (12, 19) and res.neutral_codes.shape == (12, 19)
     for stage in ("landmarks", "audio", "model", "render", "encode", "total"):
         assert stage in res.timings
     d = json.loads((tmp_path / "c.json").read_text())
     assert len(d["edited_codes"]) == 12 and len(d["au_names"]) == 19
     # intensity 0: no edit, the frames come back (up to the codec)
-    res0 = edit_video(mp4, "happy", bundle=tiny_bundle, out=tmp_path / "same.mp4", intensity=0.0)
+    res0 = edit_video(mp4, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "same.mp4", intensity=0.0)
     a, _ = read_video(mp4)
-    b, _ = read_video(res0.out_path)
+    b, _ = read_video(res0.out)
     assert np.abs(a.astype(float) - b).mean() < 3.0
 
 
-def test_unknown_emotion(tiny_bundle, short_video, tmp_path):
+def test_unknown_emotion(cfg, tiny_bundle, short_video, tmp_path):
     from cmet.edit import edit_video
 
     with pytest.raises(UnknownEmotionError, match="joyful"):
-        edit_video(short_video[0], "joyful", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+        edit_video(short_video[0], "joyful", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "x.mp4")
     with pytest.raises(UnknownEmotionError, match="blend"):
-        edit_video(short_video[0], {"happy": 0.5, "joyful": 0.5}, bundle=tiny_bundle, out=tmp_path / "x.mp4")
+        edit_video(short_video[0], {"happy": 0.5, "joyful": 0.5}, bundle=tiny_bundle, cfg=cfg, out=tmp_path / "x.mp4")
 
 
-def test_corrupt_and_missing_video(tiny_bundle, tmp_path):
+def test_corrupt_and_missing_video(cfg, tiny_bundle, tmp_path):
     from cmet.edit import edit_video
 
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"\x00\x01garbage" * 100)
     with pytest.raises(VideoError, match="bad.mp4"):
-        edit_video(bad, "happy", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+        edit_video(bad, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "x.mp4")
     with pytest.raises(VideoError, match="does not exist"):
-        edit_video(tmp_path / "nope.mp4", "happy", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+        edit_video(tmp_path / "nope.mp4", "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "x.mp4")
 
 
-def test_video_shorter_than_a_chunk(tiny_bundle, astronaut_face, tmp_path):
+def test_video_shorter_than_a_chunk(cfg, tiny_bundle, astronaut_face, tmp_path):
     from cmet.edit import edit_video
     from cmet.media import write_video
 
     short = write_video(tmp_path / "short.mp4", np.stack([astronaut_face] * 3), 25.0)
     with pytest.raises(VideoError, match="shorter than one chunk"):
-        edit_video(short, "happy", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+        edit_video(short, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "x.mp4")
 
 
-def test_video_without_a_face(tiny_bundle, tmp_path):
+def test_video_without_a_face(cfg, tiny_bundle, tmp_path):
     from cmet.edit import edit_video
     from cmet.media import write_video
 
     wall = write_video(tmp_path / "wall.mp4", np.full((8, 128, 128, 3), 120, np.uint8), 25.0)
     with pytest.raises(FaceNotFoundError, match="wall.mp4"):
-        edit_video(wall, "happy", bundle=tiny_bundle, out=tmp_path / "x.mp4")
+        edit_video(wall, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "x.mp4")
 
 
 def test_feature_folder_of_the_wrong_dimension(tiny_bundle, tmp_path):
-    from cmet.edit import load_feature_folder, parse_blend
+    from cmet.target import load_feature_folder, parse_blend
 
     d = tmp_path / "feats"
     d.mkdir()
@@ -83,9 +89,9 @@ def test_feature_folder_of_the_wrong_dimension(tiny_bundle, tmp_path):
     assert load_feature_folder(d, 8).shape == (1, 8)
     with pytest.raises(DataError, match="no .npy"):
         load_feature_folder(tmp_path, 8)
-    assert parse_blend("happy=0.7,surprised=0.3") == {"happy": 0.7, "surprised": 0.3}
+    assert parse_blend("happy=0.7,surprised=0.3") == pytest.approx({"happy": 0.7, "surprised": 0.3})
     with pytest.raises(DataError):
-        parse_blend("happy:0.7")
+        parse_blend("happy=0.7,surprised")
 
 
 def test_cli_edit_error_is_one_line(tiny_bundle, short_video, tmp_path):
@@ -149,8 +155,9 @@ def test_renderer_au_gains_override_and_bad_name(astronaut_face, astronaut_landm
 def test_model_lookup_never_writes_an_mlflow_store_in_the_cwd(tmp_path, monkeypatch):
     """default_bundle_dir() asks the registry; from a library caller that did not configure the
     environment, MLflow would create ./mlflow.db: the lookup configures the project's store."""
-    from cmet.edit import default_bundle_dir
+    from cmet.config import compose
     from cmet.errors import ModelError
+    from flows.registry import default_bundle_dir
 
     root, cwd = tmp_path / "proj", tmp_path / "elsewhere"
     cwd.mkdir()
@@ -158,6 +165,6 @@ def test_model_lookup_never_writes_an_mlflow_store_in_the_cwd(tmp_path, monkeypa
     monkeypatch.setenv("CMET_ROOT", str(root))
     monkeypatch.chdir(cwd)
     with pytest.raises(ModelError, match="no trained model"):
-        default_bundle_dir()
+        default_bundle_dir(compose([]))
     assert not (cwd / "mlflow.db").exists() and not (cwd / "mlruns").exists()
     assert (root / ".cmet" / "mlflow").is_dir()

@@ -42,17 +42,21 @@ def test_round_trip_through_the_landmark_model(release_dir):
 
 def test_edit_the_release_video(release_dir, tmp_path):
     """A trained 19-d bundle edits W009_038.mp4: same frames/fps, audio, lips kept."""
-    from cmet.edit import check_edit, default_bundle_dir, edit_video, load_bundle
+    from cmet.config import compose
+    from cmet.edit import edit_video, load_bundle
     from cmet.errors import ModelError
+    from cmet.face.edit_measures import check_edit
+    from flows.registry import default_bundle_dir
 
+    cfg = compose([])
     try:
-        b = load_bundle(default_bundle_dir())
+        b = load_bundle(default_bundle_dir(cfg))
     except ModelError as e:
         pytest.skip(str(e))
     if b.d_expr != 19 or "happy" not in b.banks:
         pytest.skip("the newest bundle is not a release_au model")
     video = release_dir / "asset" / "video" / "W009_038.mp4"
-    r = edit_video(video, "happy", bundle=b, out=tmp_path / "happy.mp4", max_seconds=2.0)
+    r = edit_video(video, "happy", bundle=b, cfg=cfg, out=tmp_path / "happy.mp4", max_seconds=2.0)
     chk = check_edit(video, r, "happy")
     assert chk["n_frames_out"] == 50 and chk["audio_out"]
     assert chk["mouth_corr"] > 0.8

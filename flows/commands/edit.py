@@ -1,0 +1,118 @@
+"""``cmet edit``: the emotion of a neutral talking-face video.
+
+The command composes the config (Hydra overrides as trailing arguments, e.g. ``face.render_gain=1.4``),
+finds the model (``--model``, else :func:`flows.registry.default_bundle_dir`: the registry's champion,
+else the newest local bundle), builds the :class:`cmet.target.Target` and calls
+:func:`cmet.edit.edit_video`. Heavy imports inside the command (``cmet --help`` stays fast).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+#: top-level command (``cmet edit``)
+app = typer.Typer()
+
+
+def cli_target(
+    emotion: str | None = None,
+    blend: str | None = None,
+    emotion_features: Path | None = None,
+    emotion_speech: Path | None = None,
+    *,
+    d_speech: int,
+):
+    """The target options -> a :class:`cmet.target.Target` (exactly one must be given).
+
+    ``--emotion`` takes a name or any blend spelling of :func:`cmet.target.parse_blend`; ``--blend``
+    a blend; ``--emotion-features`` a folder of ``.npy`` vectors; ``--emotion-speech`` speech files or a
+    folder of them (encoded with the model's own speech encoder)."""
+    from cmet.errors import DataError
+    from cmet.target import Target, load_feature_folder, parse_blend
+
+    given = [x is not None for x in (emotion, blend, emotion_features, emotion_speech)]
+    if sum(given) != 1:
+        raise DataError("give exactly one of --emotion, --blend, --emotion-features, --emotion-speech")
+    if emotion is not None:
+        return Target.of(emotion)
+    if blend is not None:
+        return Target("blend", blend=tuple(parse_blend(blend).items()))
+    if emotion_features is not None:
+        return Target(
+            "features", features=load_feature_folder(emotion_features, d_speech, "--emotion-features")
+        )
+    return Target.speech([emotion_speech])
+
+
+def _bundle_dir(model: Path | None, cfg) -> Path:
+    if model is not None:
+        return model
+    from flows.registry import default_bundle_dir
+
+    return default_bundle_dir(cfg)
+
+
+@app.command("edit")
+def edit(
+    video: Path = typer.Option(..., "--video", help="neutral talking-face video (mp4)"),
+    out: Path = typer.Option(..., "--out", help="edited mp4 (same frames, fps and audio)"),
+    emotion: str = typer.Option(
+        None, "--emotion", help="target emotion: a name (a bank saved with the model) or a blend"
+    ),
+    blend: str = typer.Option(
+        None, "--blend", help="blend of named emotions: happy=0.7,surprised=0.3 (or happy:0.7, or JSON)"
+    ),
+    emotion_features: Path = typer.Option(
+        None, "--emotion-features", help="folder of .npy speech features of the target emotion"
+    ),
+    emotion_speech: Path = typer.Option(
+        None, "--emotion-speech", help="speech clips of the target emotion (a folder), the model's encoder"
+    ),
+    neutral_features: Path = typer.Option(
+        None, "--neutral-features", help="folder of .npy neutral speech features (default: the model's)"
+    ),
+    intensity: float = typer.Option(1.0, "--intensity", help="emotion intensity (0 = no edit)"),
+    model: Path = typer.Option(
+        None, "--model", help="model bundle folder (default: the champion, else the newest under .cmet/)"
+    ),
+    codes_out: Path = typer.Option(
+        None, "--codes-out", help="per-frame codes JSON (default: OUT with .json)"
+    ),
+    audio: Path = typer.Option(None, "--audio", help="speech to mux in (default: the video's own audio)"),
+    overrides: list[str] = typer.Argument(None, help="config overrides, e.g. face.render_gain=1.4"),
+):
+    """Edit the emotion of a neutral talking-face video."""
+    import torch
+    from rich.console import Console
+
+    from cmet.config import compose
+    from cmet.edit import edit_video
+    from cmet.model.bundle import ModelBundle
+    from cmet.target import load_feature_folder
+
+    torch.set_num_threads(1)  # the connector is small: one thread is faster than two contended ones
+    cfg = compose(list(overrides or []))
+    bundle = ModelBundle.load(_bundle_dir(model, cfg))
+    target = cli_target(emotion, blend, emotion_features, emotion_speech, d_speech=bundle.d_speech)
+    neutral = None
+    if neutral_features is not None:
+        neutral = load_feature_folder(neutral_features, bundle.d_speech, "--neutral-features")
+    res = edit_video(
+        video,
+        target,
+        bundle=bundle,
+        cfg=cfg,
+        out=out,
+        intensity=intensity,
+        neutral=neutral,
+        progress=True,
+        audio=audio,
+    )
+    codes = res.write_codes(codes_out or Path(out).with_suffix(".json"))
+    con = Console(stderr=True)
+    con.print(
+        f"[green]wrote[/] {res.out} ({res.n_frames} frames @ {res.fps:g} fps, target {res.target}); codes {codes}"
+    )
+    con.print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in res.timings.items()))
