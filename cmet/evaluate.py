@@ -258,7 +258,7 @@ def evaluate(
             f"D_a={bundle.d_speech}, D_v={bundle.d_expr}"
         )
     if classifier is None:
-        classifier = EmotionClassifier(int(ev.classifier.window), str(ev.classifier.get("kind", "lda"))).fit(
+        classifier = EmotionClassifier(int(ev.classifier.window), ev.classifier.kind).fit(
             features.split("train")
         )
     held = features.split(split)
@@ -266,8 +266,8 @@ def evaluate(
         raise DataError(f"no clips in split {split!r} to evaluate on")
     basic = [e for e in bundle.emotions if e not in bundle.extended_emotions]
     ext = [e for e in held.emotions if e not in basic]
-    seed = int(cfg.get("seed", 0))
-    k, nd, inten = int(ev.k_clips), int(ev.n_draws), float(ev.get("intensity", 1.0))
+    seed = int(cfg.seed)
+    k, nd, inten = int(ev.k_clips), int(ev.n_draws), float(ev.intensity)
     metrics: dict[str, float] = {}
     eps = make_episodes(held, [e for e in basic if e != NEUTRAL], k, nd, seed)
     if not eps:

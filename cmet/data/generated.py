@@ -52,7 +52,7 @@ def _dc(cfg) -> dict:
 
 def default_out_dir(cfg) -> Path:
     dc = _dc(cfg)
-    if dc.get("out_dir"):
+    if dc["out_dir"]:
         return Path(dc["out_dir"])
     return Path(cfg.paths.data_dir) / f"generated-{config_hash(cfg)}"
 
@@ -107,10 +107,8 @@ def clip_plan(dc: dict) -> pd.DataFrame:
                 cells.append((e, 1, int(dc["neutral_clips"]), False))
             else:
                 cells += [(e, int(lv), int(dc["clips_per_cell"]), False) for lv in dc["levels"]]
-        for e in dc.get("extended") or {}:
-            cells += [
-                (e, int(lv), int(dc.get("extended_clips", 4)), True) for lv in dc.get("extended_levels", [3])
-            ]
+        for e in dc["extended"] or {}:
+            cells += [(e, int(lv), int(dc["extended_clips"]), True) for lv in dc["extended_levels"]]
         for e, lv, n, ext in cells:
             for k in range(n):
                 rows.append(
@@ -130,7 +128,7 @@ def clip_plan(dc: dict) -> pd.DataFrame:
 
 
 def _mix(dc: dict, emotion: str) -> dict[str, float] | str:
-    ext = dc.get("extended") or {}
+    ext = dc["extended"] or {}
     return dict(ext[emotion]) if emotion in ext else emotion
 
 
@@ -144,7 +142,7 @@ def _make_clip(dc: dict, row: dict, wav_path: Path, trk_path: Path) -> tuple[flo
     id_rng = np.random.default_rng([seed, 1, row["ident_i"]])
     speaker = Speaker.random(row["identity"], row["female"], id_rng)
     gains = identity_gains(id_rng, float(dc["gain_spread"]))
-    e_i = (list(dc["emotions"]) + list(dc.get("extended") or {})).index(row["emotion"])
+    e_i = (list(dc["emotions"]) + list(dc["extended"] or {})).index(row["emotion"])
     rng = np.random.default_rng([seed, 2, row["ident_i"], e_i, row["level"], row["index"]])
     syl = sentence_syllables(int(row["sentence"][1:]), seed)
     mix = _mix(dc, row["emotion"])
@@ -220,7 +218,7 @@ def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
             (out / Path(str(rel).format("audio") + ".wav"), out / Path(str(rel).format("tracks") + ".npz"))
         )
     todo = [i for i, (w, k) in enumerate(paths) if not (w.is_file() and k.is_file())]
-    workers = int(dc.get("workers", 2))
+    workers = int(dc["workers"])
     jobs = [(dc, records[i], *paths[i]) for i in todo]
     if workers > 1 and len(jobs) >= 40:
         from concurrent.futures import ProcessPoolExecutor

@@ -37,7 +37,7 @@ def _dc(cfg) -> dict:
 
 def release_root(cfg) -> Path:
     dc = _dc(cfg)
-    root = Path(dc.get("release_dir") or cfg.paths.release_dir)
+    root = Path(dc["release_dir"] or cfg.paths.release_dir)
     if not (root / "audios" / "MEAD").is_dir():
         raise DataError(
             f"the authors' release data is not at {root} (expected audios/MEAD/ inside); set "
@@ -123,10 +123,10 @@ def assign_splits(
 
 def _vectors_mode(dc: dict, cfg) -> tuple[str, Path]:
     """``data.vectors``: release (../shared), vendored (the package's copy) or auto (release if present)."""
-    mode = str(dc.get("vectors", "auto"))
+    mode = str(dc["vectors"])
     if mode not in ("auto", "release", "vendored"):
         raise ConfigError(f"data.vectors must be auto, release or vendored; got {mode!r}")
-    root = Path(dc.get("release_dir") or cfg.paths.release_dir)
+    root = Path(dc["release_dir"] or cfg.paths.release_dir)
     if mode == "release" or (mode == "auto" and (root / "audios" / "MEAD").is_dir()):
         return "release", release_root(cfg)
     return "vendored", root
@@ -138,8 +138,8 @@ def _from_release(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.nd
     from cmet.data.synth_speech import SR
     from cmet.face.tracks import envelope_at_fps
 
-    subdir = dc.get("feature_subdir", "emotion2vec+large_features")
-    table = read_release_clips(root, subdir, bool(dc.get("include_extended", True)))
+    subdir = dc["feature_subdir"]
+    table = read_release_clips(root, subdir, bool(dc["include_extended"]))
     table["n_frames"] = np.maximum(1, np.round(table["duration_s"] * fps)).astype(int)
     feats = []
     for f in table["feature_path"]:
@@ -147,7 +147,7 @@ def _from_release(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.nd
             raise DataError(f"precomputed speech feature missing: {f}")
         feats.append(np.load(f).reshape(-1).astype(np.float32))
     envs: list = [None] * len(table)
-    if bool(dc.get("lips_from_audio", True)):
+    if bool(dc["lips_from_audio"]):
         envs = [
             envelope_at_fps(load_audio(p, SR)[0], SR, int(n), fps)
             for p, n in zip(table["audio_path"], table["n_frames"], strict=True)
@@ -159,16 +159,14 @@ def _from_vendored(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.n
     """The same three from the package's vendored copy (:mod:`cmet.data.vendor`): no audio needed."""
     from cmet.data import vendor
 
-    subdir = dc.get("feature_subdir", "emotion2vec+large_features")
+    subdir = dc["feature_subdir"]
     if subdir != "emotion2vec+large_features":
         raise ConfigError(
             f"the vendored vectors are emotion2vec+large; data.feature_subdir={subdir!r} needs "
             f"the release folder (not found at {root})"
         )
     v = vendor.load_vendored()
-    keep = (
-        np.ones(len(v.clips), bool) if dc.get("include_extended", True) else ~v.clips["extended"].to_numpy()
-    )
+    keep = np.ones(len(v.clips), bool) if dc["include_extended"] else ~v.clips["extended"].to_numpy()
     c = v.clips
     table = pd.DataFrame(
         dict(
@@ -184,7 +182,7 @@ def _from_vendored(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.n
     )
     table["n_frames"] = np.maximum(1, np.round(table["duration_s"] * fps)).astype(int)
     envs: list = [None] * len(table)
-    if bool(dc.get("lips_from_audio", True)):
+    if bool(dc["lips_from_audio"]):
         if fps != vendor.FPS:
             raise ConfigError(
                 f"the vendored speech envelopes are at {vendor.FPS:g} fps; data.fps={fps:g} needs the "
@@ -205,18 +203,18 @@ def build(cfg) -> FeatureSet:
     from cmet.face.tracks import identity_gains, make_clip_tracks
 
     dc = _dc(cfg)
-    fps = float(dc.get("fps", 25))
+    fps = float(dc["fps"])
     mode, root = _vectors_mode(dc, cfg)
     table, speech, envs = (_from_release if mode == "release" else _from_vendored)(root, dc, fps)
-    ext_mix = dc.get("extended") or {}
+    ext_mix = dc["extended"] or {}
     missing_mix = sorted(set(table.loc[table["extended"], "emotion"]) - set(ext_mix))
     if missing_mix:
         raise ConfigError(f"data.extended lacks a FACS blend for extended emotion(s) {missing_mix}")
-    table["split"] = assign_splits(table["identity"], dc.get("test_identity", "W009"), dc.get("val_identity"))
+    table["split"] = assign_splits(table["identity"], dc["test_identity"], dc["val_identity"])
     table["fps"] = fps
-    seed = int(dc.get("seed", 11))
+    seed = int(dc["seed"])
     gains = {
-        ident: identity_gains(np.random.default_rng([seed, i]), float(dc.get("gain_spread", 0.25)))
+        ident: identity_gains(np.random.default_rng([seed, i]), float(dc["gain_spread"]))
         for i, ident in enumerate(sorted(set(table["identity"])))
     }
     expr, lips, pose = [], [], []
@@ -231,13 +229,13 @@ def build(cfg) -> FeatureSet:
             envs[i],
             None,
             emotion_name=r.emotion,
-            expr_noise=float(dc.get("expr_noise", 0.04)),
+            expr_noise=float(dc["expr_noise"]),
         )
         expr.append(tr["expr"])
         lips.append(tr["lips"])
         pose.append(tr["pose"])
     table["video_path"] = None
-    subdir = dc.get("feature_subdir", "emotion2vec+large_features")
+    subdir = dc["feature_subdir"]
     fs = FeatureSet(
         table,
         speech,
