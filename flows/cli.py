@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import typer
 
-import flows.commands_pipeline
+import flows.commands.edit
+import flows.commands.ops
+import flows.commands.pipeline
 import serving.commands
 from cmet.cli import build_app, run_app
 
 #: orchestration command modules (each a module-level Typer ``app``; see cmet.cli)
-ORCHESTRATION_MODULES = (flows.commands_pipeline, serving.commands)
+ORCHESTRATION_MODULES = (flows.commands.edit, flows.commands.pipeline, flows.commands.ops, serving.commands)
 
 
 def build_full_app() -> typer.Typer:

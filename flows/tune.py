@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -101,16 +100,83 @@ def apply_params(cfg, params: dict, **extra):
     return c
 
 
-def _numeric(metrics: dict) -> dict[str, float]:
-    out = {}
-    for k, v in (metrics or {}).items():
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            continue
-        if math.isfinite(f):
-            out[k.replace("@", "_")] = f
-    return out
+def _objective(cfg, fs, study_name: str, worker: str, parent_run_id, experiment_id, out_root: Path):
+    """The Optuna objective: one short training per trial inside its nested MLflow run.
+
+    Validation metrics are logged at their step; a pruned trial ends its run as FINISHED with the tag
+    ``optuna.state=PRUNED`` (it stopped early by decision, it did not fail)."""
+    import mlflow
+    import optuna
+
+    from cmet.train import train
+    from flows.tracking import numeric_metrics
+
+    tcfg = cfg.pipeline.tune
+    metric, steps = str(tcfg.metric), int(tcfg.steps)
+    space = OmegaConf.to_container(tcfg.space, resolve=True)
+    # a trial needs the C-MET connector's validation score only: no speech-direct baseline here
+    baselines = [b for b in cfg.eval.get("baselines", []) if b != "speech_direct"]
+    fixed = {
+        "train.steps": steps,
+        "train.resume": False,
+        "eval.baselines": baselines,
+        "train.eval_every": max(1, steps // int(tcfg.get("reports", 3))),
+    }
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+        trial.set_user_attr("worker", worker)
+        tags = {
+            "optuna.study": study_name,
+            "optuna.trial": str(trial.number),
+            "worker": worker,
+            "stage": "trial",
+        }
+        with mlflow.start_run(
+            run_name=f"trial-{trial.number}",
+            nested=True,
+            parent_run_id=parent_run_id,
+            experiment_id=experiment_id,
+            tags=tags,
+        ) as run:
+            mlflow.log_params(params)
+            last: dict = {"value": None, "step": 0}
+
+            def callback(step: int, metrics: dict) -> None:
+                mlflow.log_metrics(numeric_metrics(metrics), step=int(step))
+                last["step"] = int(step)
+                v = metrics.get(metric)
+                if v is None:
+                    return
+                last["value"] = float(v)
+                trial.report(float(v), int(step))
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at step {step} ({metric}={float(v):.4f})")
+
+            t0 = time.perf_counter()
+            c = apply_params(cfg, params, **fixed)
+            try:
+                m = train(c, features=fs, out_dir=out_root / f"trial_{trial.number:03d}", callback=callback)
+            except optuna.TrialPruned as e:  # the run ends FINISHED (not FAILED), marked pruned
+                mlflow.set_tags({"optuna.state": "PRUNED", "mlflow.runName": f"trial-{trial.number}-pruned"})
+                mlflow.log_metric("trial_seconds", time.perf_counter() - t0, step=last["step"])
+                pruned = e
+            else:
+                pruned = None
+                value = m.get(metric, last["value"])
+                if value is None:
+                    raise ConfigError(
+                        f"training returned no {metric!r} (pipeline.tune.metric); got {sorted(m)}"
+                    )
+                secs = time.perf_counter() - t0
+                mlflow.log_metrics({"objective": float(value), "trial_seconds": secs}, step=steps)
+                mlflow.set_tag("optuna.state", "COMPLETE")
+            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        if pruned is not None:
+            raise pruned
+        return float(value)
+
+    return objective
 
 
 def run_worker(
@@ -123,74 +189,21 @@ def run_worker(
     out_root: str | Path | None = None,
 ) -> dict:
     """Run trials on the shared study until it holds ``n_trials`` finished ones. Returns a summary."""
-    import mlflow
     import optuna
 
     from cmet.data.features import FeatureSet
-    from cmet.train import train
 
     tcfg = cfg.pipeline.tune
-    metric = str(tcfg.metric)
-    space = OmegaConf.to_container(tcfg.space, resolve=True)
     fs = FeatureSet.load(fs_dir)
     out_root = Path(out_root or Path(str(cfg.paths.runs_dir)) / "trials" / study_name)
     study = open_study(cfg, study_name)
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     n_trials = int(tcfg.n_trials)
-
-    def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, space)
-        trial.set_user_attr("worker", worker)
-        # a trial needs the C-MET connector's validation score only: no speech-direct baseline here
-        baselines = [b for b in cfg.eval.get("baselines", []) if b != "speech_direct"]
-        steps = int(tcfg.steps)
-        c = apply_params(
-            cfg,
-            params,
-            **{
-                "train.steps": steps,
-                "train.resume": False,
-                "eval.baselines": baselines,
-                "train.eval_every": max(1, steps // int(tcfg.get("reports", 3))),
-            },
-        )
-        with mlflow.start_run(
-            run_name=f"trial-{trial.number}",
-            nested=True,
-            parent_run_id=parent_run_id,
-            experiment_id=experiment_id,
-            tags={"optuna.study": study_name, "optuna.trial": str(trial.number), "worker": worker},
-        ):
-            mlflow.log_params(params)
-            last: dict = {"value": None}
-
-            def callback(step: int, metrics: dict) -> None:
-                mlflow.log_metrics(_numeric(metrics), step=int(step))
-                v = metrics.get(metric)
-                if v is None:
-                    return
-                last["value"] = float(v)
-                trial.report(float(v), int(step))
-                if trial.should_prune():
-                    mlflow.set_tag("optuna.state", "PRUNED")
-                    raise optuna.TrialPruned(f"pruned at step {step} ({metric}={float(v):.4f})")
-
-            t0 = time.perf_counter()
-            m = train(c, features=fs, out_dir=out_root / f"trial_{trial.number:03d}", callback=callback)
-            value = m.get(metric, last["value"])
-            if value is None:
-                raise ConfigError(f"training returned no {metric!r} (pipeline.tune.metric); got {sorted(m)}")
-            mlflow.log_metrics(
-                {**_numeric(m), "objective": float(value), "trial_seconds": time.perf_counter() - t0}
-            )
-            mlflow.set_tag("optuna.state", "COMPLETE")
-            return float(value)
-
     t0 = time.perf_counter()
     done = sum(t.state in finished for t in study.get_trials(deepcopy=False))
     if done < n_trials:
         study.optimize(
-            objective,
+            _objective(cfg, fs, study_name, worker, parent_run_id, experiment_id, out_root),
             n_trials=n_trials - done,
             timeout=tcfg.timeout_s,
             gc_after_trial=False,

@@ -32,12 +32,12 @@ def _runs(tmp_path):
 def test_full_run_cache_worse_candidate_rollback(tmp_path, prefect_harness, pipeline_overrides, monkeypatch):
     import functools
 
-    from flows import pipeline
+    from flows import hashing
     from flows.pipeline import run_pipeline
 
     # the library code is hashed into the cache keys (a code change recomputes, by design); teammates
     # commit to cmet/ while this test runs, so freeze the code hashes at their first value here
-    monkeypatch.setattr(pipeline, "hash_code", functools.lru_cache(pipeline.hash_code))
+    monkeypatch.setattr(hashing, "hash_code", functools.lru_cache(hashing.hash_code))
 
     ov = [
         *pipeline_overrides,

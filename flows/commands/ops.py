@@ -1,0 +1,136 @@
+"""Top-level operations commands: ``cmet models``, ``cmet promote``, ``cmet rollback``, ``cmet schedule``,
+``cmet ui``. Heavy imports (Prefect, MLflow) happen inside the commands so ``cmet --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+import typer
+
+app = typer.Typer()
+
+
+def _cfg(overrides):
+    from cmet.config import compose
+
+    return compose(list(overrides or []))
+
+
+def _mlflow_uri(cfg) -> str:
+    return str(cfg.pipeline.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+
+
+@app.command("models")
+def models(overrides: list[str] = typer.Argument(None)):
+    """List the registered versions with their aliases and gate outcome."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from flows import registry as R
+
+    cfg = _cfg(overrides)
+    name = str(cfg.pipeline.registered_model)
+    rows = R.list_versions(R.client(_mlflow_uri(cfg)), name)
+    t = Table(title=f"{name} @ {_mlflow_uri(cfg)}")
+    for col in ("version", "aliases", "gate passed", "acc_emo/cmet", "created", "run"):
+        t.add_column(col)
+    for r in rows:
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(r.created / 1000))
+        t.add_row(r.version, ",".join(r.aliases), r.gate, r.acc, created, r.run_id[:12])
+    Console().print(t if rows else f"no versions of {name!r} yet: run `make run`")
+
+
+@app.command("promote")
+def promote(
+    version: str = typer.Argument(..., help="model version to make champion"),
+    overrides: list[str] = typer.Argument(None),
+):
+    """A person's decision: make VERSION the champion (the previous one is kept for rollback)."""
+    from flows import registry as R
+
+    cfg = _cfg(overrides)
+    name = str(cfg.pipeline.registered_model)
+    prev = R.promote(R.client(_mlflow_uri(cfg)), name, version)
+    typer.echo(f"{name}: champion v{prev} -> v{version}")
+
+
+@app.command("rollback")
+def rollback(overrides: list[str] = typer.Argument(None)):
+    """Restore the previous champion."""
+    from flows import registry as R
+
+    cfg = _cfg(overrides)
+    name = str(cfg.pipeline.registered_model)
+    cur, prev = R.rollback(R.client(_mlflow_uri(cfg)), name)
+    typer.echo(f"{name}: champion v{cur} -> v{prev} (rolled back)")
+
+
+@app.command("schedule")
+def schedule(
+    overrides: list[str] = typer.Argument(None),
+    cron: str = typer.Option(None, help="cron (UTC), default pipeline.schedule.cron"),
+):
+    """Serve a Prefect deployment of the pipeline on a cron schedule (runs until Ctrl-C)."""
+    from flows.settings import configure_prefect_env
+
+    configure_prefect_env()
+    from flows.pipeline import cmet_pipeline
+
+    cfg = _cfg(overrides)
+    sc = cfg.pipeline.schedule
+    params = {"overrides": list(sc.overrides or []) + list(overrides or [])}
+    typer.echo(
+        f"serving deployment {sc.deployment!r} of flow cmet-pipeline, cron {cron or sc.cron!r} (UTC), "
+        f"parameters {params}; Ctrl-C stops"
+    )
+    cmet_pipeline.serve(
+        name=str(sc.deployment),
+        cron=str(cron or sc.cron),
+        parameters=params,
+        tags=["cmet", "retrain"],
+        description="scheduled retraining of the C-MET connector",
+    )
+
+
+@app.command("ui")
+def ui(
+    port: int = typer.Option(5000, help="MLflow UI port"),
+    prefect_port: int = typer.Option(4200, help="Prefect UI port (0: no Prefect UI)"),
+):
+    """MLflow UI (and the Prefect UI) on localhost against the project's stores; Ctrl-C stops both."""
+    cfg = _cfg([])
+    uri = _mlflow_uri(cfg)
+    art = str(cfg.pipeline.artifact_location)
+    mlflow_cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
+    mlflow_cmd += [
+        "--default-artifact-root",
+        art,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    procs = [subprocess.Popen(mlflow_cmd)]
+    typer.echo(f"MLflow UI  http://127.0.0.1:{port}   (store {uri})")
+    if prefect_port:
+        env = dict(os.environ, PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(prefect_port))
+        prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
+        cmd = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)]
+        procs.append(subprocess.Popen(cmd, env=env))
+        typer.echo(
+            f"Prefect UI http://127.0.0.1:{prefect_port}   (PREFECT_HOME {os.environ.get('PREFECT_HOME')})"
+        )
+    typer.echo("Ctrl-C stops: " + " ; ".join(shlex.join(p.args) for p in procs))
+    try:
+        for p in procs:
+            p.wait()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()

@@ -1,0 +1,229 @@
+"""Publish stage: log the final run (config, metrics, figures, model), register the candidate with its
+gate report, write the model card, build the bento of the champion."""
+
+from __future__ import annotations
+
+import json
+import string
+import subprocess
+import time
+from pathlib import Path
+
+from prefect import get_run_logger
+from prefect.cache_policies import NO_CACHE
+
+from flows.caching import cfg_of, key_fn, stage_task
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+ROOT = Path(__file__).resolve().parents[2]
+#: the metrics of the model card (all of them are in the run's figures/metrics.json)
+CARD_METRICS = (
+    "acc_emo/cmet",
+    "acc_emo_ext/cmet",
+    "acc_emo/speech_direct",
+    "acc_emo/label",
+    "acc_emo/reference",
+    "lips_kept",
+    "latency_ms_per_frame",
+)
+
+
+def git_state() -> dict[str, str]:
+    """``{"commit": sha or "unknown", "dirty": "true" | "false" | "unknown"}`` of the project checkout."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        st = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown", "dirty": "unknown"}
+    return {"commit": sha, "dirty": str(bool(st.strip())).lower()}
+
+
+def model_card(cfg, fs_meta: dict, metrics: dict, gate_res: dict, tune_res: dict | None, info: dict) -> str:
+    """The model card (``flows/templates/model_card.md``) of one registered version.
+
+    ``info``: data_hash, version, run_id, commit, dirty."""
+    rows = "\n".join(f"| {k} | {metrics[k]:.4f} |" for k in CARD_METRICS if isinstance(metrics.get(k), float))
+    m, t = cfg.model, cfg.train
+    enc = fs_meta.get("speech_encoder")
+    values = {
+        "registered_model": cfg.pipeline.registered_model,
+        "version": info.get("version", "?"),
+        "run_id": info.get("run_id", "?"),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": info.get("commit", "unknown"),
+        "dirty": " (with uncommitted changes)" if info.get("dirty") == "true" else "",
+        "gate_status": "PASSED" if gate_res["passed"] else "FAILED (registered, not promoted)",
+        "gate_summary": gate_res["summary"],
+        "data_source": cfg.data.source,
+        "data_hash": info.get("data_hash", "?"),
+        "n_clips": fs_meta.get("n_clips", "?"),
+        "emotions": ", ".join(fs_meta.get("emotions", [])) or "?",
+        "extended": ", ".join(fs_meta.get("extended_emotions", [])) or "none",
+        "speech_encoder": enc.get("name", "?") if isinstance(enc, dict) else (enc or cfg.audio.encoder),
+        "d_speech": fs_meta.get("d_speech", "?"),
+        "d_expr": fs_meta.get("d_expr", "?"),
+        "model_name": m.name,
+        "model_shape": f"d_model={m.d_model}, layers={m.n_layers}, heads={m.n_heads}, window={m.window}",
+        "train_shape": f"steps={t.steps}, lr={t.lr}, batch={t.batch_size}, loss={t.loss.recon}",
+        "tuning": json.dumps(tune_res.get("best_params")) if tune_res else "off",
+        "metrics_rows": rows,
+    }
+    return string.Template((TEMPLATES / "model_card.md").read_text()).substitute(values)
+
+
+@stage_task(name="log-final", retries=2, retry_delay_seconds=2, cache_key_fn=key_fn("key"))
+def log_final(
+    cfg_dict: dict,
+    key: str,
+    train_res: dict,
+    eval_res: dict,
+    gate_res: dict,
+    fs_dir: str,
+    check_files: list[str],
+) -> dict:
+    """Everything of the final run into its MLflow run: config, metrics, figures, data checks, model
+    (pyfunc + signature, the bundle as artifacts), an edited sample video when media exist."""
+    import mlflow
+
+    from cmet.config import flatten
+
+    cfg = cfg_of(cfg_dict)
+    run_id = train_res["run_id"]
+    meta = json.loads((Path(fs_dir) / "meta.json").read_text())
+    with mlflow.start_run(run_id=run_id, nested=True):
+        mlflow.log_dict(dict(flatten(cfg).items()), "config/flat_config.json")
+        mlflow.log_metrics({f"test/{k}": v for k, v in eval_res["metrics"].items()})
+        figs = [
+            p
+            for p in Path(eval_res["dir"]).rglob("*")
+            if p.suffix in (".png", ".jpg", ".svg", ".csv", ".json")
+        ]
+        figs += [p for p in Path(train_res["out_dir"]).glob("*") if p.suffix in (".png", ".json")]
+        for p in figs:
+            mlflow.log_artifact(str(p), "figures")
+        for p in check_files:
+            if p and Path(p).exists():
+                mlflow.log_artifact(p, "data_checks")
+        mlflow.log_dict(gate_res["report"], "gate/gate_report.json")
+        video = Path(eval_res["dir"]) / "sample_happy.mp4"
+        if video.is_file():
+            mlflow.log_artifact(str(video), "sample")
+        if cfg.pipeline.log_model:
+            from flows.pyfunc_model import CmetPyfunc, signature
+
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=CmetPyfunc(),
+                artifacts={"bundle": train_res["bundle"]},
+                signature=signature(int(meta["d_expr"])),
+                pip_requirements=["cmet-ops"],
+            )
+            model_uri = info.model_uri
+        else:
+            mlflow.log_artifacts(train_res["bundle"], "bundle")
+            model_uri = f"runs:/{run_id}/bundle"
+    get_run_logger().info("final run %s logged (model %s)", run_id, model_uri)
+    return {"model_uri": model_uri, "run_id": run_id}
+
+
+@stage_task(name="register", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def register(
+    cfg_dict: dict,
+    model_uri: str,
+    run_id: str,
+    train_res: dict,
+    eval_res: dict,
+    gate_res: dict,
+    data_hash: str,
+    eval_hash: str,
+) -> dict:
+    """Register the candidate with its gate report (tags); move aliases only if the gate passed."""
+    from flows import registry as R
+
+    cfg = cfg_of(cfg_dict)
+    name = str(cfg.pipeline.registered_model)
+    c = R.client()
+    tags = {
+        **gate_res["tags"],
+        **{f"metric.{k}": f"{v:.6g}" for k, v in eval_res["metrics"].items()},
+        "data_hash": data_hash,
+        "eval_hash": eval_hash,
+        "bundle_hash": train_res["bundle_hash"],
+        "gate.report": f"runs:/{run_id}/gate/gate_report.json",
+        "train.steps": str(cfg.train.steps),
+    }
+    version, new = R.register_candidate(c, name, model_uri, run_id, tags, dedupe_key=train_res["bundle_hash"])
+    moved = R.apply_gate(
+        c, name, version, gate_res["passed"], mode=str(cfg.pipeline.get("promotion", "auto"))
+    )
+    get_run_logger().info(
+        "registered %s v%s (%s); %s", name, version, "new" if new else "existing", moved["action"]
+    )
+    return {"name": name, "version": version, "new": new, **moved}
+
+
+@stage_task(name="model-card", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def log_model_card(
+    cfg_dict: dict, fs_dir: str, run_id: str, metrics: dict, gate_res: dict, tune_res: dict | None, info: dict
+) -> str:
+    """The model card of the registered version, as ``model_card.md`` of its run."""
+    from mlflow import MlflowClient
+
+    meta = json.loads((Path(fs_dir) / "meta.json").read_text())
+    text = model_card(cfg_of(cfg_dict), meta, metrics, gate_res, tune_res, {**info, "run_id": run_id})
+    MlflowClient().log_text(run_id, text, "model_card.md")
+    return text
+
+
+@stage_task(name="bento", retries=1, retry_delay_seconds=2, cache_key_fn=key_fn("key"))
+def package(cfg_dict: dict, model_uri: str, key: str) -> str:
+    """serving.build.build_bento(model uri, cfg) -> bento tag."""
+    from serving.build import build_bento
+
+    tag = build_bento(model_uri, cfg_of(cfg_dict))
+    get_run_logger().info("bento built: %s", tag)
+    return str(tag)
+
+
+def publish(
+    cfg, train_res: dict, eval_res: dict, gate_res: dict, tune_res, fs_dir: str, hashes: dict, checks
+) -> tuple:
+    """log-final -> register -> model card -> bento of the champion (when ``pipeline.bento``).
+
+    ``hashes``: data_hash, eval_hash. Returns ``(registry result, bento tag or None)``."""
+    from omegaconf import OmegaConf
+
+    from flows import registry as R
+    from flows.hashing import hash_cfg, hash_obj
+
+    cd = OmegaConf.to_container(cfg, resolve=True)
+    files = [x.get(k) for x in checks for k in ("json", "html")]
+    key = hash_obj([train_res["run_id"], train_res["bundle_hash"], hashes["eval_hash"]])
+    logged = log_final(cd, key, train_res, eval_res, gate_res, fs_dir, files)
+    reg = register(
+        cd,
+        logged["model_uri"],
+        logged["run_id"],
+        train_res,
+        eval_res,
+        gate_res,
+        hashes["data_hash"],
+        hashes["eval_hash"],
+    )
+    info = {"version": reg["version"], "data_hash": hashes["data_hash"], **git_state()}
+    log_model_card(cd, fs_dir, logged["run_id"], eval_res["metrics"], gate_res, tune_res, info)
+    champ = reg["after"]["champion"]
+    if not cfg.pipeline.bento or champ is None:
+        return reg, None
+    champ_hash = R.client().get_model_version(reg["name"], champ).tags.get("bundle_hash", champ)
+    key = hash_obj([champ, champ_hash, hash_cfg(cfg, "serving")])
+    return reg, package(cd, f"models:/{reg['name']}/{champ}", key)
