@@ -155,6 +155,11 @@ def _from_release(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.nd
     return table.drop(columns=["feature_path"]), np.stack(feats), envs
 
 
+def _if_present(path: Path) -> str | None:
+    """The audio file's path where it exists, else None (a feature-only clip)."""
+    return str(path) if path.is_file() else None
+
+
 def _from_vendored(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.ndarray, list]:
     """The same three from the package's vendored copy (:mod:`cmet.data.vendor`): no audio needed."""
     from cmet.data import vendor
@@ -170,7 +175,7 @@ def _from_vendored(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.n
     c = v.clips
     table = pd.DataFrame(
         dict(
-            audio_path=[str(root.resolve() / p) for p in c["audio_relpath"]],
+            audio_path=[_if_present(root.resolve() / p) for p in c["audio_relpath"]],
             identity=c["identity"],
             emotion=c["emotion"],
             level=c["level"].astype(int),
