@@ -37,7 +37,6 @@ def astronaut_landmarks(mesher, astronaut_face):
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """A random-weight C-MET bundle in the 19-d AU space with 8-d speech and named banks."""
-    pytest.importorskip("cmet.model.bundle")
     import torch
     from omegaconf import OmegaConf
 
