@@ -1,13 +1,14 @@
 """Typed config schemas: one dataclass per config group, registered with Hydra's ConfigStore.
 
 Each YAML of a typed group starts with ``defaults: [base_<group>, _self_]``, so Hydra merges the YAML
-onto the dataclass: a key the dataclass does not have, or a value of the wrong type (in the YAML or in
-an override such as ``face.render_gain=abc``), is refused at composition with one
-:class:`~cmet.errors.ConfigError` (see :func:`cmet.config.compose`). Library code therefore reads
-``cfg.face.video_jaw_gain`` directly, never ``cfg.get("key", default)``.
+onto the dataclass: a value of the wrong type (in the YAML or in an override such as
+``face.render_gain=abc``) and an override of a key the schema does not have are refused at composition
+with one :class:`~cmet.errors.ConfigError` (see :func:`cmet.config.compose`). Library code therefore
+reads ``cfg.face.video_jaw_gain`` directly, never ``cfg.get("key", default)``.
 
-The dataclass defaults equal the default YAML's values (``tests/code/test_config_types.py`` holds them
-equal): a new key goes into both, its comment into the YAML. Groups whose options have different keys
+The dataclass defaults equal the default YAML's values and both have the same keys
+(``tests/code/test_config_types.py`` holds them equal; Hydra itself lets a YAML add a key the schema
+lacks): a new key goes into both, its comment into the YAML. Groups whose options have different keys
 (``data``, ``audio``) and the orchestration group ``pipeline`` stay untyped.
 """
 
@@ -174,6 +175,37 @@ class LimitsConfig:
     max_speech_s: float = 60.0
     intensity: list[float] = field(default_factory=lambda: [0.0, 3.0])
     max_blend_terms: int = 8
+    max_feature_values: int = 262144
+    max_feature_abs: float = 1000.0
+
+
+@dataclass
+class AuthConfig:
+    enabled: bool = False
+    key_env: str = "CMET_API_KEY"
+    key_file: Optional[str] = None
+
+
+@dataclass
+class RateLimitConfig:
+    requests_per_minute: float = 300
+    burst: int = 60
+
+
+@dataclass
+class CorsConfig:
+    origins: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JobsConfig:
+    retention_s: float = 3600
+    max_pending: int = 8
+
+
+@dataclass
+class ProvenanceConfig:
+    visible_mark: Optional[str] = None
 
 
 @dataclass
@@ -198,6 +230,12 @@ class ServingConfig:
     parallel_edits: int = 1
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    work_dir: str = ".cmet/serving/work"
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    cors: CorsConfig = field(default_factory=CorsConfig)
+    jobs: JobsConfig = field(default_factory=JobsConfig)
+    provenance: ProvenanceConfig = field(default_factory=ProvenanceConfig)
     sample: SampleConfig = field(default_factory=SampleConfig)
 
 
