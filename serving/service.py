@@ -1,18 +1,19 @@
-"""The BentoML 1.4 service: edit / expressions / emotions / version, a task for long edits, the demo page.
+"""The BentoML 1.4 service: edit / expressions / emotions / version, jobs for long edits, the demo page.
 
 ``bentoml serve serving.service:CmetService`` (or ``cmet bento serve`` for the latest build). The model
 comes from the BentoML model store (``cmet:latest``, imported from the registry's champion by
 ``serving.build``); ``CMET_SERVE_MODEL_DIR`` points at a model folder instead (tests, development).
 
-Health and readiness are BentoML's own (/healthz, /livez, /readyz); the OpenAPI schema is /docs.json.
-Every request works in BentoML's per-request temporary folder, emptied when the response is sent.
+Every edit route builds one :class:`serving.request.EditRequest` (all inputs checked before work) and
+hands it to the engine. Long clips go through the job store (POST /edit_job/submit, GET
+/edit_job/status, GET /edit_job/get). Health and readiness are BentoML's own (/healthz, /livez,
+/readyz); the OpenAPI schema is /docs.json. Every error answer is ``{"error": code, "message": text}``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +27,7 @@ from serving.settings import service_config, serving_cfg
 _CFG = serving_cfg()
 _hardening.apply()  # no URL fetching for file fields, malformed multipart -> 400 (see serving.hardening)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+_STATE: dict = {}  # the running service instance's job store, for the mounted job routes
 
 
 def _ui_app():
@@ -43,24 +45,45 @@ def _ui_app():
     )
 
 
-def _body_limit_middleware():
-    from serving.inputs import BodyLimitMiddleware
+def _jobs_app():
+    """GET /edit_job/status?task_id= and GET /edit_job/get?task_id= (the mp4, deleted once sent)."""
+    from starlette.applications import Starlette
+    from starlette.background import BackgroundTask
+    from starlette.responses import FileResponse, JSONResponse
+    from starlette.routing import Route
 
-    return BodyLimitMiddleware
+    from cmet.errors import CmetError
+    from serving.errors import classify
 
+    def answer(request, fetch: bool):
+        store = _STATE.get("jobs")
+        if store is None:
+            return JSONResponse(
+                {"error": "unavailable", "message": "the service is starting"}, status_code=503
+            )
+        try:
+            task_id = request.query_params.get("task_id") or ""
+            if not fetch:
+                return JSONResponse(store.get(task_id).to_json())
+            path = store.take(task_id)
+        except CmetError as e:
+            status = 404 if type(e).__name__ == "JobNotFoundError" else int(classify(e)[0])
+            code = "not_found" if status == 404 else classify(e)[1]
+            return JSONResponse({"error": code, "message": str(e)}, status_code=status)
+        return FileResponse(
+            path, media_type="video/mp4", filename="edited.mp4", background=BackgroundTask(store.delete, path)
+        )
 
-def _openapi_middleware():
-    from serving.openapi import OpenAPIMiddleware
-
-    return OpenAPIMiddleware
-
-
-VideoFile = Annotated[Path, ContentType("video/*")]
-AudioFile = Annotated[Path, ContentType("audio/*")]
-ImageFile = Annotated[Path, ContentType("image/*")]
+    return Starlette(
+        routes=[
+            Route("/status", lambda r: answer(r, False), methods=["GET"]),
+            Route("/get", lambda r: answer(r, True), methods=["GET"]),
+        ]
+    )
 
 
 @bentoml.asgi_app(_ui_app(), path="/ui", name="demo")
+@bentoml.asgi_app(_jobs_app(), path="/edit_job", name="jobs")
 @bentoml.service(**service_config(_CFG))
 class CmetService:
     """C-MET emotion editing of talking-face video, driven by speech."""
@@ -72,6 +95,8 @@ class CmetService:
         from cmet.env import configure_local_env
         from serving.engine import Engine
         from serving.inputs import Limits
+        from serving.jobs import JobStore
+        from serving.settings import work_dir
 
         configure_local_env()
         self.cfg = _CFG
@@ -79,241 +104,148 @@ class CmetService:
         # the GPU when one is present, else the CPU: the same bento runs on both
         self.device = pick_device(os.environ.get("CMET_DEVICE", "auto"))
         model_dir = os.environ.get("CMET_SERVE_MODEL_DIR") or _bento_model_path() or self.bundle_model.path
-        self.engine = Engine(model_dir, self.device, parallel=int(_CFG.get("parallel_edits", 1)))
+        self.engine = Engine(model_dir, self.device, parallel=int(_CFG.parallel_edits))
+        work = work_dir(_CFG)
+        _hardening.request_temp_under(work / "requests")
+        self.jobs = JobStore(work / "jobs", float(_CFG.jobs.retention_s), int(_CFG.jobs.max_pending))
+        _STATE["jobs"] = self.jobs
 
     # ------------------------------------------------------------------ helpers
-    def _workdir(self) -> Path:
-        """A folder for this request's outputs: inside BentoML's per-request temp folder when serving
-        (emptied after the response is sent), else a fresh temp folder (direct calls, tests)."""
-        from bentoml._internal.context import request_temp_dir
-
-        try:
-            base = request_temp_dir()
-        except LookupError:
-            base = None
-        return Path(tempfile.mkdtemp(prefix="cmet-", dir=base))
-
-    def _prepare(
-        self,
-        *,
-        video,
-        emotion,
-        blend,
-        target_speech,
-        target_features,
-        neutral_speech,
-        neutral_features,
-        intensity,
-        max_s,
-    ):
-        from serving.inputs import load_features, parse_target, probe_video
-
-        lim = self.limits
-        intensity = _intensity(intensity, lim)
-        target = parse_target(
-            emotion=emotion,
-            blend=blend,
-            target_speech=target_speech,
-            target_features=target_features,
-            known=self.engine.emotions,
-            d_speech=self.engine.d_speech,
-            limits=lim,
-        )
-        info = probe_video(video, lim, max_s=max_s) if video is not None else None
-        neutral = None
-        if neutral_features is not None:
-            neutral = load_features(neutral_features, self.engine.d_speech, lim, field="neutral_features")
-        elif neutral_speech:
-            neutral = self.engine.speech_features(neutral_speech, field="neutral_speech")
-        return target, info, neutral, intensity
-
-    def _run_edit(self, max_s: float, ctx=None, **kw) -> Path:
+    def _request(self, values: dict, max_s: float, render: bool = True):
+        """The route's fields -> a checked EditRequest (any CmetError -> its 4xx)."""
         from cmet.errors import CmetError
         from serving.errors import to_http
+        from serving.request import EditFields, build_request
 
-        t0 = time.perf_counter()
         try:
-            out, result = self._edit(max_s=max_s, **kw)
+            return build_request(EditFields.of(values), self.engine, self.limits, max_s=max_s, render=render)
         except CmetError as e:
             raise to_http(e) from e
-        if ctx is not None:  # where the time went, for clients and the load test
-            timings = dict(getattr(result, "timings", None) or {})
-            timings["total_server"] = time.perf_counter() - t0
-            ctx.response.headers["x-cmet-timings"] = json.dumps(
-                {k: round(float(v), 4) for k, v in timings.items()}
-            )
-        return out
 
-    def _edit(
-        self,
-        *,
-        video,
-        portrait,
-        driving_speech,
-        emotion,
-        blend,
-        target_speech,
-        target_features,
-        neutral_speech,
-        neutral_features,
-        intensity,
-        max_s,
-    ) -> Path:
+    def _render(self, req, out: Path) -> dict:
+        """Run a checked edit into ``out`` (mp4 with provenance tags) -> its per-stage timings."""
         from cmet.errors import DataError
-        from serving.inputs import check_image, check_upload
+        from serving import __version__
+        from serving.provenance import stamp, tags
 
-        if (video is None) == (portrait is None):
-            raise DataError("give either a video, or a portrait with driving_speech (not both, not neither)")
-        if portrait is not None and driving_speech is None:
-            raise DataError("a portrait needs driving_speech (the speech that moves the lips)")
-        target, _, neutral, intensity = self._prepare(
-            video=video,
-            emotion=emotion,
-            blend=blend,
-            target_speech=target_speech,
-            target_features=target_features,
-            neutral_speech=neutral_speech,
-            neutral_features=neutral_features,
-            intensity=intensity,
-            max_s=max_s,
-        )
-        out = self._workdir() / "edited.mp4"
-        value = self.engine.target_value(target)
-        if video is not None:
-            result = self.engine.edit(video, value, neutral=neutral, intensity=intensity, out_path=out)
-        else:
-            check_image(portrait, self.limits)
-            check_upload(driving_speech, "driving_speech", self.limits)
-            result = self.engine.edit_portrait(
-                portrait,
-                driving_speech,
-                value,
-                neutral=neutral,
-                intensity=intensity,
-                out_path=out,
-                max_s=max_s,
-            )
+        t0 = time.perf_counter()
+        result = self.engine.edit(req, out)
         if not out.is_file() or out.stat().st_size == 0:
             raise DataError("the edit produced no video")
-        return out, result
+        t1 = time.perf_counter()
+        meta = tags(self.engine.version(), req.description, req.intensity, __version__)
+        stamp(out, meta, mark=_CFG.provenance.visible_mark)
+        timings = dict(getattr(result, "timings", None) or {})
+        timings["provenance"] = time.perf_counter() - t1
+        timings["total_server"] = time.perf_counter() - t0
+        return {k: round(float(v), 4) for k, v in timings.items()}
+
+    def _run_job(self, req, out: Path) -> dict:
+        return {"timings_s": self._render(req, out)}
+
+    def _outdir(self) -> Path:
+        """A folder for this request's output inside BentoML's per-request temp folder (removed once the
+        response is sent)."""
+        import tempfile
+
+        from bentoml._internal.context import request_temp_dir
+
+        return Path(tempfile.mkdtemp(prefix="out-", dir=request_temp_dir()))
 
     # ------------------------------------------------------------------ the API
     @bentoml.api(route="/edit")
     def edit(
         self,
-        video: VideoFile = None,
+        video: Path = None,
         emotion: str | None = None,
-        blend: str | None = None,
-        target_speech: list[AudioFile] = None,
+        blend: str | dict | None = None,
+        target_speech: list[Path] = None,
         target_features: Path = None,
-        neutral_speech: list[AudioFile] = None,
+        neutral_speech: list[Path] = None,
         neutral_features: Path = None,
         intensity: float = 1.0,
-        portrait: ImageFile = None,
-        driving_speech: AudioFile = None,
+        portrait: Path = None,
+        driving_speech: Path = None,
         ctx=None,
     ) -> Annotated[Path, ContentType("video/mp4")]:
         """Edit a neutral talking-face video (or a portrait + driving speech) toward a target emotion.
 
-        The target is exactly one of: `emotion` (a name from /emotions), `blend` (JSON
-        `{"happy": 0.6, "surprised": 0.4}` or `happy:0.6,surprised:0.4`), `target_speech` (audio clips
-        that carry the emotion), `target_features` (.npy [k, D] speech features). Optional neutral
-        reference (`neutral_speech` / `neutral_features`), `intensity`. Returns the edited mp4: same
-        length, fps and audio. Clips longer than the sync limit go to /edit_job (a task).
+        The target is exactly one of: `emotion` (a name from /emotions), `blend` (`happy=0.6,surprised=0.4`,
+        `happy:0.6,...` or JSON `{"happy": 0.6, "surprised": 0.4}`; weights in [0, 100], normalised to
+        sum 1), `target_speech` (audio clips that carry the emotion), `target_features` (.npy [k, D]
+        speech features). Optional neutral reference (`neutral_speech` / `neutral_features`) and
+        `intensity`. Uploads are recognised by their bytes (mp4/mov/webm/mkv/avi, wav/flac/mp3/ogg,
+        png/jpeg, npy). Returns the edited mp4 (same length, fps and audio) with provenance tags.
+        Clips longer than the sync limit go to /edit_job/submit.
         """
-        return self._run_edit(
-            self.limits.max_video_s,
-            ctx=ctx,
-            video=video,
-            portrait=portrait,
-            driving_speech=driving_speech,
-            emotion=emotion,
-            blend=blend,
-            target_speech=target_speech,
-            target_features=target_features,
-            neutral_speech=neutral_speech,
-            neutral_features=neutral_features,
-            intensity=intensity,
-        )
+        from cmet.errors import CmetError
+        from serving.errors import to_http
 
-    @bentoml.task(route="/edit_job")
+        req = self._request(locals(), self.limits.max_video_s)
+        out = self._outdir() / "edited.mp4"
+        try:
+            timings = self._render(req, out)
+        except CmetError as e:
+            raise to_http(e) from e
+        if ctx is not None:  # where the time went, for clients and the load test
+            ctx.response.headers["x-cmet-timings"] = json.dumps(timings)
+        return out
+
+    @bentoml.api(route="/edit_job/submit")
     def edit_job(
         self,
-        video: VideoFile = None,
+        video: Path = None,
         emotion: str | None = None,
-        blend: str | None = None,
-        target_speech: list[AudioFile] = None,
+        blend: str | dict | None = None,
+        target_speech: list[Path] = None,
         target_features: Path = None,
-        neutral_speech: list[AudioFile] = None,
+        neutral_speech: list[Path] = None,
         neutral_features: Path = None,
         intensity: float = 1.0,
-        portrait: ImageFile = None,
-        driving_speech: AudioFile = None,
-        ctx=None,
-    ) -> Annotated[Path, ContentType("video/mp4")]:
-        """The same edit as a task for long clips: POST /edit_job/submit -> task_id, then
-        GET /edit_job/status?task_id=..., GET /edit_job/get?task_id=... (the mp4)."""
-        return self._run_edit(
-            self.limits.max_task_video_s,
-            ctx=ctx,
-            video=video,
-            portrait=portrait,
-            driving_speech=driving_speech,
-            emotion=emotion,
-            blend=blend,
-            target_speech=target_speech,
-            target_features=target_features,
-            neutral_speech=neutral_speech,
-            neutral_features=neutral_features,
-            intensity=intensity,
-        )
+        portrait: Path = None,
+        driving_speech: Path = None,
+    ) -> dict:
+        """The same edit as a job, for clips up to the task limit. Every input is checked here, as by
+        /edit; then GET /edit_job/status?task_id=... (in_progress | completed | failed) and GET
+        /edit_job/get?task_id=... (the mp4, deleted from the server once fetched)."""
+        from cmet.errors import CmetError
+        from serving.errors import to_http
+
+        req = self._request(locals(), self.limits.max_task_video_s)
+        try:
+            return self.jobs.submit(req, self._run_job).to_json()
+        except CmetError as e:
+            raise to_http(e) from e
 
     @bentoml.api(route="/expressions")
     def expressions(
         self,
-        video: VideoFile,
+        video: Path,
         emotion: str | None = None,
-        blend: str | None = None,
-        target_speech: list[AudioFile] = None,
+        blend: str | dict | None = None,
+        target_speech: list[Path] = None,
         target_features: Path = None,
-        neutral_speech: list[AudioFile] = None,
+        neutral_speech: list[Path] = None,
         neutral_features: Path = None,
         intensity: float = 1.0,
     ) -> dict:
         """The same inputs as /edit -> per-frame expression codes as JSON (no rendering): the video's
-        own codes, the edited codes, the action-unit names, fps and per-stage timings."""
+        own codes, the offsets, the edited codes, the action-unit names, fps and per-stage timings."""
         from cmet.errors import CmetError
         from serving.engine import result_codes
         from serving.errors import to_http
 
         t0 = time.perf_counter()
+        req = self._request(locals(), self.limits.max_video_s, render=False)
         try:
-            target, info, neutral, intensity = self._prepare(
-                video=video,
-                emotion=emotion,
-                blend=blend,
-                target_speech=target_speech,
-                target_features=target_features,
-                neutral_speech=neutral_speech,
-                neutral_features=neutral_features,
-                intensity=intensity,
-                max_s=self.limits.max_video_s,
-            )
-            res = self.engine.edit(
-                video,
-                self.engine.target_value(target),
-                neutral=neutral,
-                intensity=intensity,
-                out_path=None,
-                render=False,
-            )
+            res = self.engine.edit(req, None)
         except CmetError as e:
             raise to_http(e) from e
         out = result_codes(res)
-        out.setdefault("fps", info.fps)
-        out["target"] = target.describe()
-        out["intensity"] = intensity
-        out["total_s"] = round(time.perf_counter() - t0, 4)
+        out.setdefault("fps", req.video.fps)
+        out.update(
+            target=req.description, intensity=req.intensity, total_s=round(time.perf_counter() - t0, 4)
+        )
         return out
 
     @bentoml.api(route="/emotions")
@@ -324,20 +256,12 @@ class CmetService:
 
     @bentoml.api(route="/version")
     def version(self) -> dict:
-        """The model version (registry name, version, alias, run) and its figures."""
+        """The model version (registry name, version, alias, run), its figures, the limits."""
+        from dataclasses import asdict
+
         from serving import __version__
 
-        return {**self.engine.version(), "service": __version__, "limits": _limits_dict(self.limits)}
-
-
-def _body_limit() -> int:
-    return int(float(_CFG.limits.get("max_request_mb", 120)) * 2**20)
-
-
-# a request body over the limit is refused (413) before BentoML parses it
-CmetService.add_asgi_middleware(_body_limit_middleware(), max_bytes=_body_limit())
-# /docs.json rewritten into valid OpenAPI 3.0 (see serving.openapi)
-CmetService.add_asgi_middleware(_openapi_middleware(), service_name=str(_CFG.name))
+        return {**self.engine.version(), "service": __version__, "limits": asdict(self.limits)}
 
 
 def _bento_model_path() -> str | None:
@@ -349,13 +273,21 @@ def _bento_model_path() -> str | None:
     return bentoml.models.get(tag).path if tag else None
 
 
-def _intensity(x, lim):
-    from serving.inputs import check_intensity
+def _add_middleware() -> None:
+    """Outermost first: the one error body, CORS, API key + rate limit, body limit, the OpenAPI fix."""
+    from starlette.middleware.cors import CORSMiddleware
 
-    return check_intensity(x, lim)
+    from serving.middleware import AccessMiddleware, BodyLimitMiddleware, ErrorBodyMiddleware, cors_options
+    from serving.openapi import OpenAPIMiddleware
+
+    CmetService.add_asgi_middleware(ErrorBodyMiddleware)
+    if (cors := cors_options(_CFG.cors)) is not None:
+        CmetService.add_asgi_middleware(CORSMiddleware, **cors)
+    CmetService.add_asgi_middleware(AccessMiddleware, auth=_CFG.auth, rate_limit=_CFG.rate_limit)
+    CmetService.add_asgi_middleware(
+        BodyLimitMiddleware, max_bytes=int(float(_CFG.limits.max_request_mb) * 2**20)
+    )
+    CmetService.add_asgi_middleware(OpenAPIMiddleware, spec=lambda: CmetService.openapi_spec.asdict())
 
 
-def _limits_dict(lim) -> dict:
-    from dataclasses import asdict
-
-    return asdict(lim)
+_add_middleware()

@@ -18,8 +18,11 @@ EMOTIONS = ["angry", "happy", "neutral", "sad"]
 D_SPEECH, D_EXPR = 16, 19
 
 
-def make_model_dir(folder: Path, n_clips: int = 5, seed: int = 0) -> Path:
-    """bundle/ (random-weight connector) + serving.json, the layout serving.build imports."""
+def make_model_dir(
+    folder: Path, n_clips: int = 5, seed: int = 0, d_speech: int = D_SPEECH, encoder=None
+) -> Path:
+    """bundle/ (random-weight connector) + serving.json, the layout serving.build imports.
+    ``encoder``: the bundle's speech-encoder spec (default: simulated features, no audio encoder)."""
     import torch
     from omegaconf import OmegaConf
 
@@ -38,19 +41,19 @@ def make_model_dir(folder: Path, n_clips: int = 5, seed: int = 0) -> Path:
         "conv_channels": 8,
         "conv_layers": 1,
     }
-    conn = Connector.from_cfg(OmegaConf.create(mcfg), D_SPEECH, D_EXPR).eval()
+    conn = Connector.from_cfg(OmegaConf.create(mcfg), d_speech, D_EXPR).eval()
     rng = np.random.default_rng(seed)
-    banks = {e: rng.normal(size=(n_clips + i, D_SPEECH)).astype(np.float32) for i, e in enumerate(EMOTIONS)}
+    banks = {e: rng.normal(size=(n_clips + i, d_speech)).astype(np.float32) for i, e in enumerate(EMOTIONS)}
     b = ModelBundle(
         conn,
         mcfg,
-        D_SPEECH,
+        d_speech,
         D_EXPR,
         [e for e in EMOTIONS],
         [],
         banks,
         metrics={"acc_emo": 0.5},
-        meta={"speech_encoder": "prosody"},
+        meta={"speech_encoder": encoder or {"name": "simulated", "dim": d_speech, "config": {}}},
     )
     b.save(folder / "bundle")
     (folder / "serving.json").write_text(

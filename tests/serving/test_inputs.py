@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 
 from cmet.errors import ConfigError, DataError, UnknownEmotionError, VideoError
+from serving.errors import PayloadTooLargeError, UnsupportedMediaError
 from serving.inputs import (
     Limits,
-    PayloadTooLargeError,
-    UnsupportedMediaError,
     check_intensity,
     load_features,
-    parse_blend,
     parse_target,
     probe_video,
 )
@@ -44,8 +42,12 @@ def test_probe_limits(sample_video, limits, err, words):
 def test_not_a_video(tmp_path):
     p = tmp_path / "x.mp4"
     p.write_bytes(b"this is not a video" * 100)
-    with pytest.raises(UnsupportedMediaError, match="not a readable video"):
+    with pytest.raises(UnsupportedMediaError, match="expected video .* holds unrecognised bytes"):
         probe_video(p, Limits())
+    png = tmp_path / "x.mp4"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    with pytest.raises(UnsupportedMediaError, match="holds png"):
+        probe_video(png, Limits())
     empty = tmp_path / "e.mp4"
     empty.write_bytes(b"")
     with pytest.raises(DataError, match="empty"):
@@ -76,30 +78,37 @@ def test_features_shapes_and_refusals(tmp_path):
 def test_pickled_features_are_never_loaded(tmp_path):
     p = tmp_path / "evil.npy"
     np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(DataError, match="pickles are not accepted"):
+    with pytest.raises(DataError, match=r"\(pickles\) are not accepted"):
         load_features(p, 16, Limits())
     q = tmp_path / "junk.npy"
     q.write_bytes(b"\x80\x04junk")
-    with pytest.raises(UnsupportedMediaError, match="not a .npy"):
+    with pytest.raises(UnsupportedMediaError, match="expected npy"):
         load_features(q, 16, Limits())
 
 
-def test_blend_parsing_normalises_and_checks():
-    lim = Limits()
-    assert parse_blend('{"happy": 3, "sad": 1}', KNOWN, lim) == pytest.approx({"happy": 0.75, "sad": 0.25})
-    assert parse_blend("happy:0.5, angry:0.5", KNOWN, lim) == pytest.approx({"happy": 0.5, "angry": 0.5})
+def test_blend_in_every_spelling_and_bounded_weights():
+    kw = dict(
+        emotion=None, target_speech=None, target_features=None, known=KNOWN, d_speech=16, limits=Limits()
+    )
+    want = {"happy": 0.75, "sad": 0.25}
+    for spelling in ('{"happy": 3, "sad": 1}', {"happy": 3, "sad": 1}, "happy:3,sad:1", "happy=3, sad=1"):
+        t = parse_target(blend=spelling, **kw)
+        assert t.kind == "blend" and dict(t.blend) == pytest.approx(want), spelling
     with pytest.raises(UnknownEmotionError, match="'joy'"):
-        parse_blend("joy:1", KNOWN, lim)
-    for bad, words in [
-        ("happy:-1", ">= 0"),
-        ("happy:x", "not a number"),
-        ('{"happy": 0}', "sum to 0"),
-        ("[1, 2]", "emotion:weight"),
-        ('{"happy": NaN}', "finite"),
-        ("{bad json", "not valid JSON"),
-    ]:
-        with pytest.raises(DataError, match=words):
-            parse_blend(bad, KNOWN, lim)
+        parse_target(blend="joy:1", **kw)
+    for bad in (
+        "1e308,1e308",
+        "happy:1e308,sad:1e308",
+        "happy:-1",
+        '{"happy": NaN}',
+        "happy:x",
+        '{"happy": 0}',
+    ):
+        with pytest.raises(DataError):
+            parse_target(blend=bad, **kw)
+    many = ",".join(f"{e}:1" for e in KNOWN)
+    with pytest.raises(DataError, match="limit is 2"):
+        parse_target(**{**kw, "limits": Limits(max_blend_terms=2)}, blend=many)
 
 
 def test_intensity_range():
@@ -133,3 +142,29 @@ def test_engine_takes_a_bare_bundle_folder_too(model_dir):
     assert e.version()["version"] == "unregistered"
     with pytest.raises(Exception, match="neither a serving model folder"):
         Engine(model_dir / "nothing")
+
+
+def test_speech_target_uses_the_encoder_the_bundle_names(tmp_path, sample_video):
+    """A bundle trained on prosody features (its spec in bundle.json): the service encodes speech clips
+    with that encoder; the 94-d features then drive the edit."""
+    import soundfile as sf
+
+    from cmet.audio.encoders import get_encoder
+    from serving.engine import Engine
+    from serving.request import EditFields, build_request
+    from tests.serving.conftest import make_model_dir
+
+    enc = get_encoder({"encoder": "prosody"})
+    spec = {"name": enc.name, "dim": enc.dim, "config": {"encoder": "prosody"}}
+    engine = Engine(make_model_dir(tmp_path / "m", d_speech=enc.dim, encoder=spec))
+    t = np.arange(16000) / 16000
+    wav = tmp_path / "s.wav"
+    sf.write(
+        wav, (0.3 * np.sin(2 * np.pi * 200 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), 16000
+    )
+    req = build_request(
+        EditFields(video=sample_video, target_speech=[wav]), engine, Limits(), max_s=20.0, render=False
+    )
+    assert req.target.kind == "speech" and req.description == "speech x1"
+    assert np.asarray(req.value).shape == (1, enc.dim)
+    np.testing.assert_allclose(req.value, enc.encode_files([wav]), rtol=1e-5)

@@ -15,10 +15,12 @@ def post_json(client, path, body=None):
 
 
 def err(resp) -> str:
+    """The message of the one error body ``{"error": code, "message": text}`` (its shape checked)."""
     data = resp.json()
-    if isinstance(data, list):
-        data = data[0]
-    return data["error"]
+    assert set(data) == {"error", "message"}, data
+    assert isinstance(data["error"], str) and data["error"].replace("_", "").isalpha()
+    assert "/tmp/" not in data["message"] and "/work/" not in data["message"], data["message"]
+    return data["message"]
 
 
 def test_emotions_lists_bank_sizes(client):
@@ -77,7 +79,10 @@ def _video_file(sample_video: Path):
         ({}, 400, "exactly one target"),
         ({"emotion": "happy", "blend": "sad:1"}, 400, "exactly one target"),
         ({"emotion": "happy", "intensity": "9"}, 400, "outside the accepted range"),
-        ({"blend": "happy:-1"}, 400, ">= 0"),
+        ({"blend": "happy:-1"}, 400, "[0, 100]"),
+        ({"blend": "1e308,1e308"}, 400, "not emotion=weight"),
+        ({"blend": "happy:1e308,sad:1e308"}, 400, "[0, 100]"),
+        ({"emotion": "happy", "intensity": "nan"}, 400, "outside the accepted range"),
     ],
 )
 def test_edit_bad_targets_answer_400(client, sample_video, data, status, words):
@@ -86,18 +91,35 @@ def test_edit_bad_targets_answer_400(client, sample_video, data, status, words):
     assert words in err(r)
 
 
-def test_not_a_video_is_415(client, tmp_path):
+def test_not_a_video_is_415_whatever_its_declared_type(client, sample_video):
     r = client.post(
         "/edit",
         files={"video": ("x.mp4", b"not a video at all" * 50, "video/mp4")},
         data={"emotion": "happy"},
     )
-    assert r.status_code == 415 and "not a readable video" in err(r)
-    # wrong declared content type is refused by BentoML's validator before our code (400)
+    assert r.status_code == 415 and "expected video" in err(r) and r.json()["error"] == "unsupported_media"
     r = client.post(
         "/expressions", files={"video": ("x.txt", b"hello", "text/plain")}, data={"emotion": "happy"}
     )
-    assert r.status_code == 400 and "content type" in r.text.lower()
+    assert r.status_code == 415 and "expected video" in err(r)
+
+
+def test_a_video_sent_as_octet_stream_without_a_name_is_accepted(client, sample_video):
+    files = {"video": ("blob", sample_video.read_bytes(), "application/octet-stream")}
+    r = client.post("/expressions", files=files, data={"emotion": "happy"})
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    "blend",
+    ['{"happy": 0.6, "sad": 0.4}', "happy:0.6,sad:0.4", "happy=0.6,sad=0.4", "happy=6,sad=4"],
+)
+def test_blend_in_every_spelling_gives_the_same_offsets(client, sample_video, blend):
+    ref = client.post("/expressions", files=_video_file(sample_video), data={"blend": "happy:0.6,sad:0.4"})
+    r = client.post("/expressions", files=_video_file(sample_video), data={"blend": blend})
+    assert r.status_code == 200, r.text
+    np.testing.assert_allclose(np.asarray(r.json()["offsets"]), np.asarray(ref.json()["offsets"]), atol=1e-6)
+    assert r.json()["target"] == "happy:0.60+sad:0.40"
 
 
 def test_features_are_checked_and_pickles_refused(client, sample_video, tmp_path):
@@ -108,7 +130,7 @@ def test_features_are_checked_and_pickles_refused(client, sample_video, tmp_path
         "target_features": ("evil.npy", p.read_bytes(), "application/octet-stream"),
     }
     r = client.post("/expressions", files=files)
-    assert r.status_code == 400 and "pickles are not accepted" in err(r)
+    assert r.status_code == 400 and "(pickles) are not accepted" in err(r)
     np.save(p, np.ones((3, 5), np.float32))
     files["target_features"] = ("f.npy", p.read_bytes(), "application/octet-stream")
     r = client.post("/expressions", files=files)
@@ -128,15 +150,17 @@ def test_portrait_without_speech_is_400(client, tmp_path):
     assert r.status_code == 400 and "either a video, or a portrait" in err(r)
 
 
-def test_request_temp_folders_are_emptied(client, sample_video):
-    from bentoml._internal.context import request_tempdir_pool
+def test_request_temp_folders_are_removed(client, sample_video):
+    import tempfile
 
-    for _ in range(3):
-        client.post("/edit", files=_video_file(sample_video), data={"emotion": "nope"})
-    dirs = list(request_tempdir_pool._pool)
-    assert dirs, "BentoML did not use per-request temp folders"
-    leftovers = [p for d in dirs for p in Path(d).iterdir()]
-    assert leftovers == []
+    from serving.settings import serving_cfg, work_dir
+
+    before = {p.name for p in Path(tempfile.gettempdir()).glob("bentoml-request-*")}
+    for data in ({"emotion": "nope"}, {"emotion": "happy"}):
+        client.post("/edit", files=_video_file(sample_video), data=data)
+    requests = work_dir(serving_cfg()) / "requests"
+    assert requests.is_dir() and list(requests.iterdir()) == []
+    assert {p.name for p in Path(tempfile.gettempdir()).glob("bentoml-request-*")} <= before
 
 
 def test_body_limit_middleware_answers_413():
@@ -145,7 +169,7 @@ def test_body_limit_middleware_answers_413():
     from starlette.routing import Route
     from starlette.testclient import TestClient
 
-    from serving.inputs import BodyLimitMiddleware
+    from serving.middleware import BodyLimitMiddleware
 
     async def echo(request):
         return PlainTextResponse(str(len(await request.body())))
@@ -154,7 +178,7 @@ def test_body_limit_middleware_answers_413():
     with TestClient(app) as c:
         assert c.post("/x", content=b"a" * 999).text == "999"
         r = c.post("/x", content=b"a" * 5000)
-        assert r.status_code == 413 and "over the limit" in r.json()["error"]
+        assert r.status_code == 413 and "over the limit" in err(r)
 
         def chunks():  # no Content-Length: counted while streaming
             for _ in range(10):
@@ -164,10 +188,17 @@ def test_body_limit_middleware_answers_413():
         assert r.status_code == 413
 
 
-def test_error_json_is_one_message(client, sample_video):
+def test_every_error_has_the_one_body(client, sample_video):
     r = client.post("/edit", files=_video_file(sample_video), data={"emotion": "joy"})
-    body = r.json()
-    assert json.dumps(body).count("error") == 1
+    assert r.json()["error"] == "unknown_emotion" and "'joy'" in err(r)
+    r = client.post("/edit", files=_video_file(sample_video), data={"intensity": "abc", "emotion": "happy"})
+    assert r.status_code == 400 and "intensity" in err(r)  # pydantic's validation error
+    r = client.get("/nothing-here")
+    assert r.status_code == 404 and r.json()["error"] == "not_found" and err(r)
+    r = client.get("/edit")
+    assert r.status_code in (404, 405) and err(r)
+    r = client.get("/edit_job/status", params={"task_id": "nope"})
+    assert r.status_code == 404 and r.json()["error"] == "not_found" and "no such job" in err(r)
 
 
 def test_file_fields_never_fetch_urls(client):
@@ -177,12 +208,12 @@ def test_file_fields_never_fetch_urls(client):
         data={"video": "http://127.0.0.1:1/x.mp4", "emotion": "happy"},
         files={"dummy": ("d.txt", b"x", "text/plain")},
     )
-    assert r.status_code == 400 and "not a string or URL" in r.text
+    assert r.status_code == 400 and "not a string or URL" in err(r)
 
 
 def test_malformed_multipart_is_400(client):
     r = client.post("/emotions", content=b"{}", headers={"content-type": "multipart/form-data"})
-    assert r.status_code == 400 and "malformed multipart" in r.text
+    assert r.status_code == 400 and "malformed multipart" in err(r)
     body = b'--xx\r\nContent-Disposition: form-data; name="video"[\r\n\r\nabc\r\n--xx--\r\n'
     r = client.post("/edit", content=body, headers={"content-type": "multipart/form-data; boundary=xx"})
     assert r.status_code == 400
@@ -216,7 +247,13 @@ def test_edit_returns_same_length_mp4_with_audio_and_timings(client, sample_vide
     ).stderr
     assert "Audio:" in probe
     timings = json.loads(r.headers["x-cmet-timings"])
-    assert {"landmarks", "model", "render", "encode", "total_server"} <= set(timings)
+    assert {"landmarks", "model", "render", "encode", "provenance", "total_server"} <= set(timings)
+    from serving.provenance import read_tags
+
+    tags = read_tags(out)
+    assert tags["cmet_edited"] == "true" and tags["cmet_target"] == "happy"
+    assert tags["cmet_model"] == "cmet v7 (champion)" and tags["cmet_tool"].startswith("cmet-ops ")
+    assert tags["cmet_intensity"] == "1.2" and tags["cmet_date"].startswith("20")
 
 
 def test_expressions_codes_per_frame(client, sample_video, tmp_path):
@@ -266,45 +303,96 @@ def test_portrait_plus_speech_gives_speech_length_video(client, sample_video, tm
     sf.write(silent, np.zeros(16000, np.float32), 16000)
     files["driving_speech"] = ("silent.wav", silent.read_bytes(), "audio/wav")
     r = client.post("/edit", files=files, data={"emotion": "sad"})
-    assert r.status_code == 422 and "AudioError" in r.text
+    assert r.status_code == 422 and r.json()["error"] == "bad_audio"
 
 
-def test_task_result_file_is_stored():
-    # BentoML stores a task's response; for a file (our mp4) its replay needs method/headers in scope
-    import asyncio
-
-    import _bentoml_impl.tasks.serde as task_serde
-    from starlette.responses import FileResponse
-
-    import serving.service  # noqa: F401  (applies serving.hardening)
-
-    body = asyncio.run(task_serde._consume_response(FileResponse(__file__)))
-    assert body == Path(__file__).read_bytes()
-
-
-def test_edit_job_task_submit_status_get(client, sample_video):
+def _wait(client, task, seconds=120.0):
     import time
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        st = client.get("/edit_job/status", params={"task_id": task}).json()
+        if st["status"] != "in_progress":
+            return st
+        time.sleep(0.3)
+    raise AssertionError(f"job {task} still in progress after {seconds} s")
+
+
+def test_edit_job_submit_status_get_then_gone(client, sample_video):
+    from serving.service import _STATE
 
     r = client.post("/edit_job/submit", files=_video_file(sample_video), data={"emotion": "happy"})
     assert r.status_code == 200, r.text
     task = r.json()["task_id"]
-    for _ in range(120):
-        st = client.get("/edit_job/status", params={"task_id": task}).json()["status"]
-        if st not in ("in_progress", "pending"):
-            break
-        time.sleep(0.5)
-    assert st == "completed"
+    assert r.json()["status"] == "in_progress"
+    st = _wait(client, task)
+    assert st["status"] == "completed" and st["timings_s"]["total_server"] > 0
+    folder = _STATE["jobs"].root / task
+    assert folder.is_dir() and [p.name for p in folder.iterdir()] == ["edited.mp4"]  # no upload kept
     got = client.get("/edit_job/get", params={"task_id": task})
     assert got.status_code == 200 and got.content[4:8] == b"ftyp"
+    assert not folder.exists()  # deleted once fetched
+    again = client.get("/edit_job/get", params={"task_id": task})
+    assert again.status_code == 404 and again.json()["error"] == "not_found"
+
+
+def test_edit_job_checks_everything_at_submission(client, sample_video, tmp_path):
     r = client.post("/edit_job/submit", files=_video_file(sample_video), data={"emotion": "joy"})
-    task = r.json()["task_id"]
-    for _ in range(60):
-        st = client.get("/edit_job/status", params={"task_id": task}).json()["status"]
-        if st not in ("in_progress", "pending"):
+    assert r.status_code == 400 and r.json()["error"] == "unknown_emotion"
+    r = client.post(
+        "/edit_job/submit", files=_video_file(sample_video), data={"emotion": "happy", "intensity": "7"}
+    )
+    assert r.status_code == 400 and "intensity" in err(r)
+    r = client.post(
+        "/edit_job/submit", files={"video": ("v.mp4", b"junk" * 100, "video/mp4")}, data={"emotion": "happy"}
+    )
+    assert r.status_code == 415
+
+
+def test_job_store_retention_and_limits(tmp_path, sample_video):
+    import shutil
+    import time
+
+    from serving.errors import RateLimitedError
+    from serving.jobs import JobNotFoundError, JobStore
+
+    class Req:  # the two things the store needs of an EditRequest
+        def __init__(self, p):
+            self.inputs = {"video": p}
+
+        def moved(self, paths):
+            return paths
+
+    def run(req, out):
+        out.write_bytes(req["video"].read_bytes())
+        return {}
+
+    store = JobStore(tmp_path / "jobs", retention_s=0.2, max_pending=1)
+    clip = tmp_path / "in.mp4"
+    shutil.copy(sample_video, clip)
+    job = store.submit(Req(clip), run)
+    assert not clip.exists()  # moved into the job, not copied
+    for _ in range(100):
+        if store.get(job.id).status != "in_progress":
             break
+        time.sleep(0.05)
+    assert store.get(job.id).status == "completed" and not (job.folder / "inputs").exists()
+    time.sleep(0.3)
+    assert store.sweep() == 1 and not job.folder.exists()
+    with pytest.raises(JobNotFoundError):
+        store.get(job.id)
+
+    def slow(req, out):
         time.sleep(0.5)
-    assert st == "failed"
-    assert "unknown emotion 'joy'" in client.get("/edit_job/get", params={"task_id": task}).text
+        return {}
+
+    shutil.copy(sample_video, clip)
+    store.submit(Req(clip), slow)
+    shutil.copy(sample_video, clip)
+    with pytest.raises(RateLimitedError, match="limit is 1"):
+        store.submit(Req(clip), slow)
+    store.close()
+    assert not (tmp_path / "jobs").exists()
 
 
 def test_speech_target_and_neutral_reference(client, sample_video, tmp_path):
@@ -313,10 +401,11 @@ def test_speech_target_and_neutral_reference(client, sample_video, tmp_path):
     wav = tmp_path / "s.wav"
     t = np.arange(16000) / 16000
     sf.write(wav, (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000)
-    # the test model's features are 16-d: speech clips it cannot encode get a clear 400
+    # the test model's features are simulated: speech clips it cannot encode get a clear 400
     files = {**_video_file(sample_video), "target_speech": ("s.wav", wav.read_bytes(), "audio/wav")}
     r = client.post("/expressions", files=files)
-    assert r.status_code == 400 and "target_features" in err(r)
+    assert r.status_code == 400 and r.json()["error"] == "not_supported_by_model"
+    assert "simulated" in err(r) and ".npy features of width 16" in err(r)
     # a neutral reference (features) changes the prediction
     feats = tmp_path / "n.npy"
     np.save(feats, np.full((3, 16), 2.0, np.float32))

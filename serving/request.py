@@ -1,0 +1,137 @@
+"""One request object for every edit route.
+
+The routes (/edit, /edit_job/submit, /expressions) take the same form fields (:class:`EditFields`);
+:func:`build_request` checks all of them against the limits *before* any work (files by their bytes,
+video length, target, neutral reference, intensity) and resolves the target into what the model takes.
+The resulting :class:`EditRequest` is what the engine and the job store receive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from cmet.errors import DataError
+from cmet.target import Target
+from serving.inputs import (
+    CheckedVideo,
+    Limits,
+    check_audio,
+    check_image,
+    check_intensity,
+    load_features,
+    parse_target,
+    probe_video,
+)
+
+
+@dataclass(frozen=True)
+class EditFields:
+    """The form fields of the edit routes, as BentoML hands them over (uploads are local paths)."""
+
+    video: Path | None = None
+    emotion: str | None = None
+    blend: str | dict | None = None
+    target_speech: list[Path] | None = None
+    target_features: Path | None = None
+    neutral_speech: list[Path] | None = None
+    neutral_features: Path | None = None
+    intensity: float = 1.0
+    portrait: Path | None = None
+    driving_speech: Path | None = None
+
+    @classmethod
+    def of(cls, values: dict) -> EditFields:
+        """The fields out of a route's ``locals()`` (``self`` and ``ctx`` are left out)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """A checked edit: the target, what the model takes for it, the inputs, the limits it passed."""
+
+    target: Target
+    value: object  # what bundle.predict_offsets takes: a name, a {name: weight} blend, or [k, D_a]
+    description: str
+    intensity: float
+    neutral: np.ndarray | None  # [m, D_a] neutral speech features, None = the bundle's neutral bank
+    video: CheckedVideo | None
+    portrait: Path | None
+    driving_speech: Path | None
+    max_s: float
+    render: bool = True
+
+    @property
+    def inputs(self) -> dict[str, Path]:
+        """The files the edit still reads (the job store copies these, nothing else)."""
+        out = {"video": self.video.path if self.video else None}
+        out.update(portrait=self.portrait, driving_speech=self.driving_speech)
+        return {k: Path(v) for k, v in out.items() if v is not None}
+
+    def moved(self, paths: dict[str, Path]) -> EditRequest:
+        """The same request reading its files from ``paths`` (``inputs`` keys -> new locations)."""
+        video = replace(self.video, path=paths["video"]) if self.video and "video" in paths else self.video
+        return replace(
+            self,
+            video=video,
+            portrait=paths.get("portrait", self.portrait),
+            driving_speech=paths.get("driving_speech", self.driving_speech),
+        )
+
+
+def build_request(f: EditFields, engine, limits: Limits, *, max_s: float, render: bool = True) -> EditRequest:
+    """Check every field of ``f`` before work -> an :class:`EditRequest`. ``engine``: the model
+    (emotions, speech dimension, the encoder for speech clips). Raises a CmetError naming the field."""
+    intensity = check_intensity(f.intensity, limits)
+    video = portrait = speech = None
+    if render:
+        if (f.video is None) == (f.portrait is None):
+            raise DataError("give either a video, or a portrait with driving_speech (not both, not neither)")
+        if f.portrait is not None and f.driving_speech is None:
+            raise DataError("a portrait needs driving_speech (the speech that moves the lips)")
+    elif f.video is None:
+        raise DataError("video: a video is needed")
+    if f.video is not None:
+        video = probe_video(f.video, limits, max_s=max_s)
+    else:
+        portrait = check_image(f.portrait, limits)
+        speech = check_audio(f.driving_speech, limits, "driving_speech", max_s=max_s)
+    target = parse_target(
+        emotion=f.emotion,
+        blend=f.blend,
+        target_speech=f.target_speech,
+        target_features=f.target_features,
+        known=engine.emotions,
+        d_speech=engine.d_speech,
+        limits=limits,
+    )
+    value, description = engine.resolve(target)
+    return EditRequest(
+        target=target,
+        value=value,
+        description=description,
+        intensity=intensity,
+        neutral=_neutral(f, engine, limits),
+        video=video,
+        portrait=portrait,
+        driving_speech=speech,
+        max_s=max_s,
+        render=render,
+    )
+
+
+def _neutral(f: EditFields, engine, limits: Limits) -> np.ndarray | None:
+    if f.neutral_features is not None and f.neutral_speech:
+        raise DataError("give neutral_speech or neutral_features, not both")
+    if f.neutral_features is not None:
+        return load_features(f.neutral_features, engine.d_speech, limits, field="neutral_features")
+    if f.neutral_speech:
+        if len(f.neutral_speech) > limits.max_speech_clips:
+            raise DataError(
+                f"neutral_speech: {len(f.neutral_speech)} clips; the limit is {limits.max_speech_clips}"
+            )
+        paths = [check_audio(p, limits, "neutral_speech") for p in f.neutral_speech]
+        return engine.speech_features(paths, field="neutral_speech")
+    return None
