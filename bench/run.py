@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.common import RESULTS, hardware, load_average, md_table, pct
 
-SECTIONS = ("accuracy_real", "extended", "pixel", "face", "accuracy_generated", "speed", "service")
+SECTIONS = ("accuracy_real", "extended", "pixel", "realism", "face", "accuracy_generated", "speed", "service")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,230 @@
+"""Section ``realism``: do the edits look real? (mouth interior, identity, flicker, speed)
+
+``asset/video/W009_038.mp4`` is edited to every basic emotion with the W009 fold's C-MET model (the
+stages of :func:`cmet.edit.edit_video`, as in section ``pixel``), every frame rendered; then, per
+emotion (:mod:`cmet.face.realism`):
+
+* mouth-interior colour distance: HSV histogram (12x8x8) of the FaceMesh inner-lip polygon on the
+  frames where the input's mouth is open, Bhattacharyya distance edited vs input (input vs itself 0);
+* identity: dlib face-recognition ResNet descriptor distance, edited frame vs the same input frame
+  (every 5th frame), median; beside it the natural variation inside the input (frames 2 s apart);
+* flicker ratio: mean frame-to-frame change of the face outside the mouth, edit / input;
+* the render stage's time per frame.
+
+Images: ``realism_sheet.png`` -- before/after of every emotion on the video (an open-mouth frame)
+and on three portraits. ``python -m bench.realism --bundle DIR`` runs it with any bundle.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import md_table
+from bench.context import VIDEO_SPEAKER, Ctx, Section, Skip, trained_runs
+
+NAME = "realism"
+TITLE = "Realism: mouth interior, identity and flicker of the edits"
+BASIC = ("angry", "contempt", "disgusted", "fear", "happy", "sad", "surprised")
+PORTRAITS = ("W015_001_identity_source.jpg", "ChatGPT_woman_crop.png", "ChatGPT_man2_crop.png")
+TARGETS = {"mouth_colour": 0.30, "identity_median": 0.30, "flicker": 1.2}
+
+
+def track(frames: np.ndarray, name: str) -> np.ndarray:
+    from cmet.face.landmarks import FaceMesh
+
+    return FaceMesh().track(frames, name=name)
+
+
+def edit_frames(v: dict, bundle, emotion: str, face) -> tuple[np.ndarray, float]:
+    """All frames of the tracked video ``v`` (bench.pixel.tracked_video) edited to ``emotion``:
+    ([T, H, W, 3] uint8, render seconds per frame)."""
+    from bench.pixel import render_frames, smooth
+
+    off = smooth(bundle.predict_offsets(v["neutral"], emotion), v["fps"], face)
+    t = time.perf_counter()
+    out = render_frames(v, off, np.arange(len(v["frames"])), face)
+    return out, (time.perf_counter() - t) / len(out)
+
+
+def measure_video(v: dict, bundle, face, emotions=BASIC, progress: bool = True) -> dict:
+    """Realism figures of each emotion's edit of the tracked video ``v`` -> {emotion: dict, ...}."""
+    from cmet.face.identity import Reference, natural_variation
+    from cmet.face.realism import measure
+
+    frames, lm_in = v["frames"], v["tracks"]
+    stride = 5
+    idx = np.arange(0, len(frames), stride)
+    ref = Reference.of(frames[idx], lm_in[idx])
+    nat = natural_variation(frames, v["fps"], 2.0, lm_in)
+    self_check = measure(frames, lm_in, frames, lm_in, stride, ref)
+    res = {"natural_identity_median": float(np.median(nat)), "input_vs_itself": self_check.to_dict()}
+    edits = {}
+    for e in emotions:
+        out, spf = edit_frames(v, bundle, e, face)
+        lm_out = track(out, f"edit {e}")
+        r = measure(frames, lm_in, out, lm_out, stride, ref).to_dict()
+        r["render_s_per_frame"] = round(spf, 4)
+        edits[e] = r
+        v.setdefault("edits", {})[e] = out[sheet_frame(v)]
+        if progress:
+            print(f"realism {e}: {r}", flush=True)
+    res["edits"] = edits
+    return res
+
+
+def portrait_rows(release: Path, bundle, face, emotions=BASIC, n_frames: int = 25) -> list[list[np.ndarray]]:
+    """Three portraits held still, each emotion's offsets predicted on their (neutral) codes and the
+    last frame rendered: one row [unedited, *emotions] per portrait."""
+    import cv2
+
+    from bench.pixel import smooth
+    from cmet.face.expression import canonical
+    from cmet.face.facs import D_EXPR
+    from cmet.face.landmarks import FaceMesh
+    from cmet.face.render import make_renderer
+
+    fm = FaceMesh()
+    rows = []
+    for name in PORTRAITS:
+        img = cv2.imread(str(release / "asset" / "identity" / name))[:, :, ::-1].copy()
+        lm = fm.mesh(img, name)
+        rend = make_renderer(face, canonical(lm), img.shape[:2])
+        row = [img]
+        for e in emotions:
+            off = smooth(bundle.predict_offsets(np.zeros((n_frames, D_EXPR), np.float32), e), 25.0, face)
+            row.append(rend.render(img, lm, np.clip(off[-1], 0.0, 2.0)))
+        rows.append(row)
+    return rows
+
+
+def contact_sheet(rows: list[list[np.ndarray]], labels: list[str], path: Path, size: int = 160) -> Path:
+    """Rows of images -> one PNG, every tile ``size`` px, column labels on top."""
+    import cv2
+
+    tiles = [[cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in r] for r in rows]
+    head = np.full((22, size * len(labels), 3), 255, np.uint8)
+    for k, lab in enumerate(labels):
+        cv2.putText(head, lab, (k * size + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    sheet = np.concatenate([head, *[np.concatenate(r, 1) for r in tiles]], 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), sheet[:, :, ::-1])
+    return path
+
+
+def sheet_frame(v: dict) -> int:
+    """The frame of the contact sheet: the most open mouth in the middle half of the video."""
+    from cmet.face.landmarks import mouth_opening
+
+    n = len(v["tracks"])
+    return n // 4 + int(np.argmax(mouth_opening(v["tracks"][n // 4 : max(n // 4 + 1, 3 * n // 4)])))
+
+
+def sheet_for(v: dict, res: dict, release: Path, bundle, face, out: Path) -> Path:
+    """The before/after contact sheet: the video's most open frame, then three portraits."""
+    emotions = list(res["edits"])
+    rows = [[v["frames"][sheet_frame(v)]] + [v["edits"][e] for e in emotions]]
+    rows += portrait_rows(release, bundle, face, tuple(emotions))
+    return contact_sheet(rows, ["input", *emotions], out / "realism_sheet.png")
+
+
+def markdown(res: dict, ctx_line: str) -> str:
+    rows = []
+    for e, r in res["edits"].items():
+        ok = all(r[k] <= t for k, t in TARGETS.items())
+        rows.append(
+            [
+                e,
+                f"{r['mouth_colour']:.3f}",
+                f"{r['identity_median']:.3f} (p90 {r['identity_p90']:.3f})",
+                f"{r['flicker']:.2f}",
+                f"{1000 * r['render_s_per_frame']:.0f}",
+                "met" if ok else "NOT met",
+            ]
+        )
+    t = md_table(
+        [
+            "emotion",
+            "mouth colour dist. (<= 0.30)",
+            "identity median (<= 0.30)",
+            "flicker (<= 1.2)",
+            "render ms/frame",
+            "targets",
+        ],
+        rows,
+    )
+    s = res["input_vs_itself"]
+    return f"""## {TITLE}
+
+{ctx_line}
+Input vs itself: mouth colour {s["mouth_colour"]:.3f} on {s["n_open"]} open-mouth frames, identity
+{s["identity_median"]:.3f}, flicker {s["flicker"]:.2f}. Natural identity variation inside the input
+(frames 2 s apart): median {res["natural_identity_median"]:.3f}; dlib's same-person threshold 0.6.
+
+{t}
+
+Images: [realism_sheet.png](realism_sheet.png) (rows: the video's most open frame, three portraits;
+columns: input, then each emotion).
+"""
+
+
+def run(ctx: Ctx) -> Section:
+    from bench.pixel import tracked_video
+    from cmet.config import compose
+    from cmet.model.bundle import ModelBundle
+
+    rel = ctx.need_release()
+    runs = trained_runs(ctx, ("full",))
+    if (VIDEO_SPEAKER, "full") not in runs:
+        raise Skip(f"the {VIDEO_SPEAKER} fold is not among the trained folds {ctx.s['folds']}")
+    bundle = ModelBundle.load(runs[(VIDEO_SPEAKER, "full")]["bundle_dir"])
+    face = compose([]).face
+    v = tracked_video(ctx)
+    res = measure_video(v, bundle, face, progress=False)
+    sheet_for(v, res, rel, bundle, face, ctx.out)
+    line = (
+        f"Measured on `asset/video/W009_038.mp4` ({len(v['frames'])} frames), the {VIDEO_SPEAKER} fold's "
+        f"C-MET model (W009 never in training). Reproduce: {ctx.reproduce(NAME)}."
+    )
+    return Section(NAME, TITLE, markdown(res, line), res)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.realism --bundle DIR [--emotions happy,sad] [--out DIR]``."""
+    import argparse
+    import json
+
+    from bench.common import RESULTS
+    from bench.context import find_release
+    from cmet.config import compose
+    from cmet.model.bundle import ModelBundle
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundle", required=True)
+    ap.add_argument("--emotions", default=",".join(BASIC))
+    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--no-sheet", action="store_true")
+    a = ap.parse_args(argv)
+    rel = find_release()
+    if rel is None:
+        raise SystemExit("needs ../shared/data/cmet_release")
+    ctx = Ctx(release=rel, out=Path(a.out))
+    from bench.pixel import tracked_video
+
+    bundle = ModelBundle.load(a.bundle)
+    face = compose([]).face
+    v = tracked_video(ctx)
+    res = measure_video(v, bundle, face, tuple(a.emotions.split(",")))
+    if not a.no_sheet:
+        sheet_for(v, res, rel, bundle, face, ctx.out)
+    md = markdown(res, f"Bundle {a.bundle}. Reproduce: `python -m bench.realism --bundle {a.bundle}`.")
+    print(md)
+    Path(a.out).mkdir(parents=True, exist_ok=True)
+    (Path(a.out) / "realism_dev.json").write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

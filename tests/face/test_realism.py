@@ -1,0 +1,101 @@
+"""Realism measures (mouth colour, flicker, identity) and the person's own mouth bank."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmet.face.au_fields import INNER_LIP_CONTOUR
+
+
+def _video(face: np.ndarray, n: int = 6, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0, 2.0, (n, *face.shape))
+    return np.clip(face[None].astype(np.float32) + noise, 0, 255).astype(np.uint8)
+
+
+def test_hsv_histogram_and_distance():
+    from cmet.face.realism import bhattacharyya, hsv_histogram
+
+    red = np.tile(np.array([[200, 30, 30]], np.uint8), (50, 1))
+    white = np.tile(np.array([[230, 230, 225]], np.uint8), (50, 1))
+    h_red, h_white = hsv_histogram(red), hsv_histogram(white)
+    assert h_red.shape == (12, 8, 8) and h_red.sum() == pytest.approx(1.0)
+    assert bhattacharyya(h_red, h_red) == pytest.approx(0.0, abs=1e-6)
+    assert bhattacharyya(h_red, h_white) > 0.9
+
+
+def test_mouth_colour_distance_sees_a_painted_mouth(astronaut_face, astronaut_landmarks):
+    import cv2
+
+    from cmet.face.realism import mouth_colour_distance
+
+    frames = _video(astronaut_face)
+    lm = np.repeat(astronaut_landmarks[None], len(frames), 0)
+    lm_open = lm.copy()
+    lm_open[:, 14, 1] += 0.2 * np.linalg.norm(lm[0, 263, :2] - lm[0, 33, :2])  # the input counts as open
+    d_self, n = mouth_colour_distance(frames, lm_open, frames, lm_open)
+    assert n == len(frames) and d_self == pytest.approx(0.0, abs=1e-6)
+    painted = frames.copy()
+    for f in painted:  # a flat white bar where the mouth is
+        cv2.fillPoly(f, [np.round(lm_open[0][INNER_LIP_CONTOUR, :2]).astype(np.int32)], (235, 235, 235))
+    d, _ = mouth_colour_distance(frames, lm_open, painted, lm_open)
+    assert d > 0.5
+    closed, n_closed = mouth_colour_distance(frames, lm, frames, lm, thresh=10.0)
+    assert n_closed == 0 and np.isnan(closed)
+
+
+def test_flicker_ratio(astronaut_face, astronaut_landmarks):
+    from cmet.face.realism import flicker_ratio
+
+    frames = _video(astronaut_face, seed=1)
+    lm = np.repeat(astronaut_landmarks[None], len(frames), 0)
+    assert flicker_ratio(frames, frames, lm) == pytest.approx(1.0)
+    rng = np.random.default_rng(2)
+    jittery = np.clip(frames + rng.normal(0, 8, frames.shape), 0, 255).astype(np.uint8)
+    assert flicker_ratio(frames, jittery, lm) > 2.0
+
+
+def test_mouth_bank_pastes_the_persons_own_interior(astronaut_face, astronaut_landmarks):
+    from cmet.face.mouth_bank import MouthBank, mouth_shape
+
+    lm = astronaut_landmarks.copy()
+    iod = np.linalg.norm(lm[263, :2] - lm[33, :2])
+    lm[[14, 87, 178, 88, 95, 317, 402, 318, 324], 1] += 0.12 * iod  # lower inner lip down: open
+    frames = _video(astronaut_face, n=4)
+    frames[:, :, :, 1] = frames[:, :, :, 1] // 2  # a recognisable colour cast in the bank
+    bank = MouthBank.from_frames(frames, np.repeat(lm[None], len(frames), 0), min_open=0.05)
+    assert bank is not None and len(bank) >= 3
+    assert mouth_shape(lm).shape == (2 * len(INNER_LIP_CONTOUR),)
+    out = bank.paste(astronaut_face, lm[:, :2])
+    from cmet.face.realism import polygon_mask
+
+    inside = polygon_mask(out.shape[:2], lm[INNER_LIP_CONTOUR])
+    assert inside.sum() > 20
+    # inside the mouth the bank's (green-halved) pixels, outside untouched
+    ratio = out[inside][:, 1].mean() / max(astronaut_face[inside][:, 1].mean(), 1)
+    assert 0.4 < ratio < 0.75
+    import cv2
+
+    near = cv2.dilate(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert np.array_equal(out[~near], astronaut_face[~near])
+    assert MouthBank.from_frames(frames, np.repeat(astronaut_landmarks[None], len(frames), 0), 0.5) is None
+
+
+@pytest.mark.slow
+def test_identity_distance_same_and_other(release_dir):
+    import cv2
+
+    from cmet.face.identity import SAME_PERSON, identity_distances
+
+    ids = release_dir / "asset" / "identity"
+    a = cv2.imread(str(ids / "W009_001_identity_source.jpg"))[:, :, ::-1].copy()
+    b = cv2.imread(str(ids / "M003_001_identity_source.jpg"))[:, :, ::-1].copy()
+    b = cv2.resize(b, a.shape[1::-1])
+    same = identity_distances(a[None], a[None])
+    assert same[0] == pytest.approx(0.0, abs=1e-4)
+    # another person's face in the same box is far (the box comes from the input frame)
+    from cmet.face.identity import Reference, face_box
+
+    other = Reference([face_box(b)], Reference.of(a[None]).desc).distances(b[None])
+    assert other[0] > SAME_PERSON
