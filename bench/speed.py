@@ -78,7 +78,7 @@ from cmet.config import compose
 from cmet.data.features import FeatureSet
 from cmet.data.sampling import PairSampler
 from cmet.model.connector import Connector
-from cmet.train import _to_torch, compute_loss
+from cmet.train_loop import compute_loss, to_torch
 from bench.common import peak_rss_mb
 cfg = compose(["model={model}"])
 fs = FeatureSet.load({features!r}).split("train")
@@ -88,7 +88,7 @@ sampler = PairSampler(fs, fs.train_emotions, int(cfg.model.window), 10, 3, 42)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-5)
 bs = {batch}
 def step():
-    b = _to_torch(sampler.sample(bs), torch.device("cpu"))
+    b = to_torch(sampler.sample(bs), torch.device("cpu"))
     loss, _ = compute_loss(model, b, cfg.train.loss)
     opt.zero_grad(); loss.backward(); opt.step()
 step()
