@@ -36,7 +36,33 @@ def test_edit_short_video(cfg, tiny_bundle, short_video, tmp_path):
     res0 = edit_video(mp4, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "same.mp4", intensity=0.0)
     a, _ = read_video(mp4)
     b, _ = read_video(res0.out)
-    assert np.abs(a.astype(float) - b).mean() < 3.0
+    same = np.abs(a.astype(float) - b).mean()
+    assert same < 3.0
+    # intensity 1: the face changed, by much more than the codec's round trip, and only inside the face
+    moved = (np.abs(a.astype(float) - frames).mean(-1) > 20).mean()  # share of pixels changed by > 20
+    codec = (np.abs(a.astype(float) - b).mean(-1) > 20).mean()
+    assert moved > 0.005 and codec < 0.001, (moved, codec)  # measured 1.8 % and 0 %
+    assert np.abs(res.offsets).max() > 0.05 and np.allclose(res0.offsets, 0.0, atol=1e-6)
+    # the audio track is kept with its duration
+    assert _audio_seconds(res.out, tmp_path) == pytest.approx(_audio_seconds(mp4, tmp_path), abs=0.05)
+
+
+def _audio_seconds(path, tmp_path) -> float:
+    """Decoded duration of a file's audio track (ffmpeg -> wav -> soundfile)."""
+    import subprocess
+
+    import soundfile as sf
+
+    from cmet.media import ffmpeg_exe
+
+    wav = tmp_path / f"{path.stem}_track.wav"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y", "-i", str(path), "-vn", "-ac", "1", "-ar", "16000", str(wav)],
+        check=True,
+        capture_output=True,
+    )
+    info = sf.info(str(wav))
+    return info.frames / info.samplerate
 
 
 def test_unknown_emotion(cfg, tiny_bundle, short_video, tmp_path):
@@ -45,7 +71,9 @@ def test_unknown_emotion(cfg, tiny_bundle, short_video, tmp_path):
     with pytest.raises(UnknownEmotionError, match="joyful"):
         edit_video(short_video[0], "joyful", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "x.mp4")
     with pytest.raises(UnknownEmotionError, match="blend"):
-        edit_video(short_video[0], {"happy": 0.5, "joyful": 0.5}, bundle=tiny_bundle, cfg=cfg, out=tmp_path / "x.mp4")
+        edit_video(
+            short_video[0], {"happy": 0.5, "joyful": 0.5}, bundle=tiny_bundle, cfg=cfg, out=tmp_path / "x.mp4"
+        )
 
 
 def test_corrupt_and_missing_video(cfg, tiny_bundle, tmp_path):
