@@ -68,10 +68,9 @@ def landmarks(
 @app.command("render-check")
 def render_check(
     out: Path = typer.Option(Path("outputs/face"), "--out"),
-    gain: float = typer.Option(None, "--gain"),
-    release: Path = typer.Option(
-        None, "--release", help="release folder (default ../shared/data/cmet_release)"
-    ),
+    gain: float = typer.Option(None, "--gain", help="render gain (default: face.render_gain)"),
+    release: Path = typer.Option(None, "--release", help="release folder (default: paths.release_dir)"),
+    overrides: list[str] = typer.Argument(None, help="config overrides, e.g. face.shading=0.5"),
 ):
     """Render every basic emotion on the portraits, judge them with FER, write a contact sheet."""
     import json
@@ -79,8 +78,8 @@ def render_check(
     from cmet.config import compose
     from cmet.face.evaluate import evaluate_portraits
 
-    cfg = compose([])
+    cfg = compose(list(overrides or []))
     rel = release or Path(str(cfg.paths.release_dir))
-    g = float(cfg.face.render_gain) if gain is None else gain
-    res = evaluate_portraits(rel if rel.is_dir() else None, out, gain=g, shading=float(cfg.face.shading))
+    g = cfg.face.render_gain if gain is None else gain
+    res = evaluate_portraits(rel if rel.is_dir() else None, out, gain=g, shading=cfg.face.shading)
     typer.echo(json.dumps({k: v for k, v in res.items() if k != "confusion"}, indent=1))
