@@ -63,7 +63,7 @@ def cfg_of(cfg_dict: dict):
 
 # ------------------------------------------------------------------------------------ the stage keys
 def data_key(cfg) -> str:
-    src = cfg.pipeline.get("features_dir")
+    src = cfg.pipeline.features_dir
     return hashing.hash_obj(
         [
             hashing.hash_cfg(cfg, "data", "audio", "seed"),

@@ -115,12 +115,12 @@ def _objective(cfg, fs, study_name: str, worker: str, parent_run_id, experiment_
     metric, steps = str(tcfg.metric), int(tcfg.steps)
     space = OmegaConf.to_container(tcfg.space, resolve=True)
     # a trial needs the C-MET connector's validation score only: no speech-direct baseline here
-    baselines = [b for b in cfg.eval.get("baselines", []) if b != "speech_direct"]
+    baselines = [b for b in cfg.eval.baselines if b != "speech_direct"]
     fixed = {
         "train.steps": steps,
         "train.resume": False,
         "eval.baselines": baselines,
-        "train.eval_every": max(1, steps // int(tcfg.get("reports", 3))),
+        "train.eval_every": max(1, steps // int(tcfg.reports)),
     }
 
     def objective(trial: optuna.Trial) -> float:

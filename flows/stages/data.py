@@ -23,7 +23,7 @@ def dataset(cfg_dict: dict, key: str, out_root: str) -> dict:
     out = Path(out_root) / key
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    if cfg.pipeline.get("features_dir"):
+    if cfg.pipeline.features_dir:
         from cmet.data.features import FeatureSet
 
         fs = FeatureSet.load(str(cfg.pipeline.features_dir), validate=False)  # the data checks judge it

@@ -162,9 +162,7 @@ def register(
         "train.steps": str(cfg.train.steps),
     }
     version, new = R.register_candidate(c, name, model_uri, run_id, tags, dedupe_key=train_res["bundle_hash"])
-    moved = R.apply_gate(
-        c, name, version, gate_res["passed"], mode=str(cfg.pipeline.get("promotion", "auto"))
-    )
+    moved = R.apply_gate(c, name, version, gate_res["passed"], mode=str(cfg.pipeline.promotion))
     get_run_logger().info(
         "registered %s v%s (%s); %s", name, version, "new" if new else "existing", moved["action"]
     )
