@@ -127,7 +127,7 @@ def _train_connectors(
     val_fs = fs.split("val")
     histories, models, seen = {}, {}, 0
     kinds = [("cmet", False)]
-    if "speech_direct" in list(cfg.eval.get("baselines", [])):
+    if "speech_direct" in list(cfg.eval.baselines):
         kinds.append(("speech_direct", True))
     for name, direct in kinds:
         seed_everything(seed)
@@ -141,7 +141,7 @@ def _train_connectors(
             int(tc.k_clips),
             int(tc.min_clips),
             seed,
-            float(tc.get("ref_drop", 0.0)),
+            float(tc.ref_drop),
         )
         val_fn = make_val_fn(val_fs, classifier, cfg, emotions, direct, device) if val_fs.n_clips else None
         cb = callback if name == "cmet" else None
@@ -173,7 +173,7 @@ def _bundle(cfg, fs: FeatureSet, train_fs: FeatureSet, emotions: list[str], mode
     baselines: dict = {}
     if "speech_direct" in models:
         baselines["speech_direct"] = models["speech_direct"]
-    if "label" in list(cfg.eval.get("baselines", [])):
+    if "label" in list(cfg.eval.baselines):
         baselines["label"] = fit_label_offsets(train_fs, emotions)
     return ModelBundle(
         connector=models["cmet"],
@@ -209,17 +209,17 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
     from cmet.device import pick_device
     from cmet.evaluate import EmotionClassifier, evaluate
 
-    console = Console(stderr=True, quiet=bool(cfg.train.get("quiet", False)))
+    console = Console(stderr=True, quiet=bool(cfg.train.quiet))
     t_start = time.time()
     tc = cfg.train
     if int(tc.steps) < 1 or int(tc.batch_size) < 1:
         raise ConfigError(f"train.steps and train.batch_size must be >= 1; got {tc.steps}, {tc.batch_size}")
-    threads = int(tc.get("num_threads", 0) or 0)
+    threads = int(tc.num_threads or 0)
     if threads > 0:
         torch.set_num_threads(threads)
     # CPU kernels used here are deterministic (resume == uninterrupted is tested); no global switch, since
     # torch.use_deterministic_algorithms imports torch._dynamo (~10 s on a busy 2-core machine).
-    device = pick_device(cfg.get("device", "auto"))
+    device = pick_device(cfg.device)
     fs, data_hash, out = _features(cfg, features, out_dir)
     train_fs = fs.split("train")
     if train_fs.n_clips == 0:
@@ -231,9 +231,9 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
         f"data: {fs.n_clips} clips, D_a={fs.d_speech}, D_v={fs.d_expr}, train emotions {emotions}, "
         f"extended {fs.extended_emotions}; device {device}; out {out}"
     )
-    classifier = EmotionClassifier(
-        int(cfg.eval.classifier.window), str(cfg.eval.classifier.get("kind", "lda"))
-    ).fit(train_fs)
+    classifier = EmotionClassifier(int(cfg.eval.classifier.window), str(cfg.eval.classifier.kind)).fit(
+        train_fs
+    )
     t_train = time.time()
     histories, models, seen = _train_connectors(
         cfg, fs, train_fs, emotions, classifier, out, device, callback
@@ -241,7 +241,7 @@ def train(cfg, features: FeatureSet | None = None, out_dir: str | Path | None = 
     train_seconds = time.time() - t_train
 
     bundle = _bundle(cfg, fs, train_fs, emotions, models, data_hash)
-    final_eval = bool(tc.get("final_eval", True))
+    final_eval = bool(tc.final_eval)
     # without the final evaluation (e.g. tests of checkpointing): no test-split metrics, no images
     metrics = evaluate(bundle, fs, cfg, out_dir=out, classifier=classifier) if final_eval else {}
     h = histories["cmet"]

@@ -15,12 +15,12 @@ from cmet.errors import DataError
 
 
 def lr_at(step: int, tc) -> float:
-    warm = int(tc.get("warmup_steps", 0))
+    warm = int(tc.warmup_steps)
     if warm and step < warm:
         return float(tc.lr) * (step + 1) / warm
     total = max(1, int(tc.steps) - warm)
     prog = min(1.0, (step - warm) / total)
-    floor = float(tc.get("min_lr_ratio", 0.1))
+    floor = float(tc.min_lr_ratio)
     return float(tc.lr) * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * prog)))
 
 
@@ -48,7 +48,7 @@ def compute_loss(model, batch: dict, lc, direct: bool = False) -> tuple:
     b = v.shape[0]
     pred = model(torch.cat([ref, -ref]), torch.cat([a_f, a_b]), torch.cat([batch["x_src"], batch["x_tgt"]]))
     pred_f, pred_b = pred[:b], pred[b:]
-    gamma = float(lc.get("focal_gamma", 0.2))
+    gamma = float(lc.focal_gamma)
     l_rec = recon_loss(pred_f, v_seq, lc.recon, gamma) + recon_loss(pred_b, -v_seq, lc.recon, gamma)
     total = l_rec
     parts = {"recon": float(l_rec.detach())}
@@ -64,7 +64,7 @@ def compute_loss(model, batch: dict, lc, direct: bool = False) -> tuple:
         total = total + w_cnt * l_cnt
         parts["cnt"] = float(l_cnt.detach())
     if w_dir > 0:
-        l_dir = direction_loss(pred_f, pred_b, squared=bool(lc.get("dir_squared", True)))
+        l_dir = direction_loss(pred_f, pred_b, squared=bool(lc.dir_squared))
         total = total + w_dir * l_dir
         parts["dir"] = float(l_dir.detach())
     return total, parts
@@ -92,10 +92,10 @@ def train_connector(
     if ckpt_path is not None and bool(tc.resume) and ckpt_path.is_file():
         start, history = load_checkpoint(ckpt_path, model, opt, sampler)
     steps, bs = int(tc.steps), int(tc.batch_size)
-    amp = bool(tc.get("mixed_precision", False)) and device.type == "cuda"
+    amp = bool(tc.mixed_precision) and device.type == "cuda"
     every_log, every_eval, every_ck = int(tc.log_every), int(tc.eval_every), int(tc.checkpoint_every)
     model.to(device).train()
-    bar = tqdm(total=steps, initial=start, desc=desc, disable=bool(tc.get("quiet", False)), leave=False)
+    bar = tqdm(total=steps, initial=start, desc=desc, disable=bool(tc.quiet), leave=False)
     run_loss, run_n = 0.0, 0
     for step in range(start, steps):
         for g in opt.param_groups:
@@ -147,7 +147,7 @@ def make_val_fn(val: FeatureSet, classifier, cfg, emotions: list[str], direct: b
 
     tc = cfg.train
     basic = [e for e in emotions if e != NEUTRAL]
-    eps = make_episodes(val, basic, int(cfg.eval.k_clips), int(tc.get("val_draws", 2)), seed=int(cfg.seed))
+    eps = make_episodes(val, basic, int(cfg.eval.k_clips), int(tc.val_draws), seed=int(cfg.seed))
     if not eps:
         return None
     seqs = [val.frames(e["input"]) for e in eps]
@@ -160,9 +160,7 @@ def make_val_fn(val: FeatureSet, classifier, cfg, emotions: list[str], direct: b
         ]
     )
     vs = PairSampler(val, emotions, int(cfg.model.window), int(tc.k_clips), 1, seed=int(cfg.seed) + 99)
-    val_batches = [
-        to_torch(vs.sample(int(tc.batch_size)), device) for _ in range(int(tc.get("val_batches", 2)))
-    ]
+    val_batches = [to_torch(vs.sample(int(tc.batch_size)), device) for _ in range(int(tc.val_batches))]
     allowed = [c for c in classifier.classes if c in emotions]
     targets = [e["emotion"] for e in eps]
 
