@@ -8,7 +8,7 @@ One CLI style, followed by every command module (``cmet/commands/<area>.py``, ``
   module a command group (``cmet data generate``); a nameless ``typer.Typer()`` holds top-level
   commands (``cmet train``), merged into the root. A sub-group is one more module-level app added
   with ``app.add_typer(sub_app)`` (``cmet face assets ensure``);
-* the entry point lists the apps: :data:`LIBRARY_APPS` here, ``ORCHESTRATION_APPS`` in ``flows/cli.py``
+* the entry point lists the apps: :data:`LIBRARY_APPS` here, ``ORCHESTRATION_MODULES`` in ``flows/cli.py``
   (which is the console script, so that this package never imports Prefect, MLflow or BentoML);
 * a command composes its config (``cmet.config.compose(overrides)``, overrides as a trailing
   argument list) and passes ``cfg`` (or ``cfg.face``...) to the library, which never composes;

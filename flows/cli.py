@@ -19,15 +19,8 @@ from cmet.cli import build_app, run_app
 ORCHESTRATION_MODULES = (flows.commands.edit, flows.commands.pipeline, flows.commands.ops, serving.commands)
 
 
-def build_full_app() -> typer.Typer:
-    root = build_app(*(m.app for m in ORCHESTRATION_MODULES if hasattr(m, "app")))
-    for m in ORCHESTRATION_MODULES:  # modules still in the register(app) style
-        if not hasattr(m, "app"):
-            m.register(root)
-    return root
-
-
-app = build_full_app()
+#: the console script's root app: the library's commands, then the orchestration ones
+app: typer.Typer = build_app(*(m.app for m in ORCHESTRATION_MODULES))
 
 
 def main() -> None:
