@@ -179,8 +179,8 @@ def spectrogram_panel(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from cmet.audio.dsp import HOP, NFFT, SR, WIN, frame, mel_filterbank, yin_pitch
     from cmet.audio.io import load_audio
-    from cmet.audio.prosody import HOP, NFFT, SR, WIN, frame, mel_filterbank, yin_pitch
     from cmet.plots import save_figure
 
     identity = identity or sorted(table["identity"].unique())[0]

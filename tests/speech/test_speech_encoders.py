@@ -8,7 +8,8 @@ import pytest
 
 from cmet.audio import get_encoder
 from cmet.audio.cache import encode_cached
-from cmet.audio.prosody import describe, feature_names, yin_pitch
+from cmet.audio.dsp import yin_pitch
+from cmet.audio.prosody import describe, feature_names
 from cmet.errors import AudioError, ConfigError, DataError
 
 
@@ -181,7 +182,7 @@ def test_cache_by_content_hash(tmp_path, wav_file, tone):
 def test_lpc_formants_of_a_synthetic_vowel():
     from scipy.linalg import solve_toeplitz
 
-    from cmet.audio.prosody import levinson, lpc_formants
+    from cmet.audio.dsp import levinson, lpc_formants
     from cmet.data.synth_speech import Speaker, synthesize
 
     r = np.array([[1.0, 0.5, 0.2, 0.05, 0.01]])
