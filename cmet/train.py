@@ -59,7 +59,7 @@ def run_dir_for(cfg, data_hash: str = "") -> Path:
     )
     key += data_hash
     h = hashlib.sha256(key.encode()).hexdigest()[:8]
-    return Path(cfg.paths.runs_dir) / f"{cfg.data.get('name', cfg.data.source)}-{cfg.model.name}-{h}"
+    return Path(cfg.paths.runs_dir) / f"{cfg.data.name}-{cfg.model.name}-{h}"
 
 
 def seed_everything(seed: int) -> None:

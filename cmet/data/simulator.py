@@ -45,7 +45,7 @@ def _iso_noise(rng: np.random.Generator, shape: tuple[int, ...], norm: float) ->
 def _expr_basis(sc, emotions: list[str], rng: np.random.Generator) -> dict[str, np.ndarray]:
     d = int(sc.d_expr)
     basic = [e for e in emotions if e != NEUTRAL]
-    if sc.get("expr_basis", "facs") == "facs":
+    if sc.expr_basis == "facs":
         from cmet.face.facs import D_EXPR, prototype
 
         if d != D_EXPR:
@@ -73,7 +73,7 @@ def simulate(sc) -> FeatureSet:
     emotions = list(sc.emotions)
     if NEUTRAL not in emotions:
         raise ConfigError("data.emotions must include 'neutral' (the source of every edit)")
-    extended = {str(k): dict(v) for k, v in (sc.get("extended") or {}).items()}
+    extended = {str(k): dict(v) for k, v in (sc.extended or {}).items()}
     levels = [int(x) for x in sc.levels]
     gains = [float(g) for g in sc.level_gain]
     if len(gains) < max(levels):
@@ -95,7 +95,7 @@ def simulate(sc) -> FeatureSet:
         for _ in range(int(sc.identities.get(split, 0))):
             ids.append((f"{sc.name}_id{len(ids):02d}", split))
     f_lo, f_hi = (int(x) for x in sc.frames)
-    on_lo, on_hi = (int(x) for x in sc.get("onset_frames", [5, 15]))
+    on_lo, on_hi = (int(x) for x in sc.onset_frames)
     fps = float(sc.fps)
 
     rows, speech, expr, lips, pose = [], [], [], [], []
@@ -151,7 +151,7 @@ def simulate(sc) -> FeatureSet:
         source="simulator",
         name=str(sc.name),
         speech_encoder=EncoderSpec(SIMULATED, int(np.stack(speech).shape[1]), {}).to_dict(),
-        expression_space="facs_au" if sc.get("expr_basis", "facs") == "facs" else "random",
+        expression_space="facs_au" if sc.expr_basis == "facs" else "random",
         seed=int(sc.seed),
         extended_blends=extended,
     )
