@@ -16,6 +16,21 @@ from cmet.data.features import FeatureSet
 from cmet.errors import DataError
 
 
+def load_tracks(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Concatenate the per-clip track files of a clip table -> {"expr", "lips", "pose"}: [F, D] each."""
+    out: dict[str, list[np.ndarray]] = {"expr": [], "lips": [], "pose": []}
+    for p, n in zip(table["track_path"], table["n_frames"], strict=True):
+        if not Path(p).is_file():
+            raise DataError(f"face-track file missing: {p}")
+        with np.load(p) as z:
+            for k in out:
+                arr = z[k]
+                if arr.shape[0] != int(n):
+                    raise DataError(f"track {p}: {k} has {arr.shape[0]} frames, clip table says {n}")
+                out[k].append(arr.astype(np.float32))
+    return {k: np.concatenate(v) if v else np.zeros((0, 1), np.float32) for k, v in out.items()}
+
+
 def audio_config(cfg):
     """The encoder config to use: ``cfg.audio``, unless the data source pins another encoder."""
     from omegaconf import OmegaConf
@@ -32,7 +47,6 @@ def extract_features(cfg, clip_table: pd.DataFrame) -> FeatureSet:
     from cmet.audio.cache import encode_cached
     from cmet.audio.encoders import get_encoder
     from cmet.audio.spec import spec_of
-    from cmet.data.generated import load_tracks
 
     if len(clip_table) == 0:
         raise DataError("clip table is empty: nothing to extract")

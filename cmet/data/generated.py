@@ -175,48 +175,44 @@ def _make_clip_job(job: tuple) -> tuple[float, int]:
     return _make_clip(*job)
 
 
-def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
-    """Make (or reuse) the generated clips: raw clip table with ``audio_path`` and ``track_path``.
-
-    Deterministic: each clip's random stream depends only on (seed, identity, emotion, level, index),
-    so a clip already on disk is skipped and the rest is identical to a full run.
-    Columns: the FeatureSet clip columns (no ``frame_start``) + ``track_path``, ``female``.
-    """
-    from tqdm import tqdm
-
-    dc = _dc(cfg)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
-    out.mkdir(parents=True, exist_ok=True)
+def _reuse(out: Path, chash: str) -> pd.DataFrame | None:
+    """The clip table of a complete set already in ``out`` (every file present), else None;
+    DataError when ``out`` holds a set of another configuration."""
     manifest = out / "manifest.json"
-    chash = config_hash(cfg)
-    if manifest.is_file():
-        old = json.loads(manifest.read_text())
-        if old.get("config_hash") != chash:
-            raise DataError(
-                f"{out} holds a generated set of another configuration ({old.get('config_hash')} != "
-                f"{chash}); choose another data.out_dir or delete it"
-            )
-        table_path = out / "clips.parquet"
-        if old.get("complete") and table_path.is_file():
-            table = pd.read_parquet(table_path)
-            if all(Path(p).is_file() for p in table["audio_path"]) and all(
-                Path(p).is_file() for p in table["track_path"]
-            ):
-                return table
-    manifest.write_text(
-        json.dumps({"config_hash": chash, "complete": False, "data": dc}, indent=2, default=str)
-    )
-    plan = clip_plan(dc)
-    fps = float(dc["fps"])
-    rows = []
-    t0 = time.time()
-    records = plan.to_dict("records")
+    if not manifest.is_file():
+        return None
+    old = json.loads(manifest.read_text())
+    if old.get("config_hash") != chash:
+        raise DataError(
+            f"{out} holds a generated set of another configuration ({old.get('config_hash')} != "
+            f"{chash}); choose another data.out_dir or delete it"
+        )
+    table_path = out / "clips.parquet"
+    if old.get("complete") and table_path.is_file():
+        table = pd.read_parquet(table_path)
+        if all(Path(p).is_file() for p in table["audio_path"]) and all(
+            Path(p).is_file() for p in table["track_path"]
+        ):
+            return table
+    return None
+
+
+def _clip_paths(out: Path, records: list[dict]) -> list[tuple[Path, Path]]:
+    """(wav, npz) of each planned clip: ``<ID>/{audio,tracks}/<emotion>/level_<n>/<nnn>``."""
     paths = []
     for row in records:
         rel = Path(row["identity"]) / "{}" / row["emotion"] / f"level_{row['level']}" / f"{row['index']:03d}"
         paths.append(
             (out / Path(str(rel).format("audio") + ".wav"), out / Path(str(rel).format("tracks") + ".npz"))
         )
+    return paths
+
+
+def _make_missing(dc: dict, records: list[dict], paths: list[tuple[Path, Path]]) -> int:
+    """Synthesise the clips whose wav or npz is absent (``dc["workers"]`` processes for 40 or more);
+    returns how many were made."""
+    from tqdm import tqdm
+
     todo = [i for i, (w, k) in enumerate(paths) if not (w.is_file() and k.is_file())]
     workers = int(dc["workers"])
     jobs = [(dc, records[i], *paths[i]) for i in todo]
@@ -236,9 +232,14 @@ def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
     else:
         for job in tqdm(jobs, desc="generate clips", unit="clip", leave=False):
             _make_clip_job(job)
-    made = len(todo)
+    return len(todo)
+
+
+def _clip_table(records: list[dict], paths: list[tuple[Path, Path]], fps: float) -> pd.DataFrame:
+    """The raw clip table of the made clips (frame count from the npz, duration from the wav)."""
     import soundfile as sf
 
+    rows = []
     for row, (wav, trk) in zip(records, paths, strict=True):
         with np.load(trk) as z:
             n = int(z["expr"].shape[0])
@@ -261,7 +262,32 @@ def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
                 female=bool(row["female"]),
             )
         )
-    table = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
+    """Make (or reuse) the generated clips: raw clip table with ``audio_path`` and ``track_path``.
+
+    Deterministic: each clip's random stream depends only on (seed, identity, emotion, level, index),
+    so a clip already on disk is skipped and the rest is identical to a full run.
+    Columns: the FeatureSet clip columns (no ``frame_start``) + ``track_path``, ``female``.
+    """
+    dc = _dc(cfg)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    chash = config_hash(cfg)
+    table = _reuse(out, chash)
+    if table is not None:
+        return table
+    manifest = out / "manifest.json"
+    manifest.write_text(
+        json.dumps({"config_hash": chash, "complete": False, "data": dc}, indent=2, default=str)
+    )
+    t0 = time.time()
+    records = clip_plan(dc).to_dict("records")
+    paths = _clip_paths(out, records)
+    made = _make_missing(dc, records, paths)
+    table = _clip_table(records, paths, float(dc["fps"]))
     table.to_parquet(out / "clips.parquet", index=False)
     manifest.write_text(
         json.dumps(
@@ -278,21 +304,6 @@ def generate(cfg, out_dir: str | Path | None = None) -> pd.DataFrame:
         )
     )
     return table
-
-
-def load_tracks(table: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Concatenate the per-clip track files of a clip table -> {"expr", "lips", "pose"}: [F, D] each."""
-    out: dict[str, list[np.ndarray]] = {"expr": [], "lips": [], "pose": []}
-    for p, n in zip(table["track_path"], table["n_frames"], strict=True):
-        if not Path(p).is_file():
-            raise DataError(f"face-track file missing: {p}")
-        with np.load(p) as z:
-            for k in out:
-                arr = z[k]
-                if arr.shape[0] != int(n):
-                    raise DataError(f"track {p}: {k} has {arr.shape[0]} frames, clip table says {n}")
-                out[k].append(arr.astype(np.float32))
-    return {k: np.concatenate(v) if v else np.zeros((0, 1), np.float32) for k, v in out.items()}
 
 
 def build(cfg) -> FeatureSet:
