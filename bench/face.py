@@ -91,7 +91,7 @@ def run(ctx: Ctx) -> Section:
         "tightener, AU17 chin raiser with the jaw drop) partly cancel on the skin, which bounds the "
         "dense mixtures.",
         "",
-        f"Reproduce: {ctx.reproduce(NAME)}; or `python -m cmet.face.evaluate portraits|roundtrip "
+        f"Reproduce: {ctx.reproduce(NAME)}; or `cmet face render-check` / `cmet face roundtrip "
         "[--landmarks facemesh --tta 8]`.",
     ]
     data = {

@@ -1,4 +1,4 @@
-"""``cmet data generate`` and ``cmet data look``: the embedded default dataset (heavy imports inside)."""
+"""``cmet data generate|look|vendor``: the embedded default dataset, the vendored release vectors."""
 
 from __future__ import annotations
 
@@ -71,3 +71,15 @@ def look_cmd(
     a = contact_sheet(table, out / "contact_sheet.png", ids, release_dir=rel if rel.is_dir() else None)
     b = spectrogram_panel(table, out / "spectrograms.png", identity or ids[0])
     typer.echo(f"contact sheet: {a}\nspectrograms:  {b}")
+
+
+@app.command("vendor")
+def vendor_cmd(
+    release: Path = typer.Argument(None, help="the release folder (default: paths.release_dir)"),
+) -> None:
+    """Rewrite the vendored emotion2vec+large vectors of the package from the release folder."""
+    from cmet.config import compose
+    from cmet.data.vendor import write_vendored
+
+    for p in write_vendored(release or Path(str(compose([]).paths.release_dir))):
+        typer.echo(f"{p} {p.stat().st_size} bytes")

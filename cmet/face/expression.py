@@ -31,7 +31,7 @@ displacement basis defined on the 468 mesh vertices. No learned part.
    model with a noise model); the projection is then on what the landmark model *sees* of each
    AU, weighted by how reliably it sees it. With FaceMesh refined by optical flow from the
    neutral image (:mod:`cmet.face.flow`) this closes the round trip codes -> render ->
-   landmarks -> codes (``python -m cmet.face.evaluate roundtrip``).
+   landmarks -> codes (``cmet face roundtrip``).
 """
 
 from __future__ import annotations

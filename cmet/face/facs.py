@@ -16,7 +16,7 @@ units are represented by their own code entries so the code stays interpretable.
 Calibration (second pass). The apex letters of four prototypes were chosen
 among EMFACS-compatible variants by the FER judge's top-1 on a *calibration subset* only (the 7
 ``ChatGPT_*`` release portraits, render gain 1.6; the held-out 6 MEAD/sydney/ang portraits + the
-skimage astronaut are reported separately by ``python -m cmet.face.evaluate portraits``), one
+skimage astronaut are reported separately by ``cmet face render-check``), one
 setting per emotion for every face, no per-image tuning:
 
 * sad: AU1 0.8 -> 1.0, AU15 0.8 -> 1.0 (oblique brows and lip corners read more clearly; cal 5 -> 6/7).

@@ -2,7 +2,7 @@
 
 FaceMesh (the 468-point model that runs here) reports a face's *shape* well but under-reports
 how far the lips, lids and cheeks move: its shape prior pulls the points back (a mouth corner
-the image shows 9 px further in is reported ~1 px in; see ``python -m cmet.face.evaluate
+the image shows 9 px further in is reported ~1 px in; see ``cmet face
 roundtrip --landmarks facemesh``). The renderer and real muscles move *pixels*, so the motion of
 each vertex is measured where the pixels are: dense optical flow (OpenCV DIS) from the neutral
 reference to the frame, sampled at the reference's landmarks.

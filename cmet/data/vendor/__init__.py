@@ -1,6 +1,6 @@
 """The speech vectors of the C-MET authors' release, vendored into the package (no audio).
 
-Two files beside this module, written by ``python -m cmet.data.vendor [RELEASE_DIR]`` from the release
+Two files beside this module, written by ``cmet data vendor [RELEASE_DIR]`` from the release
 folder (``../shared/data/cmet_release``):
 
 * ``cmet_release_e2v.npz`` (``np.savez_compressed``): ``speech`` [N, 1024] float32, the authors'
@@ -57,7 +57,7 @@ def load_vendored(folder: str | Path = VENDOR_DIR) -> VendoredRelease:
     vec, csv = folder / VECTORS_FILE, folder / CLIPS_FILE
     for f in (vec, csv):
         if not f.is_file():
-            raise DataError(f"vendored release file missing: {f} (regenerate: python -m cmet.data.vendor)")
+            raise DataError(f"vendored release file missing: {f} (regenerate: cmet data vendor)")
     with np.load(vec, allow_pickle=False) as z:
         speech, envelope = z["speech"], z["envelope"]
     clips = pd.read_csv(csv, dtype={"sentence": str, "identity": str, "ID": str}, keep_default_na=False)
