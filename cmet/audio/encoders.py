@@ -14,12 +14,13 @@ whole list is encoded in one pass, batched inside):
   25/20/19 %; z-scored with the other 3 speakers' statistics 35/44/45 %; shrinkage LDA fit on
   the other 3 speakers 34/43/49 %; emotion2vec+large features with the same code 88/92/91 %.
 * ``emotion2vec``: the paper's encoder (emotion2vec+large) through FunASR from a local model
-  folder (optional extra ``pip install 'cmet-ops[emotion2vec]'``).
+  folder (optional extra ``pip install -e '.[emotion2vec]'``); :mod:`cmet.audio.emotion2vec`.
 * ``hf``: any transformers speech encoder in a local folder (wav2vec2, HuBERT, WavLM,
   data2vec-audio, Whisper's encoder) with hidden-state ``layer`` and ``pooling`` (mean | max |
   meanmax) from config.
 * ``precomputed``: the authors' release layout, ``<dir>/<feature_subdir>/<stem>.npy`` beside
-  each audio file; encodes files, not waves.
+  each audio file, ``.npy`` vectors or folders of either, with an optional raw-speech encoder
+  (``audio.raw``) for audio without vectors; :mod:`cmet.audio.emotion2vec`.
 """
 
 from __future__ import annotations
@@ -235,77 +236,12 @@ class HFEncoder(SpeechEncoder):
         return np.stack(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
 
-class Emotion2VecEncoder(SpeechEncoder):
-    """emotion2vec(+large) through FunASR from a local model folder (utterance granularity, 1024-d)."""
-
-    def __init__(self, cfg=None) -> None:
-        super().__init__(cfg)
-        try:
-            from funasr import AutoModel  # noqa: F401
-        except ImportError as e:
-            raise ConfigError(
-                "the emotion2vec encoder needs FunASR, an optional extra: "
-                "pip install 'cmet-ops[emotion2vec]' (or pip install funasr), and a local model folder "
-                "(audio.model_dir) with emotion2vec+large"
-            ) from e
-        folder = self.cfg.get("model_dir")
-        if not folder or not Path(folder).is_dir():
-            raise ConfigError(f"audio.model_dir must be a local emotion2vec model folder; got {folder!r}")
-        from funasr import AutoModel
-
-        from cmet.device import pick_device
-
-        # a local folder path is loaded as it is (no hub look-up); device chosen once
-        self.model = AutoModel(
-            model=str(folder),
-            disable_update=True,
-            device=str(pick_device(self.cfg.get("device", "auto") or "auto")),
-        )
-        self.name = f"emotion2vec-{Path(folder).name}"
-        self.dim = int(self.cfg.get("dim", 1024))
-        self.min_samples = int(self.cfg.get("min_samples", 1600))
-
-    def encode(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        waves = self.check(waves)
-        out = []
-        for w in waves:
-            res = self.model.generate(w, granularity="utterance", extract_embedding=True)
-            out.append(np.asarray(res[0]["feats"], dtype=np.float32).reshape(-1))
-        return np.stack(out) if out else np.zeros((0, self.dim), np.float32)
-
-
-class PrecomputedEncoder(SpeechEncoder):
-    """Features computed elsewhere, in the authors' layout: ``<dir>/<feature_subdir>/<stem>.npy``."""
-
-    def __init__(self, cfg=None) -> None:
-        super().__init__(cfg)
-        self.subdir = str(self.cfg.get("feature_subdir", "emotion2vec+large_features"))
-        self.name = f"precomputed-{self.subdir}"
-        self.dim = int(self.cfg.get("dim", 1024))
-
-    def encode(self, waves: Sequence[np.ndarray]) -> np.ndarray:
-        raise ConfigError(
-            "the precomputed encoder reads features beside audio files; call encode_files(paths)"
-        )
-
-    def encode_files(self, paths: Sequence[str | Path]) -> np.ndarray:
-        from cmet.audio.evaluate import precomputed_feature
-
-        arr = (
-            np.stack([precomputed_feature(p, self.subdir) for p in paths])
-            if paths
-            else np.zeros((0, self.dim))
-        )
-        if len(paths):
-            self.dim = int(arr.shape[1])
-        return arr.astype(np.float32)
-
-
+#: audio.encoder -> "module:Class" (imported only when chosen)
 ENCODERS = {
-    "prosody": ProsodyEncoder,
-    "hf": HFEncoder,
-    "emotion2vec": Emotion2VecEncoder,
-    "precomputed": PrecomputedEncoder,
+    "prosody": "cmet.audio.encoders:ProsodyEncoder",
+    "hf": "cmet.audio.encoders:HFEncoder",
+    "emotion2vec": "cmet.audio.emotion2vec:Emotion2VecEncoder",
+    "precomputed": "cmet.audio.emotion2vec:PrecomputedEncoder",
 }
 
 
@@ -314,4 +250,7 @@ def get_encoder(audio_cfg) -> SpeechEncoder:
     kind = _get(audio_cfg, "encoder", "prosody")
     if kind not in ENCODERS:
         raise ConfigError(f"unknown audio.encoder {kind!r}; known: {sorted(ENCODERS)}")
-    return ENCODERS[kind](audio_cfg)
+    import importlib
+
+    mod, cls = ENCODERS[kind].split(":")
+    return getattr(importlib.import_module(mod), cls)(audio_cfg)

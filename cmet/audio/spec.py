@@ -13,11 +13,9 @@ for a bundle (CLI, service, pipeline sample). Specs in use:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from cmet.errors import CmetError, DataError, ModelError
+from cmet.errors import CmetError, ModelError
 
 SIMULATED = "simulated"
 EMOTION2VEC = "emotion2vec+large"
@@ -77,7 +75,9 @@ def encoder_for_spec(spec: EncoderSpec):
             f"speech into them; pass .npy features of width {spec.dim} or a named emotion instead"
         )
     if spec.config.get("source") == "precomputed":
-        return PrecomputedVectors(spec)
+        from cmet.audio.emotion2vec import PrecomputedEncoder
+
+        return PrecomputedEncoder.from_spec(spec)
     from cmet.audio.encoders import get_encoder
 
     try:
@@ -90,43 +90,3 @@ def encoder_for_spec(spec: EncoderSpec):
             f"({enc.dim}-d) from its config: retrain the model, or pass .npy features of width {spec.dim}"
         )
     return enc
-
-
-class PrecomputedVectors:
-    """Utterance vectors computed elsewhere (the authors' emotion2vec+large): a ``.npy`` file is
-    read as it is; an audio file's vector is ``<dir>/<feature_subdir>/<stem>.npy``."""
-
-    def __init__(self, spec: EncoderSpec) -> None:
-        self.spec = spec
-        self.name = spec.name
-        self.dim = spec.dim
-        self.subdir = str(spec.config.get("feature_subdir", E2V_SUBDIR))
-
-    def _vector(self, path: Path):
-        import numpy as np
-
-        f = path if path.suffix.lower() == ".npy" else path.parent / self.subdir / f"{path.stem}.npy"
-        if not f.is_file():
-            raise ModelError(
-                f"{path.name}: no precomputed {self.spec.describe()} vector at {f}; this model needs "
-                f"{self.name} features: pass .npy vectors [{self.dim}] (or wavs with {self.subdir}/ beside "
-                "them), or a named emotion"
-            )
-        try:
-            a = np.asarray(np.load(f, allow_pickle=False), np.float32).reshape(-1)
-        except (OSError, ValueError, EOFError) as e:
-            raise DataError(f"cannot read speech features {f} ({e})") from None
-        if a.shape[0] != self.dim:
-            raise DataError(
-                f"speech features {f.name} have {a.shape[0]} values; {self.name} gives {self.dim}"
-            )
-        if not np.isfinite(a).all():
-            raise DataError(f"speech features {f.name} contain NaN/inf")
-        return a
-
-    def encode_files(self, paths: Sequence[str | Path]):
-        """Files -> [N, dim] float32 (see the class)."""
-        import numpy as np
-
-        rows = [self._vector(Path(p)) for p in paths]
-        return np.stack(rows) if rows else np.zeros((0, self.dim), np.float32)

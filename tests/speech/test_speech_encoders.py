@@ -10,7 +10,7 @@ from cmet.audio import get_encoder
 from cmet.audio.cache import encode_cached
 from cmet.audio.dsp import yin_pitch
 from cmet.audio.prosody import describe, feature_names
-from cmet.errors import AudioError, ConfigError, DataError
+from cmet.errors import AudioError, ConfigError, ModelError
 
 
 @pytest.mark.parametrize("f0", [90.0, 150.0, 320.0])
@@ -135,7 +135,7 @@ def test_emotion2vec_without_funasr_says_how_to_install():
         pytest.skip("funasr is installed here")
     except ImportError:
         pass
-    with pytest.raises(ConfigError, match="pip install"):
+    with pytest.raises(ModelError, match="pip install"):
         get_encoder({"encoder": "emotion2vec", "model_dir": "/nonexistent"})
 
 
@@ -147,9 +147,9 @@ def test_precomputed_reads_the_release_layout(tmp_path, wav_file, tone):
     out = enc.encode_files([wav])
     assert out.shape == (1, 8) and out[0, 3] == 3 and enc.dim == 8
     other = wav_file("happy/M003_level_3_002.wav", tone())
-    with pytest.raises(DataError, match="precomputed feature not found"):
+    with pytest.raises(ModelError, match="no feats/M003_level_3_002.npy beside it"):
         enc.encode_files([other])
-    with pytest.raises(ConfigError):
+    with pytest.raises(ModelError, match="raw wave"):
         enc.encode([tone()])
 
 
