@@ -20,6 +20,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from flows.caching import data_key
+from flows.notify import notify_failure
 from flows.stages.data import prepare_features
 from flows.stages.evaluate import evaluate_and_gate
 from flows.stages.publish import publish
@@ -27,7 +28,7 @@ from flows.stages.train import tune_and_train
 from flows.tracking import setup_experiment
 
 
-@flow(name="cmet-pipeline", log_prints=True)
+@flow(name="cmet-pipeline", log_prints=True, on_failure=[notify_failure], on_crashed=[notify_failure])
 def cmet_pipeline(overrides: list[str] | None = None, cfg_dict: dict | None = None) -> dict:
     """The whole pipeline on ``cfg_dict`` (the composed config), else on the config composed from
     ``overrides`` (a deployment passes only overrides)."""

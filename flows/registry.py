@@ -147,9 +147,39 @@ def apply_gate(c, name: str, version: str, passed: bool, mode: str = "auto") -> 
     return {"action": action, "before": before, "after": after}
 
 
-def promote(c, name: str, version: str) -> str | None:
-    """A person's decision: make ``version`` the champion (whatever its gate said)."""
-    return set_champion(c, name, str(version), "manual promote")
+def failed_gate(c, name: str, version: str) -> list[str]:
+    """The gate checks ``version`` failed (``gate.<check>`` tags saying fail); ``["gate"]`` when only
+    ``gate.passed=false`` is recorded; ``[]`` when it passed or carries no gate report."""
+    tags = _check_version(c, name, version).tags or {}
+    if tags.get("gate.passed") != "false":
+        return []
+    failed = [
+        f"{k[len('gate.') :]} {v}"
+        for k, v in sorted(tags.items())
+        if k.startswith("gate.") and v.startswith("fail")
+    ]
+    return failed or ["gate"]
+
+
+def promote(c, name: str, version: str, force: bool = False) -> dict:
+    """A person's decision: make ``version`` the champion. A version that failed its gate needs
+    ``force``; the override is recorded on the version (``promoted_over_gate``, ``decision``).
+
+    Returns ``{"previous": old champion or None, "overridden": [failed checks]}``."""
+    version = str(version)
+    failed = failed_gate(c, name, version)
+    if failed and not force:
+        raise RegistryError(
+            f"{name} v{version} failed its promotion gate ({'; '.join(failed)}); it stays registered but "
+            f"not champion. `cmet promote {version} --force` overrides the gate"
+        )
+    prev = set_champion(c, name, version, "manual promote" + (" over a failed gate" if failed else ""))
+    if failed:
+        c.set_model_version_tag(name, version, "promoted_over_gate", "; ".join(failed))
+        c.set_model_version_tag(name, version, "decision", "champion by manual promote (gate overridden)")
+    else:
+        c.set_model_version_tag(name, version, "decision", "champion by manual promote")
+    return {"previous": prev, "overridden": failed}
 
 
 def rollback(c, name: str) -> tuple[str, str]:

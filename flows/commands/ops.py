@@ -49,14 +49,18 @@ def models(overrides: list[str] = typer.Argument(None)):
 def promote(
     version: str = typer.Argument(..., help="model version to make champion"),
     overrides: list[str] = typer.Argument(None),
+    force: bool = typer.Option(False, "--force", help="promote a version that failed its gate"),
 ):
-    """A person's decision: make VERSION the champion (the previous one is kept for rollback)."""
+    """A person's decision: make VERSION the champion (the previous one is kept for rollback). A version
+    that failed its gate needs --force. Then `cmet redeploy` serves it."""
     from flows import registry as R
 
     cfg = _cfg(overrides)
     name = str(cfg.pipeline.registered_model)
-    prev = R.promote(R.client(_mlflow_uri(cfg)), name, version)
-    typer.echo(f"{name}: champion v{prev} -> v{version}")
+    res = R.promote(R.client(_mlflow_uri(cfg)), name, version, force=force)
+    if res["overridden"]:
+        typer.secho(f"overriding the failed gate of v{version}: {'; '.join(res['overridden'])}", fg="yellow")
+    typer.echo(f"{name}: champion v{res['previous']} -> v{version}; serve it with `cmet redeploy`")
 
 
 @app.command("rollback")
@@ -67,34 +71,41 @@ def rollback(overrides: list[str] = typer.Argument(None)):
     cfg = _cfg(overrides)
     name = str(cfg.pipeline.registered_model)
     cur, prev = R.rollback(R.client(_mlflow_uri(cfg)), name)
-    typer.echo(f"{name}: champion v{cur} -> v{prev} (rolled back)")
+    typer.echo(f"{name}: champion v{cur} -> v{prev} (rolled back); serve it with `cmet redeploy`")
+
+
+@app.command("redeploy")
+def redeploy(
+    overrides: list[str] = typer.Argument(None),
+    restart: str = typer.Option(
+        None, help="shell command restarting the service (default pipeline.redeploy.restart)"
+    ),
+    url: str = typer.Option(None, help="the running service (default pipeline.redeploy.url)"),
+):
+    """After promote / rollback: build the champion's bento, restart the service, check that it serves
+    the champion."""
+    from flows.redeploy import redeploy as run
+
+    res = run(_cfg(overrides), restart=restart, url=url)
+    state = f"serving v{res['served']}" if res["served"] else "no service answering (`make serve` serves it)"
+    typer.echo(f"champion v{res['version']}: bento {res['bento']}; {state}")
 
 
 @app.command("schedule")
 def schedule(
-    overrides: list[str] = typer.Argument(None),
+    overrides: list[str] = typer.Argument(
+        None, help="overrides of the scheduled runs (win over pipeline.schedule.overrides)"
+    ),
     cron: str = typer.Option(None, help="cron (UTC), default pipeline.schedule.cron"),
 ):
-    """Serve a Prefect deployment of the pipeline on a cron schedule (runs until Ctrl-C)."""
+    """Serve the pipeline on a cron schedule against a Prefect server that schedules (started here
+    when none runs); SIGINT/SIGTERM stop the runner, then that server."""
     from flows.settings import configure_prefect_env
 
     configure_prefect_env()
-    from flows.pipeline import cmet_pipeline
+    from flows.schedule import serve_schedule
 
-    cfg = _cfg(overrides)
-    sc = cfg.pipeline.schedule
-    params = {"overrides": list(sc.overrides or []) + list(overrides or [])}
-    typer.echo(
-        f"serving deployment {sc.deployment!r} of flow cmet-pipeline, cron {cron or sc.cron!r} (UTC), "
-        f"parameters {params}; Ctrl-C stops"
-    )
-    cmet_pipeline.serve(
-        name=str(sc.deployment),
-        cron=str(cron or sc.cron),
-        parameters=params,
-        tags=["cmet", "retrain"],
-        description="scheduled retraining of the C-MET connector",
-    )
+    raise typer.Exit(serve_schedule(_cfg(overrides), cron, list(overrides or [])))
 
 
 @app.command("ui")

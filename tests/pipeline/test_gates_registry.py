@@ -64,7 +64,13 @@ def test_registry_gate_promote_rollback(mlclient):
     R.apply_gate(c, name, v1, passed=True)
     assert R.alias_version(c, name, R.CHAMPION) == "1"
     # a failed candidate is registered, moves nothing
-    v2, _ = R.register_candidate(c, name, f"runs:/{runs[1]}/bundle", runs[1], {"bundle_hash": "b"}, "b")
+    gate_tags = {
+        "bundle_hash": "b",
+        "gate.passed": "false",
+        "gate.latency": "fail (512.0)",
+        "gate.acc_emo": "pass (0.8)",
+    }
+    v2, _ = R.register_candidate(c, name, f"runs:/{runs[1]}/bundle", runs[1], gate_tags, "b")
     out = R.apply_gate(c, name, v2, passed=False)
     assert out["after"] == out["before"] and R.alias_version(c, name, R.CHAMPION) == "1"
     assert c.get_model_version(name, v2).tags["decision"] == "rejected by gate"
@@ -77,9 +83,15 @@ def test_registry_gate_promote_rollback(mlclient):
     assert R.alias_version(c, name, R.CHAMPION) == "1"
     with pytest.raises(R.RegistryError, match="no previous champion"):
         R.rollback(c, name)
-    # a person's decision; challenger mode
-    R.promote(c, name, "2")
+    # a person's decision: a version that failed its gate needs force, and the override is recorded
+    with pytest.raises(
+        R.RegistryError, match=r"v2 failed its promotion gate \(latency fail \(512.0\)\).*--force"
+    ):
+        R.promote(c, name, "2")
+    assert R.alias_version(c, name, R.CHAMPION) == "1"
+    assert R.promote(c, name, "2", force=True) == {"previous": "1", "overridden": ["latency fail (512.0)"]}
     assert R.alias_version(c, name, R.CHAMPION) == "2"
+    assert c.get_model_version(name, "2").tags["promoted_over_gate"] == "latency fail (512.0)"
     assert R.rollback(c, name) == ("2", "1")
     R.apply_gate(c, name, "3", passed=True, mode="challenger")
     assert R.alias_version(c, name, R.CHALLENGER) == "3" and R.alias_version(c, name, R.CHAMPION) == "1"
@@ -87,3 +99,24 @@ def test_registry_gate_promote_rollback(mlclient):
         R.promote(c, name, "99")
     rows = R.list_versions(c, name)
     assert [r.version for r in rows] == ["1", "2", "3"] and "champion" in rows[0].aliases
+
+
+def test_cli_promote_refuses_a_failed_version_without_force(mlclient, tmp_path, capsys):
+    from cmet.cli import run_app
+    from flows.cli import app
+
+    c, runs = mlclient
+    ov = [f"pipeline.tracking_uri={c.tracking_uri}", "pipeline.registered_model=m"]
+    for i, passed in enumerate(("true", "false")):
+        R.register_candidate(
+            c, "m", f"runs:/{runs[i]}/bundle", runs[i], {"gate.passed": passed, "gate.lips": "fail (0.1)"}
+        )
+    R.apply_gate(c, "m", "1", passed=True)
+    with pytest.raises(SystemExit) as e:
+        run_app(app, ["promote", "2", *ov])
+    assert e.value.code == 2 and "failed its promotion gate (lips fail (0.1))" in capsys.readouterr().err
+    assert R.alias_version(c, "m", R.CHAMPION) == "1"
+    run_app(app, ["promote", "2", "--force", *ov])
+    out = capsys.readouterr().out
+    assert "overriding the failed gate of v2: lips fail (0.1)" in out and "champion v1 -> v2" in out
+    assert R.alias_version(c, "m", R.CHAMPION) == "2"

@@ -3,7 +3,6 @@
 * PostgreSQL from Debian packages on loopback (installed with apt-get if absent, a throw-away cluster
   in a temp dir run by the ``postgres`` user) as the Optuna storage *and* the MLflow backend store;
   two Optuna workers (separate processes, ``cmet pipeline tune-worker``) on one study in parallel.
-* ``cmet schedule``: the flow served as a Prefect deployment with the cron from config.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -148,63 +146,3 @@ def test_two_optuna_workers_share_a_postgres_study(postgres, tmp_path):
     )
     assert {r.data.tags["worker"] for r in children} == {"w1", "w2"}  # both workers logged their trials
     assert len(children) >= 4 and all("train.lr" in r.data.params for r in children)
-
-
-def test_schedule_creates_a_cron_deployment(tmp_path):
-    """`cmet schedule` serves a deployment with the cron of pipeline.schedule; we see it in the API."""
-    env = dict(os.environ, CMET_ROOT=str(tmp_path), PREFECT_HOME=str(tmp_path / "prefect"))
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "prefect"),
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    env["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
-    served = None
-    try:
-        import httpx
-
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(1)
-        served = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "schedule", "pipeline.schedule.cron=15 4 * * 1"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        found = None
-        while time.time() < deadline and served.poll() is None:
-            r = httpx.post(f"{env['PREFECT_API_URL']}/deployments/filter", json={}, timeout=10)
-            deps = [d for d in r.json() if d["name"] == "nightly-retrain"]
-            if deps:
-                found = deps[0]
-                break
-            time.sleep(2)
-        assert found is not None, served.stdout.read() if served.poll() is not None else "no deployment"
-        crons = [s["schedule"].get("cron") for s in found.get("schedules", [])]
-        assert crons == ["15 4 * * 1"], found.get("schedules")
-        # the scheduled runs get the configured overrides + the ones given to `cmet schedule`
-        assert found["parameters"] == {"overrides": ["pipeline.schedule.cron=15 4 * * 1"]}, found["parameters"]
-    finally:
-        for p in (served, server):
-            if p is not None and p.poll() is None:
-                os.killpg(p.pid, 15)
-                p.wait(timeout=60)
