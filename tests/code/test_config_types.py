@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -71,3 +73,37 @@ def test_overrides_and_other_options_still_compose():
 def test_gates_default_is_a_typed_dict_of_checks():
     g = OmegaConf.structured(GatesConfig)
     assert g.absolute.latency.max == 50.0 and g.absolute.latency.min is None
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _py(*dirs: str):
+    for d in dirs:
+        yield from (ROOT / d).rglob("*.py")
+
+
+def test_the_library_never_composes():
+    """Entry points (CLI commands, flows, serving, bench, tests) compose; cmet's library modules take cfg."""
+    entry = {ROOT / "cmet" / "config.py", ROOT / "cmet" / "cli.py"}
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in _py("cmet")
+        if p not in entry and "commands" not in p.parts and re.search(r"\bcompose\(", p.read_text())
+    ]
+    assert not offenders, offenders
+
+
+def test_no_get_with_a_default_on_a_composed_config():
+    """``cfg.get("key", default)`` on a typed group (or the root) hides the schema behind a default
+    that drifts from the YAML; the typed groups always hold their keys."""
+    groups = "|".join(SCHEMAS)
+    pat = re.compile(rf"(?<![\w.])cfg(\.({groups})(\.\w+)*\.get\(|\.get\(\"({groups}|seed|device)\")")
+    offenders = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in _py("cmet", "flows", "serving")
+        if p.name != "conf.py"
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pat.search(line)
+    ]
+    assert not offenders, offenders
