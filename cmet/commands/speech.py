@@ -1,4 +1,4 @@
-"""``cmet speech encode`` and ``cmet speech eval``: the configured speech encoder (heavy imports inside)."""
+"""``cmet speech encode|eval|prosody-ref``: the configured speech encoder, its figure, its reference."""
 
 from __future__ import annotations
 
