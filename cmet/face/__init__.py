@@ -14,5 +14,6 @@ Modules (heavy imports stay inside functions):
 * :mod:`cmet.face.render`     ``make_renderer(cfg.face, can, shape).render(frame, landmarks, delta_au)``
                               (mesh warp :mod:`cmet.face.warp`, :mod:`cmet.face.mouth`, :mod:`cmet.face.shading`)
 * :mod:`cmet.face.judge`      ``Judge()(images, box)`` FER2013 mini-Xception (tflite or h5py->torch)
-* :mod:`cmet.face.evaluate`   ``evaluate_portraits``, ``round_trip``, ``evaluate_edits`` (the figures)
+* :mod:`cmet.face.evaluate`   ``evaluate_portraits``, ``round_trip`` (the figures)
+* :mod:`cmet.face.edit_measures` ``check_edit``, ``measure_edits`` (measures of finished video edits)
 """
