@@ -52,6 +52,7 @@ test-deps: ## Debian packages the slow tests use (chromium + chromium-driver, Po
 	fi
 
 test-full: setup test-deps ## every test, the slow ones too (PostgreSQL, browser, bento); a missing tool fails, not skips
+	$(BIN)/python -m pip install -q -e ".[emotion2vec]"  # FunASR for the emotion2vec loader test
 	CMET_TEST_FULL=1 $(BIN)/python -m pytest -q -ra -m "slow or not slow"
 
 lint: setup ## ruff

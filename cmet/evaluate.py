@@ -206,6 +206,53 @@ def score(
     return metrics, preds
 
 
+def paired_gain(a_correct, b_correct, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """Paired comparison of two methods on the same episodes (booleans [N], episode-aligned).
+
+    Returns ``gain`` (mean of a - b), ``lower`` / ``upper`` (one-sided ``level`` bounds of the gain from
+    a paired bootstrap over episodes, fixed seed), ``p_sign`` (exact two-sided sign test on the
+    discordant episodes), ``n`` and ``discordant``."""
+    from scipy.stats import binomtest
+
+    a, b = np.asarray(a_correct, bool), np.asarray(b_correct, bool)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise DataError(
+            f"paired comparison needs two aligned non-empty boolean vectors; got {a.shape}, {b.shape}"
+        )
+    d = a.astype(float) - b.astype(float)
+    idx = np.random.default_rng(seed).integers(0, d.size, (n_boot, d.size))
+    boot = d[idx].mean(1)
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    p = binomtest(wins, wins + losses, 0.5).pvalue if wins + losses else 1.0
+    return {
+        "gain": float(d.mean()),
+        "lower": float(np.quantile(boot, 1 - level)),
+        "upper": float(np.quantile(boot, level)),
+        "p_sign": float(p),
+        "n": int(d.size),
+        "discordant": wins + losses,
+    }
+
+
+def paired_metrics(preds: dict, method: str = "cmet", baseline: str = "speech_direct") -> dict[str, float]:
+    """``acc_emo_gain[_lb|_ub|_p]/<baseline>``: :func:`paired_gain` of ``method`` over ``baseline`` from
+    the (targets, predictions) of :func:`score` (both over the same episodes, in order)."""
+    if method not in preds or baseline not in preds:
+        return {}
+    (t, pa), (t2, pb) = preds[method], preds[baseline]
+    if t != t2:
+        return {}
+    g = paired_gain(
+        [x == y for x, y in zip(t, pa, strict=True)], [x == y for x, y in zip(t, pb, strict=True)]
+    )
+    return {
+        f"acc_emo_gain/{baseline}": g["gain"],
+        f"acc_emo_gain_lb/{baseline}": g["lower"],
+        f"acc_emo_gain_ub/{baseline}": g["upper"],
+        f"acc_emo_gain_p/{baseline}": g["p_sign"],
+    }
+
+
 def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") -> Path:
     """Row-normalised confusion matrices (target x predicted), one panel per method."""
     import matplotlib
@@ -216,10 +263,8 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
     from cmet.plots import annotate_cells, save_figure
 
     methods = [m for m in preds if preds[m][0] and m != "oracle"]
-    fig, axes = plt.subplots(
-        1, max(1, len(methods)), figsize=(4.2 * max(1, len(methods)), 4.4), squeeze=False
-    )
-    for ax, m in zip(axes[0], methods, strict=False):
+
+    def panel(ax, m, fontsize):
         t, p = preds[m]
         rows = [c for c in classes if c in set(t)]
         cm = np.zeros((len(rows), len(classes)))
@@ -227,12 +272,25 @@ def confusion_png(preds: dict, classes: list[str], path: Path, title: str = "") 
             cm[rows.index(a), classes.index(b)] += 1
         cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
         ax.imshow(cm, vmin=0, vmax=1, cmap="Blues")
-        ax.set_xticks(range(len(classes)), classes, rotation=70, fontsize=7)
-        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.set_xticks(range(len(classes)), classes, rotation=70, fontsize=fontsize)
+        ax.set_yticks(range(len(rows)), rows, fontsize=fontsize)
+        ax.set_xlabel("predicted emotion (classifier on the edited codes)", fontsize=fontsize)
+        ax.set_ylabel("target emotion", fontsize=fontsize)
         acc = np.mean([a == b for a, b in zip(t, p, strict=True)])
-        ax.set_title(f"{m}  Acc_emo {100 * acc:.1f}%", fontsize=9)
-        annotate_cells(ax, cm, fontsize=5, min_value=0.1, white_above=0.5)
+        ax.set_title(f"{m}  Acc_emo {100 * acc:.1f}%", fontsize=fontsize + 2)
+        annotate_cells(ax, cm, fontsize=fontsize - 2, min_value=0.1, white_above=0.5)
+
+    fig, axes = plt.subplots(
+        1, max(1, len(methods)), figsize=(4.2 * max(1, len(methods)), 4.4), squeeze=False
+    )
+    for ax, m in zip(axes[0], methods, strict=False):
+        panel(ax, m, 7)
     fig.suptitle(title, fontsize=10)
+    for m in methods:  # one readable figure per method beside the overview: <stem>_<method>.png
+        one, ax = plt.subplots(figsize=(6.4, 6.0))
+        panel(ax, m, 10)
+        one.suptitle(title, fontsize=11)
+        save_figure(one, path.with_name(f"{path.stem}_{m}.png"), dpi=110)
     return save_figure(fig, path, dpi=90)
 
 
@@ -275,6 +333,7 @@ def evaluate(
     seqs, v, offs = run_methods(bundle, held, eps, methods, inten)
     m, preds = score(classifier, eps, seqs, v, offs, basic, "", [c for c in classifier.classes if c in basic])
     metrics.update(m)
+    metrics.update(paired_metrics(preds, "cmet", "speech_direct"))
     metrics["v_norm"] = float(np.linalg.norm(v, axis=1).mean())
     metrics["n_episodes"] = len(eps)
     preds_ext: dict = {}
@@ -285,6 +344,10 @@ def evaluate(
             m, preds_ext = score(classifier, eps_x, seqs_x, v_x, offs_x, basic, "_ext", None)
             metrics.update(m)
             metrics["n_episodes_ext"] = len(eps_x)
+    if held.meta.get("ser_labels") and "label" in bundle.baselines:
+        from cmet.readout import extended_agreement
+
+        metrics.update(extended_agreement(bundle, held)[0])
     if "cmet" in methods:
         eps_n = make_episodes(held, [NEUTRAL], k, max(2, nd // 2), seed + 2)
         if eps_n:

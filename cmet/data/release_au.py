@@ -49,7 +49,8 @@ def release_root(cfg) -> Path:
 def read_release_clips(
     root: str | Path, subdir: str = "emotion2vec+large_features", include_extended: bool = True
 ) -> pd.DataFrame:
-    """Clip table of the release: audio_path, feature_path, identity, emotion, level, sentence, extended."""
+    """Clip table of the release: audio_path, feature_path, identity, emotion, level, sentence, extended,
+    ser (the TTS clips' ``e2v+L_ser`` label of test.csv, NaN for MEAD)."""
     import soundfile as sf
 
     root = Path(root).resolve()
@@ -73,19 +74,20 @@ def read_release_clips(
     gem = root / "audios" / "gemini"
     if include_extended and (gem / "test.csv").is_file():
         meta = pd.read_csv(gem / "test.csv")
-        for r in meta.itertuples(index=False):
-            wav = (gem / str(r.audio_path)).resolve()
+        for r in meta.to_dict(orient="records"):
+            wav = (gem / str(r["audio_path"])).resolve()
             if not wav.is_file():
                 continue
             rows.append(
                 dict(
                     audio_path=str(wav),
-                    identity=str(r.ID),
-                    emotion=str(r.emotion),
+                    identity=str(r["ID"]),
+                    emotion=str(r["emotion"]),
                     level=3,
                     sentence=wav.stem,
                     extended=True,
-                    clip_id=f"{r.ID}_{r.emotion}_{wav.stem}",
+                    clip_id=f"{r['ID']}_{r['emotion']}_{wav.stem}",
+                    ser=str(r["e2v+L_ser"]),
                 )
             )
     if not rows:
@@ -183,6 +185,7 @@ def _from_vendored(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.n
             extended=c["extended"],
             clip_id=c["clip_id"],
             duration_s=c["n_samples"] / c["sample_rate"],
+            ser=c["e2v+L_ser"],
         )
     )
     table["n_frames"] = np.maximum(1, np.round(table["duration_s"] * fps)).astype(int)
@@ -252,6 +255,12 @@ def build(cfg) -> FeatureSet:
             "encoder": f"precomputed-{subdir}",
             "speech_encoder": dict(ENCODER, config=dict(ENCODER["config"], feature_subdir=subdir)),
             "vectors": mode,
+            # the basic emotion emotion2vec+large's own classifier hears in each TTS clip (test.csv)
+            "ser_labels": {
+                str(k): str(v)
+                for k, v in zip(table["clip_id"], table["ser"], strict=True)
+                if isinstance(v, str) and v
+            },
             "release_dir": str(root),
             "synthetic": "face tracks from EMFACS prototypes; speech features real",
         },

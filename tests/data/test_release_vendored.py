@@ -67,3 +67,13 @@ def test_vendored_identical_to_release(compose_cfg, release_dir):
         x, y = getattr(a, k), getattr(b, k)
         assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), k
     assert a.clips.equals(b.clips)
+
+
+def test_release_au_carries_the_tts_clips_ser_labels(compose_cfg, tmp_path):
+    fs = build_feature_set(compose_cfg("data=release_au", f"data.release_dir={tmp_path}/absent"))
+    labels = fs.meta["ser_labels"]
+    ext = set(fs.clips.loc[fs.clips["extended"], "clip_id"])
+    assert set(labels) == ext and len(labels) == 100
+    assert (
+        sum(v == "sad" for v in labels.values()) == 56 and labels["M003_charismatic_charismatic_0"] == "happy"
+    )
