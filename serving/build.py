@@ -105,14 +105,16 @@ def import_model(bundle_dir: Path, info: dict, cfg, assets_dir: Path | None = No
 
 
 def _dependencies() -> list[str]:
+    """The bento's requirements: pyproject's ``serving`` extra (what the service imports, no more)."""
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    return list(data["project"]["dependencies"])
+    return list(data["project"]["optional-dependencies"]["serving"])
 
 
 def build_options(cfg, model_tag: str) -> dict:
     """The bentofile options (also written as serving/bentofile.yaml by ``cmet bento build``)."""
     s = cfg.serving
-    docker: dict = {"distro": "debian", "python_version": "3.11", "system_packages": ["ffmpeg", "libgl1"]}
+    # no system ffmpeg / libGL: imageio-ffmpeg ships its ffmpeg, opencv-python-headless needs no GL
+    docker: dict = {"distro": "debian", "python_version": "3.11"}
     if s.profile == "gpu":
         docker["cuda_version"] = str(s.cuda_version)
     return {

@@ -119,6 +119,15 @@ def judge_check(
         raise typer.Exit(1)
 
 
+@app.command("footprint")
+def footprint(out: Path = typer.Option(None, "--out", help="write the result as JSON here")) -> None:
+    """Installed size of the bento's requirements (the serving extra) vs the project's base dependencies,
+    measured over this environment's installed distributions (the image's Python layer, no docker)."""
+    from serving.footprint import footprint as measure
+
+    _emit(measure(), out)
+
+
 def _emit(res: dict, out: Path | None) -> None:
     text = json.dumps(res, indent=2)
     if out:

@@ -75,4 +75,13 @@ def test_committed_bentofile_matches_build_options():
     expected["python"] = {k: v for k, v in expected["python"].items() if k != "packages"}
     assert committed == {k: expected[k] for k in committed}
     assert committed["python"]["lock_packages"] is False
-    assert "bentoml==1.4.39" in packages  # the list itself is pyproject's dependencies at build time
+    import tomllib
+
+    extra = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    assert (
+        packages
+        == extra["optional-dependencies"]["serving"]
+        == build_options(compose([]), "x")["python"]["packages"]
+    )
+    for heavy in ("prefect", "mlflow", "optuna", "great-expectations", "transformers", "pandas"):
+        assert not any(p.startswith(heavy) for p in packages), heavy  # the service imports none of them
