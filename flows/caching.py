@@ -15,8 +15,24 @@ from cmet.errors import CmetError
 from flows import hashing
 
 DATA_CODE = ("cmet/data", "cmet/audio", "cmet/face/facs.py")
-MODEL_CODE = ("cmet/model", "cmet/train.py", "cmet/infer.py", "cmet/data")
-EVAL_CODE = ("cmet/evaluate.py", "cmet/model", "cmet/infer.py")
+MODEL_CODE = (
+    "cmet/model",
+    "cmet/train.py",
+    "cmet/train_loop.py",
+    "cmet/checkpoint.py",
+    "cmet/device.py",
+    "cmet/infer.py",
+    "cmet/data",
+    "cmet/audio/spec.py",
+)
+EVAL_CODE = (
+    "cmet/evaluate.py",
+    "cmet/model",
+    "cmet/infer.py",
+    "cmet/data/__init__.py",
+    "cmet/data/features.py",
+    "cmet/data/sampling.py",
+)
 
 
 def transient(task, task_run, state) -> bool:
