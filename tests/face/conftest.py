@@ -82,3 +82,27 @@ def short_video(tmp_path_factory, astronaut_face):
     sf.write(wav, (0.2 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
     mp4 = write_video(d / "astronaut.mp4", np.stack(frames), 25.0, wav)
     return mp4, wav
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory):
+    """A small C-MET bundle in the 19-AU space trained here (data=release_au: ../shared, else the
+    vendored release vectors; 300 steps, ~1-2 min on 2 cores) -> its folder. For the slow edit tests."""
+    import torch
+
+    from cmet.config import compose
+    from cmet.train import train
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("edit_bundle")
+    cfg = compose(
+        [
+            "data=release_au",
+            "train.steps=300",
+            "train.eval_every=300",
+            "train.checkpoint_every=300",
+            "train.quiet=true",
+            f"paths.work_dir={out}/work",
+        ]
+    )
+    return train(cfg, out_dir=out / "run")["bundle_dir"]

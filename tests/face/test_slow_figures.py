@@ -40,23 +40,17 @@ def test_round_trip_through_the_landmark_model(release_dir):
     assert sum(v >= 0.9 for v in fm.values()) < sum(v >= 0.9 for v in single.values())
 
 
-def test_edit_the_release_video(release_dir, tmp_path):
-    """A trained 19-d bundle edits W009_038.mp4: same frames/fps, audio, lips kept."""
+def test_edit_the_release_video(release_dir, trained_bundle, tmp_path):
+    """A 19-d bundle trained here edits W009_038.mp4: same frames/fps, audio, lips kept, p(happy) rises."""
     from cmet.config import compose
-    from cmet.edit import edit_video, load_bundle
-    from cmet.errors import ModelError
+    from cmet.edit import edit_video
     from cmet.face.edit_measures import check_edit
-    from flows.registry import default_bundle_dir
 
-    cfg = compose([])
-    try:
-        b = load_bundle(default_bundle_dir(cfg))
-    except ModelError as e:
-        pytest.skip(str(e))
-    if b.d_expr != 19 or "happy" not in b.banks:
-        pytest.skip("the newest bundle is not a release_au model")
     video = release_dir / "asset" / "video" / "W009_038.mp4"
-    r = edit_video(video, "happy", bundle=b, cfg=cfg, out=tmp_path / "happy.mp4", max_seconds=2.0)
+    r = edit_video(
+        video, "happy", bundle=trained_bundle, cfg=compose([]), out=tmp_path / "happy.mp4", max_seconds=2.0
+    )
     chk = check_edit(video, r, "happy")
-    assert chk["n_frames_out"] == 50 and chk["audio_out"]
-    assert chk["mouth_corr"] > 0.8
+    assert chk["n_frames_out"] == 50 and chk["fps_out"] == pytest.approx(chk["fps_in"]) and chk["audio_out"]
+    assert chk["mouth_corr"] > 0.8, chk
+    assert chk["rise_p_target"] > 0.05, chk
