@@ -122,8 +122,8 @@ class CmetService:
         except CmetError as e:
             raise to_http(e) from e
 
-    def _render(self, req, out: Path) -> dict:
-        """Run a checked edit into ``out`` (mp4 with provenance tags) -> its per-stage timings."""
+    def _render(self, req, out: Path):
+        """Run a checked edit into ``out`` (mp4 with provenance tags) -> (EditResult, per-stage timings)."""
         from cmet.errors import DataError
         from serving import __version__
         from serving.provenance import stamp, tags
@@ -138,10 +138,25 @@ class CmetService:
         timings = dict(getattr(result, "timings", None) or {})
         timings["provenance"] = time.perf_counter() - t1
         timings["total_server"] = time.perf_counter() - t0
-        return {k: round(float(v), 4) for k, v in timings.items()}
+        return result, {k: round(float(v), 4) for k, v in timings.items()}
 
     def _run_job(self, req, out: Path) -> dict:
-        return {"timings_s": self._render(req, out)}
+        """A job's edit -> what its completed status carries: timings, target, fps and the per-frame AU
+        offsets (the demo page plots them)."""
+        import numpy as np
+
+        from cmet.face.facs import AU_NAMES
+
+        result, timings = self._render(req, out)
+        offsets = np.round(np.asarray(result.offsets, np.float64), 4).tolist()
+        return {
+            "timings_s": timings,
+            "target": req.description,
+            "intensity": req.intensity,
+            "fps": float(result.fps),
+            "au_names": list(AU_NAMES),
+            "offsets": offsets,
+        }
 
     def _outdir(self) -> Path:
         """A folder for this request's output inside BentoML's per-request temp folder (removed once the
@@ -184,7 +199,7 @@ class CmetService:
         req = self._request(locals(), self.limits.max_video_s)
         out = self._outdir() / "edited.mp4"
         try:
-            timings = self._render(req, out)
+            _, timings = self._render(req, out)
         except CmetError as e:
             raise to_http(e) from e
         if ctx is not None:  # where the time went, for clients and the load test

@@ -97,3 +97,48 @@ def client(model_dir):
             os.environ.pop("CMET_SERVE_MODEL_DIR", None)
         else:
             os.environ["CMET_SERVE_MODEL_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory) -> Path:
+    """A real C-MET bundle for the slow served tests: CMET_TEST_BUNDLE, else a small one trained here on
+    the release features (data=release_au: ../shared, else the vendored copy)."""
+    if os.environ.get("CMET_TEST_BUNDLE"):
+        return Path(os.environ["CMET_TEST_BUNDLE"])
+    import torch
+
+    from cmet.config import compose
+    from cmet.train import train
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("train")
+    steps = ["train.steps=150", "train.batch_size=64", "train.eval_every=150", "train.checkpoint_every=150"]
+    cfg = compose(["data=release_au", *steps, f"paths.work_dir={out}/work"])
+    return Path(train(cfg, out_dir=out / "run")["bundle_dir"])
+
+
+def talking_clip(dst: Path, seconds: float) -> Path:
+    """``seconds`` of the release's MEAD video (looped; ../shared), else the synthetic talking face."""
+    import subprocess
+
+    from cmet.config import compose
+    from cmet.media import ffmpeg_exe
+    from serving.sample import RELEASE_VIDEO, synthetic_face_video
+
+    src = Path(str(compose([]).paths.release_dir)) / RELEASE_VIDEO
+    if not src.is_file():
+        return synthetic_face_video(dst, seconds=seconds, size=256)
+    cmd = [ffmpeg_exe(), "-y", "-v", "error", "-stream_loop", "-1", "-i", str(src), "-t", f"{seconds:g}"]
+    cmd += ["-r", "25", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dst)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return dst
+
+
+def serve_model(model_dir: Path, env: dict | None = None, **settings: str):
+    """The service on a free loopback port over ``model_dir``; ``settings``: serving config overrides
+    (``rate_limit__requests_per_minute="0"`` -> ``rate_limit.requests_per_minute=0``)."""
+    from serving.server import ServedBento
+
+    dotted = " ".join(f"{k.replace('__', '.')}={v}" for k, v in settings.items())
+    env = {**(env or {}), **({"CMET_SERVING_SET": dotted} if dotted else {})}
+    return ServedBento("serving.service:CmetService", model_dir=model_dir, env=env, ready_timeout=400)

@@ -54,8 +54,19 @@ def test_health_routes(client, path):
 def test_demo_page_served(client):
     r = client.get("/ui/index.html")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
-    for element in ('id="use-sample"', 'id="emotion"', 'id="intensity"', 'id="edited"', 'id="download"'):
-        assert element in r.text
+    ids = (
+        "use-sample",
+        "use-portrait",
+        "emotion",
+        "blend-weights",
+        "speech-files",
+        "features-file",
+        "intensity",
+    )
+    for element in (*ids, "api-key", "edited", "download", "plot"):
+        assert f'id="{element}"' in r.text, element
+    # the job states the service answers (not BentoML task names of another version)
+    assert '"completed"' in r.text and '"failed"' in r.text and '"success"' not in r.text
     assert client.get("/ui/").status_code == 200
 
 
@@ -327,6 +338,10 @@ def test_edit_job_submit_status_get_then_gone(client, sample_video):
     assert r.json()["status"] == "in_progress"
     st = _wait(client, task)
     assert st["status"] == "completed" and st["timings_s"]["total_server"] > 0
+    n = _frames_fps(sample_video)[0]
+    assert (
+        np.asarray(st["offsets"]).shape == (n, 19) and len(st["au_names"]) == 19 and st["target"] == "happy"
+    )
     folder = _STATE["jobs"].root / task
     assert folder.is_dir() and [p.name for p in folder.iterdir()] == ["edited.mp4"]  # no upload kept
     got = client.get("/edit_job/get", params={"task_id": task})
