@@ -1,0 +1,163 @@
+"""Work in the face, keep the frame: a tracked square crop around one face at a working resolution,
+and the edit pasted back into the native frame.
+
+* :func:`crop_boxes`: per-frame square boxes ``[T, 3]`` (centre x, centre y, side in pixels) from a
+  face's landmark track, held over frames where the face was lost and smoothed over time (a jittery
+  crop would make the resampling shimmer).
+* :class:`FaceCrop`: ``cut(frame, box)`` -> the crop ``[S, S, 3]`` at working size ``S``;
+  ``to_crop(landmarks, box)`` maps landmarks into it; ``paste(frame, before, after, box)`` adds the
+  edit (``after - before``, the change the renderer made in the crop) back into the native frame
+  through a feathered mask: pixels the renderer left alone keep their native detail exactly, and
+  the crop's border never shows.
+* :func:`ramp_weights`: 1 where the face is tracked, 0 on lost frames, with a linear ramp over
+  ``ramp`` frames in and out (an edit fades instead of popping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: crop side / face size (landmark extent): the renderer's fixed ring sits at 0.75 x the face size
+#: from the centre, the crop edge at 1.0; the feather lies between them
+CROP_SCALE = 2.0
+#: share of the crop side, at each edge, over which the paste mask fades from 1 to 0
+FEATHER = 0.12
+
+
+def crop_boxes(
+    landmarks: np.ndarray, seen: np.ndarray, fps: float, smooth_s: float = 0.4, chunk: int = 2048
+) -> np.ndarray:
+    """Landmarks [T, 468, 3] (a memmap is read in chunks) + seen [T] -> boxes [T, 3] (cx, cy, side).
+
+    Lost frames hold the nearest seen frame's box; centre and side are Gaussian-smoothed over
+    ``smooth_s`` (sigma = smooth_s / 2)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    T = len(seen)
+    raw = np.zeros((T, 3), np.float64)
+    for s in range(0, T, chunk):
+        p = np.asarray(landmarks[s : s + chunk, :, :2], np.float64)
+        lo, hi = p.min(1), p.max(1)
+        raw[s : s + chunk, :2] = (lo + hi) / 2
+        raw[s : s + chunk, 2] = (hi - lo).max(1) * CROP_SCALE
+    seen = np.asarray(seen, bool)
+    if not seen.any():
+        return raw.astype(np.float32)
+    idx = np.where(seen)[0]
+    nearest = idx[np.clip(np.searchsorted(idx, np.arange(T)), 0, len(idx) - 1)]
+    prev = idx[np.clip(np.searchsorted(idx, np.arange(T), side="right") - 1, 0, len(idx) - 1)]
+    pick = np.where(np.abs(prev - np.arange(T)) <= np.abs(nearest - np.arange(T)), prev, nearest)
+    raw = raw[pick]
+    sigma = max(0.0, smooth_s * fps / 2)
+    if sigma > 0 and T > 1:
+        raw = gaussian_filter1d(raw, sigma, axis=0, mode="nearest")
+    return raw.astype(np.float32)
+
+
+def ramp_weights(seen: np.ndarray, ramp: int) -> np.ndarray:
+    """seen [T] bool -> weights [T] in [0, 1]: 0 on unseen frames, rising linearly over ``ramp``
+    frames after and before each (and at the video's ends: an edit starts and ends at full weight)."""
+    seen = np.asarray(seen, bool)
+    T = len(seen)
+    if ramp <= 0 or seen.all():
+        return seen.astype(np.float32)
+    dist = np.full(T, np.inf)  # distance to the nearest unseen frame
+    bad = np.where(~seen)[0]
+    pos = np.arange(T)
+    j = np.searchsorted(bad, pos)
+    left = np.where(j > 0, pos - bad[np.clip(j - 1, 0, None)], np.inf)
+    right = np.where(j < len(bad), bad[np.clip(j, None, len(bad) - 1)] - pos, np.inf)
+    dist = np.minimum(left, right)
+    return np.clip(dist / (ramp + 1), 0.0, 1.0).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Box:
+    """One frame's crop in the native frame: top-left ``x0, y0`` and side ``side`` (ints)."""
+
+    x0: int
+    y0: int
+    side: int
+
+    @classmethod
+    def of(cls, b: np.ndarray) -> Box:
+        side = max(8, int(round(float(b[2]))))
+        return cls(int(round(float(b[0]) - side / 2)), int(round(float(b[1]) - side / 2)), side)
+
+
+class FaceCrop:
+    """Cut, map and paste square face crops of working size ``size`` (pixels)."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+        n = self.size
+        u = np.arange(n, dtype=np.float32)
+        edge = np.minimum(u, n - 1 - u) / max(1.0, FEATHER * n)
+        r = np.clip(edge, 0, 1)
+        r = r * r * (3 - 2 * r)
+        self.mask = (r[:, None] * r[None, :])[..., None].astype(np.float32)  # [S, S, 1]
+
+    def scale(self, box: Box) -> float:
+        """Crop pixels per native pixel."""
+        return self.size / box.side
+
+    def cut(self, frame: np.ndarray, box: Box) -> np.ndarray:
+        """[H, W, 3] uint8 -> [S, S, 3] uint8 (outside the frame: its edge pixels repeated)."""
+        import cv2
+
+        h, w = frame.shape[:2]
+        x0, y0, s = box.x0, box.y0, box.side
+        xa, ya, xb, yb = max(0, x0), max(0, y0), min(w, x0 + s), min(h, y0 + s)
+        if xb <= xa or yb <= ya:
+            return np.zeros((self.size, self.size, 3), np.uint8)
+        part = frame[ya:yb, xa:xb]
+        if (xa, ya, xb, yb) != (x0, y0, x0 + s, y0 + s):
+            part = cv2.copyMakeBorder(part, ya - y0, y0 + s - yb, xa - x0, x0 + s - xb, cv2.BORDER_REPLICATE)
+        interp = cv2.INTER_AREA if s > self.size else cv2.INTER_LINEAR
+        return cv2.resize(part, (self.size, self.size), interpolation=interp)
+
+    def to_crop(self, landmarks: np.ndarray, box: Box) -> np.ndarray:
+        """[468, 3] native pixels -> [468, 3] crop pixels (z scaled alike)."""
+        k = self.scale(box)
+        p = np.asarray(landmarks, np.float32).copy()
+        p[:, 0] = (p[:, 0] - box.x0 + 0.5) * k - 0.5
+        p[:, 1] = (p[:, 1] - box.y0 + 0.5) * k - 0.5
+        p[:, 2] *= k
+        return p
+
+    def paste(self, frame: np.ndarray, before: np.ndarray, after: np.ndarray, box: Box) -> np.ndarray:
+        """Add the crop's change ``after - before`` ([S, S, 3] uint8 each), feathered, into ``frame``
+        [H, W, 3] uint8 in place; returns ``frame``."""
+        import cv2
+
+        diff = after.astype(np.float32) - before.astype(np.float32)
+        changed = np.abs(diff).max(-1) > 0.5
+        if not changed.any():
+            return frame
+        diff *= self.mask
+        h, w = frame.shape[:2]
+        x0, y0, s = box.x0, box.y0, box.side
+        ys, xs = np.where(changed)  # only the changed part is resampled and added
+        k = s / self.size
+        cx0, cy0 = max(0, int(xs.min()) - 2), max(0, int(ys.min()) - 2)
+        cx1, cy1 = min(self.size, int(xs.max()) + 3), min(self.size, int(ys.max()) + 3)
+        nx0, ny0 = x0 + int(np.floor(cx0 * k)), y0 + int(np.floor(cy0 * k))
+        nx1, ny1 = x0 + int(np.ceil(cx1 * k)), y0 + int(np.ceil(cy1 * k))
+        xa, ya, xb, yb = max(0, nx0), max(0, ny0), min(w, nx1), min(h, ny1)
+        if xb <= xa or yb <= ya:
+            return frame
+        # native pixel (x, y) <- crop pixel ((x - x0 + 0.5) / k - 0.5, ...): an affine map
+        inv = 1.0 / k
+        M = np.float32([[inv, 0, (xa - x0 + 0.5) * inv - 0.5], [0, inv, (ya - y0 + 0.5) * inv - 0.5]])
+        up = cv2.warpAffine(
+            diff,
+            M,
+            (xb - xa, yb - ya),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_CONSTANT,
+        )
+        region = frame[ya:yb, xa:xb].astype(np.float32) + up
+        frame[ya:yb, xa:xb] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        return frame
