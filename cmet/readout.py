@@ -3,15 +3,19 @@
 An edit is summarised by the time mean of its expression offsets ``o`` [D_v]. The basic emotions'
 directions are the bundle's label-baseline offsets (the mean visual semantic vector of each basic
 emotion in training; :func:`basic_directions`). The readout (:func:`nearest_basic`) is the basic
-emotion whose direction has the largest cosine with ``o``; an edit whose size is below
-``neutral_share`` of the smallest basic direction's norm reads as ``neutral``.
+emotion whose direction has the largest cosine with ``o`` (among ``allowed`` classes when given); an
+edit whose size is below ``neutral_share`` of the smallest basic direction's norm reads as ``neutral``.
 
 :func:`extended_agreement` applies it to the extended-emotion clips of a held-out split that carry the
 speech encoder's own label (``FeatureSet.meta["ser_labels"]``, e.g. the ``e2v+L_ser`` column of the
-authors' TTS clips): C-MET (and speech-direct) on one clip against all the speaker's neutral clips.
+authors' TTS clips): C-MET (and speech-direct) on one clip against all the speaker's neutral clips,
+read over the classes that labeller has (``meta["ser_classes"]``: emotion2vec+large's classifier has no
+*contempt*, so an edit cannot agree with it as contempt).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -34,9 +38,16 @@ def basic_directions(bundle) -> dict[str, np.ndarray]:
 
 
 def nearest_basic(
-    offsets: np.ndarray, directions: dict[str, np.ndarray], neutral_share: float = NEUTRAL_SHARE
+    offsets: np.ndarray,
+    directions: dict[str, np.ndarray],
+    neutral_share: float = NEUTRAL_SHARE,
+    allowed: Sequence[str] | None = None,
 ) -> str:
     """Offsets [T, D_v] (or their mean [D_v]) -> the nearest basic emotion's name (see the module docstring)."""
+    if allowed is not None:
+        directions = {e: d for e, d in directions.items() if e in set(allowed)}
+        if not directions:
+            raise ModelError(f"no basic-emotion direction among the allowed classes {sorted(allowed)}")
     o = np.asarray(offsets, np.float64)
     o = o.mean(0) if o.ndim == 2 else o
     norm = float(np.linalg.norm(o))
@@ -62,6 +73,7 @@ def extended_agreement(
     from cmet.infer import predict_offsets_batch, speech_difference, speech_direct
 
     labels = held.meta.get("ser_labels") or {}
+    classes = held.meta.get("ser_classes")
     c = held.clips
     ext = [
         i
@@ -90,6 +102,6 @@ def extended_agreement(
     metrics: dict[str, float] = {"n_agree_ext": float(len(rows))}
     for m, offs in methods.items():
         for r, o in zip(rows, offs, strict=True):
-            r[m] = nearest_basic(o, dirs, neutral_share)
+            r[m] = nearest_basic(o, dirs, neutral_share, classes)
         metrics[f"agree_ext/{m}"] = float(np.mean([r[m] == r["ser"] for r in rows]))
     return metrics, rows

@@ -255,6 +255,9 @@ def build(cfg) -> FeatureSet:
             "encoder": f"precomputed-{subdir}",
             "speech_encoder": dict(ENCODER, config=dict(ENCODER["config"], feature_subdir=subdir)),
             "vectors": mode,
+            # the classes of emotion2vec+large's own 9-class classifier in MEAD's names (fearful -> fear;
+            # other / unknown dropped): it has no contempt
+            "ser_classes": ["angry", "disgusted", "fear", "happy", "neutral", "sad", "surprised"],
             # the basic emotion emotion2vec+large's own classifier hears in each TTS clip (test.csv)
             "ser_labels": {
                 str(k): str(v)
