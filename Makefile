@@ -62,10 +62,10 @@ lint: setup ## ruff
 bench: setup ## benchmarks: writes bench/results/ and prints the tables
 	$(BIN)/python -m bench.run
 
-ui: setup ## MLflow UI (and the Prefect UI) on localhost against the project's stores
-	$(CMET) ui
+ui: setup ## MLflow UI (and the Prefect UI) on localhost against the project's stores (MLFLOW_PORT=5000 PREFECT_PORT=4200; 0: no Prefect UI)
+	$(CMET) ui $(if $(MLFLOW_PORT),--port $(MLFLOW_PORT)) $(if $(PREFECT_PORT),--prefect-port $(PREFECT_PORT))
 
-schedule: setup ## a Prefect deployment of the flow with the cron schedule from config, served by this process
+schedule: setup ## the cron deployment of the flow (pipeline.schedule) on a Prefect server that schedules (started when none runs); Ctrl-C stops
 	$(CMET) schedule
 
 bento: setup ## build the BentoML service from the registry's champion (or BUNDLE=dir; PROFILE=gpu for a CUDA image)

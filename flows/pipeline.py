@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run as prefect_run
 
 from flows.caching import data_key
 from flows.notify import notify_failure
@@ -25,7 +26,7 @@ from flows.stages.data import prepare_features
 from flows.stages.evaluate import evaluate_and_gate
 from flows.stages.publish import publish
 from flows.stages.train import tune_and_train
-from flows.tracking import setup_experiment
+from flows.tracking import headline, lineage_tags, link_prefect_run, log_datasets, setup_experiment
 
 
 @flow(name="cmet-pipeline", log_prints=True, on_failure=[notify_failure], on_crashed=[notify_failure])
@@ -41,9 +42,11 @@ def cmet_pipeline(overrides: list[str] | None = None, cfg_dict: dict | None = No
     overrides = list(overrides or [])
     cfg = OmegaConf.create(cfg_dict) if cfg_dict else compose(overrides)
     exp_id = setup_experiment(cfg)
-    run_name = f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}"
-    with mlflow.start_run(run_name=run_name, experiment_id=exp_id, tags={"stage": "pipeline"}) as parent:
+    run_name = f"pipeline-{time.strftime('%Y%m%d-%H%M')}-{prefect_run.name or 'local'}"
+    tags = {"stage": "pipeline", **lineage_tags()}
+    with mlflow.start_run(run_name=run_name, experiment_id=exp_id, tags=tags) as parent:
         pid = parent.info.run_id
+        link_prefect_run(pid, exp_id, str(cfg.pipeline.mlflow_ui_url))
         mlflow.log_params({"overrides": " ".join(overrides) or "(none)", "data.source": str(cfg.data.source)})
         report_dir = Path(str(cfg.paths.runs_dir)) / "data_checks" / pid
         cd = OmegaConf.to_container(cfg, resolve=True)
@@ -51,11 +54,12 @@ def cmet_pipeline(overrides: list[str] | None = None, cfg_dict: dict | None = No
         meta = json.loads((Path(fs_dir) / "meta.json").read_text())
         data_hash = str(meta.get("content_hash"))
         mlflow.set_tags({"data_hash": data_hash, "data.n_clips": str(meta.get("n_clips"))})
+        log_datasets(fs_dir, data_hash, str(cfg.data.source))
         best_cfg, tune_res, train_res = tune_and_train(cfg, fs_dir, data_hash, pid, exp_id)
         eval_res, gate_res, ev_hash = evaluate_and_gate(best_cfg, train_res, fs_dir, data_hash)
         hashes = {"data_hash": data_hash, "eval_hash": ev_hash}
         reg, bento_tag = publish(best_cfg, train_res, eval_res, gate_res, tune_res, fs_dir, hashes, checks)
-        mlflow.log_metrics({f"test/{k}": v for k, v in eval_res["metrics"].items()})
+        mlflow.log_metrics({f"test/{k}": v for k, v in headline(eval_res["metrics"], best_cfg.gates).items()})
         mlflow.log_dict(gate_res["report"], "gate/gate_report.json")
         tags = {"gate.passed": str(gate_res["passed"]).lower(), "model.version": reg["version"]}
         mlflow.set_tags({**tags, "champion": str(reg["after"]["champion"])})

@@ -89,10 +89,17 @@ def find_version_by_tag(c, name: str, key: str, value: str) -> str | None:
 
 
 def register_candidate(
-    c, name: str, source: str, run_id: str, tags: dict[str, str], dedupe_key: str | None = None
+    c,
+    name: str,
+    source: str,
+    run_id: str,
+    tags: dict[str, str],
+    dedupe_key: str | None = None,
+    model_id: str | None = None,
 ):
-    """Register ``source`` (a model URI) as a new version with ``tags``; reuse the version already
-    registered with the same ``bundle_hash`` (an unchanged re-run registers nothing new).
+    """Register ``source`` (a model URI) as a new version with ``tags``, linked to the logged model
+    ``model_id`` (MLflow 3: the model page shows the version); reuse the version already registered
+    with the same ``bundle_hash`` (an unchanged re-run registers nothing new).
 
     Returns ``(version, is_new)``.
     """
@@ -101,7 +108,13 @@ def register_candidate(
         existing = find_version_by_tag(c, name, "bundle_hash", dedupe_key)
         if existing:
             return existing, False
-    mv = c.create_model_version(name, source=source, run_id=run_id, tags={k: str(v) for k, v in tags.items()})
+    mv = c.create_model_version(
+        name, source=source, run_id=run_id, tags={k: str(v) for k, v in tags.items()}, model_id=model_id
+    )
+    if model_id:  # what mlflow.register_model records: the logged model page lists its versions
+        links = json.loads(c.get_logged_model(model_id).tags.get("mlflow.modelVersions", "[]"))
+        links.append({"name": name, "version": mv.version})  # as mlflow.register_model writes it
+        c.set_logged_model_tags(model_id, {"mlflow.modelVersions": json.dumps(links)})
     return str(mv.version), True
 
 

@@ -122,6 +122,39 @@ def deployment(cfg, cron: str, overrides: list[str]):
     )
 
 
+def deploy_to_pool(cfg, pool: str, cron: str | None = None, overrides: list[str] | None = None) -> str:
+    """Register the cron deployment on work pool ``pool`` (created as a ``process`` pool if absent) for
+    a long-lived ``prefect worker start --pool POOL`` to run; the flow code is read from this checkout.
+    Needs ``PREFECT_API_URL`` (a server with its scheduler). Returns the deployment id."""
+    from prefect import flow as prefect_flow
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ConfigError("cmet schedule --pool needs PREFECT_API_URL (the Prefect server the worker polls)")
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        except ObjectAlreadyExists:
+            pass
+    sc = cfg.pipeline.schedule
+    root = Path(__file__).resolve().parent.parent
+    source = prefect_flow.from_source(source=str(root), entrypoint=FLOW_ENTRY)
+    return str(
+        source.deploy(
+            name=str(sc.deployment),
+            work_pool_name=pool,
+            cron=str(cron or sc.cron),
+            parameters={"overrides": merge_overrides(sc.overrides, overrides)},
+            tags=["cmet", "retrain"],
+            description="scheduled retraining of the C-MET connector",
+            concurrency_limit=int(sc.concurrency),
+            print_next_steps=False,
+        )
+    )
+
+
 async def _run_until_signal(runner, server: LocalServer) -> int:
     """Start ``runner``; stop it on SIGINT/SIGTERM (-> 0) or when our server dies (-> 1)."""
     import asyncio

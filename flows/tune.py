@@ -45,7 +45,9 @@ def make_pruner(spec):
         return optuna.pruners.NopPruner()
     if kind == "halving":
         return optuna.pruners.SuccessiveHalvingPruner(**spec)
-    raise ConfigError(f"pipeline.tune.pruner.kind must be median | halving | none, got {kind!r}")
+    if kind == "threshold":  # a floor (lower) or ceiling (upper) on the reported metric
+        return optuna.pruners.ThresholdPruner(**spec)
+    raise ConfigError(f"pipeline.tune.pruner.kind must be median | halving | threshold | none, got {kind!r}")
 
 
 def open_study(cfg, study_name: str, attempts: int = 5):

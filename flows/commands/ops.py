@@ -5,9 +5,6 @@
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
-import sys
 import time
 
 import typer
@@ -97,51 +94,31 @@ def schedule(
         None, help="overrides of the scheduled runs (win over pipeline.schedule.overrides)"
     ),
     cron: str = typer.Option(None, help="cron (UTC), default pipeline.schedule.cron"),
+    pool: str = typer.Option(None, help="register the deployment on this work pool (for a worker) and exit"),
 ):
     """Serve the pipeline on a cron schedule against a Prefect server that schedules (started here
-    when none runs); SIGINT/SIGTERM stop the runner, then that server."""
+    when none runs); SIGINT/SIGTERM stop the runner, then that server. With --pool: register the
+    deployment on a work pool for `prefect worker start --pool POOL` (production, flows/README.md)."""
     from flows.settings import configure_prefect_env
 
     configure_prefect_env()
-    from flows.schedule import serve_schedule
+    from flows.schedule import deploy_to_pool, serve_schedule
 
+    if pool:
+        dep = deploy_to_pool(_cfg(overrides), pool, cron, list(overrides or []))
+        typer.echo(f"deployment {dep} on work pool {pool!r}; run it with: prefect worker start --pool {pool}")
+        return
     raise typer.Exit(serve_schedule(_cfg(overrides), cron, list(overrides or [])))
 
 
 @app.command("ui")
 def ui(
-    port: int = typer.Option(5000, help="MLflow UI port"),
-    prefect_port: int = typer.Option(4200, help="Prefect UI port (0: no Prefect UI)"),
+    port: int = typer.Option(5000, envvar="MLFLOW_PORT", help="MLflow UI port"),
+    prefect_port: int = typer.Option(4200, envvar="PREFECT_PORT", help="Prefect UI port (0: no Prefect UI)"),
+    jobs: bool = typer.Option(False, "--jobs", help="also MLflow's job runner (for GenAI evaluation jobs)"),
 ):
-    """MLflow UI (and the Prefect UI) on localhost against the project's stores; Ctrl-C stops both."""
-    cfg = _cfg([])
-    uri = _mlflow_uri(cfg)
-    art = str(cfg.pipeline.artifact_location)
-    mlflow_cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
-    mlflow_cmd += [
-        "--default-artifact-root",
-        art,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    procs = [subprocess.Popen(mlflow_cmd)]
-    typer.echo(f"MLflow UI  http://127.0.0.1:{port}   (store {uri})")
-    if prefect_port:
-        env = dict(os.environ, PREFECT_SERVER_API_HOST="127.0.0.1", PREFECT_SERVER_API_PORT=str(prefect_port))
-        prefect = os.path.join(os.path.dirname(sys.executable), "prefect")
-        cmd = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)]
-        procs.append(subprocess.Popen(cmd, env=env))
-        typer.echo(
-            f"Prefect UI http://127.0.0.1:{prefect_port}   (PREFECT_HOME {os.environ.get('PREFECT_HOME')})"
-        )
-    typer.echo("Ctrl-C stops: " + " ; ".join(shlex.join(p.args) for p in procs))
-    try:
-        for p in procs:
-            p.wait()
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
+    """MLflow UI (and the Prefect UI) on localhost against the project's stores; a busy port is an
+    error; Ctrl-C or SIGTERM stops both."""
+    from flows.ui import run_ui
+
+    raise typer.Exit(run_ui(_cfg([]), port, prefect_port, jobs))

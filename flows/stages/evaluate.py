@@ -70,14 +70,38 @@ def sample_video(cfg, bundle_dir: str, out_dir: Path) -> dict:
     from cmet.edit import edit_video
     from cmet.face.edit_measures import check_edit
 
-    out = out_dir / "sample_happy.mp4"
+    out = out_dir / "edited_happy.mp4"
     try:
         res = edit_video(str(video), "happy", bundle=bundle_dir, out=str(out), cfg=cfg, max_seconds=2.0)
         chk = check_edit(str(video), res)
     except CmetError as e:
         log.warning("sample video skipped: %s", e)
         return {}
+    side_by_side(video, out, out_dir / "sample_happy.mp4", ("input", "edited: happy"))
     return {"lips_kept": float(chk["mouth_corr"])}
+
+
+def side_by_side(before: Path, after: Path, dst: Path, labels: tuple[str, str]) -> Path:
+    """``before`` | ``after`` in one video (the length of ``after``), each half labelled, with the
+    audio of ``after``."""
+    import cv2
+    import numpy as np
+
+    from cmet.media import read_video, write_video
+
+    b, fps = read_video(after)
+    a, _ = read_video(before, max_seconds=len(b) / fps + 1.0)
+    n = min(len(a), len(b))
+    if a.shape[1:3] != b.shape[1:3]:
+        a = np.stack([cv2.resize(f, (b.shape[2], b.shape[1])) for f in a[:n]])
+    both = np.concatenate([a[:n], b[:n]], axis=2).copy()
+    scale = max(0.4, b.shape[1] / 500)
+    for i in range(n):
+        for x, text in ((8, labels[0]), (b.shape[2] + 8, labels[1])):
+            cv2.putText(
+                both[i], text, (x, int(24 * scale) + 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2
+            )
+    return write_video(dst, both, fps, audio_from=after)
 
 
 @stage_task(name="evaluate", cache_key_fn=key_fn("out_root", "key"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import string
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,46 +12,21 @@ from prefect import get_run_logger
 from prefect.cache_policies import NO_CACHE
 
 from flows.caching import cfg_of, key_fn, stage_task
+from flows.tracking import HEADLINE_METRICS, headline
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-ROOT = Path(__file__).resolve().parents[2]
-#: the metrics of the model card (all of them are in the run's figures/metrics.json)
-CARD_METRICS = (
-    "acc_emo/cmet",
-    "acc_emo_ext/cmet",
-    "acc_emo/speech_direct",
-    "acc_emo/label",
-    "acc_emo/reference",
-    "lips_kept",
-    "latency_ms_per_frame",
-)
-
-
-def git_state() -> dict[str, str]:
-    """``{"commit": sha or "unknown", "dirty": "true" | "false" | "unknown"}`` of the project checkout."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        st = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": "unknown", "dirty": "unknown"}
-    return {"commit": sha, "dirty": str(bool(st.strip())).lower()}
 
 
 def model_card(cfg, fs_meta: dict, metrics: dict, gate_res: dict, tune_res: dict | None, info: dict) -> str:
     """The model card (``flows/templates/model_card.md``) of one registered version.
 
     ``info``: data_hash, version, run_id, commit, dirty."""
-    rows = "\n".join(f"| {k} | {metrics[k]:.4f} |" for k in CARD_METRICS if isinstance(metrics.get(k), float))
+    rows = "\n".join(
+        f"| {k} | {metrics[k]:.4f} |" for k in HEADLINE_METRICS if isinstance(metrics.get(k), float)
+    )
     m, t = cfg.model, cfg.train
+    from cmet.audio.spec import EncoderSpec
+
     enc = fs_meta.get("speech_encoder")
     values = {
         "registered_model": cfg.pipeline.registered_model,
@@ -68,7 +42,7 @@ def model_card(cfg, fs_meta: dict, metrics: dict, gate_res: dict, tune_res: dict
         "n_clips": fs_meta.get("n_clips", "?"),
         "emotions": ", ".join(fs_meta.get("emotions", [])) or "?",
         "extended": ", ".join(fs_meta.get("extended_emotions", [])) or "none",
-        "speech_encoder": enc.get("name", "?") if isinstance(enc, dict) else (enc or cfg.audio.encoder),
+        "speech_encoder": EncoderSpec.from_dict(enc, "the FeatureSet").name,
         "d_speech": fs_meta.get("d_speech", "?"),
         "d_expr": fs_meta.get("d_expr", "?"),
         "model_name": m.name,
@@ -101,7 +75,9 @@ def log_final(
     meta = json.loads((Path(fs_dir) / "meta.json").read_text())
     with mlflow.start_run(run_id=run_id, nested=True):
         mlflow.log_dict(dict(flatten(cfg).items()), "config/flat_config.json")
-        mlflow.log_metrics({f"test/{k}": v for k, v in eval_res["metrics"].items()})
+        top = headline(eval_res["metrics"], cfg.gates)
+        mlflow.log_metrics({f"test/{k}": v for k, v in top.items()}, step=int(cfg.train.steps))
+        mlflow.log_table(metrics_table(eval_res["metrics"]), "evaluation/all_metrics.json")
         figs = [
             p
             for p in Path(eval_res["dir"]).rglob("*")
@@ -125,14 +101,48 @@ def log_final(
                 python_model=CmetPyfunc(),
                 artifacts={"bundle": train_res["bundle"]},
                 signature=signature(int(meta["d_expr"])),
+                input_example=input_example(fs_dir),
                 pip_requirements=["cmet-ops"],
             )
-            model_uri = info.model_uri
+            model_uri, model_id = info.model_uri, info.model_id
         else:
             mlflow.log_artifacts(train_res["bundle"], "bundle")
-            model_uri = f"runs:/{run_id}/bundle"
+            model_uri, model_id = f"runs:/{run_id}/bundle", None
     get_run_logger().info("final run %s logged (model %s)", run_id, model_uri)
-    return {"model_uri": model_uri, "run_id": run_id}
+    return {"model_uri": model_uri, "run_id": run_id, "model_id": model_id}
+
+
+def input_example(fs_dir: str, n_frames: int = 5):
+    """The first frames of a neutral test clip as the model's input example (neutral codes)."""
+    import numpy as np
+    import pandas as pd
+
+    from cmet.data.features import FeatureSet
+
+    fs = FeatureSet.load(fs_dir, validate=False)
+    clips = fs.clips
+    pick = clips.index[(clips["emotion"] == "neutral") & (clips["split"] == "test")]
+    codes = np.asarray(fs.frames(int(pick[0]) if len(pick) else 0)[:n_frames], np.float32)
+    return pd.DataFrame(codes, columns=[f"expr_{i}" for i in range(codes.shape[1])])
+
+
+def metrics_table(metrics: dict):
+    """Every metric of an evaluation as rows (metric, method, emotion, value): the baselines and the
+    per-emotion figures as one table artifact instead of a hundred run metrics."""
+    import pandas as pd
+
+    rows = []
+    for k, v in sorted(metrics.items()):
+        parts = k.split("/")
+        rows.append(
+            {
+                "metric": parts[0],
+                "method": parts[1] if len(parts) > 1 else "",
+                "emotion": "/".join(parts[2:]) or "all",
+                "value": float(v),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 @stage_task(name="register", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
@@ -145,6 +155,7 @@ def register(
     gate_res: dict,
     data_hash: str,
     eval_hash: str,
+    model_id: str | None = None,
 ) -> dict:
     """Register the candidate with its gate report (tags); move aliases only if the gate passed."""
     from flows import registry as R
@@ -154,14 +165,20 @@ def register(
     c = R.client()
     tags = {
         **gate_res["tags"],
-        **{f"metric.{k}": f"{v:.6g}" for k, v in eval_res["metrics"].items()},
+        **{f"metric.{k}": f"{v:.6g}" for k, v in headline(eval_res["metrics"], cfg.gates).items()},
         "data_hash": data_hash,
         "eval_hash": eval_hash,
         "bundle_hash": train_res["bundle_hash"],
         "gate.report": f"runs:/{run_id}/gate/gate_report.json",
         "train.steps": str(cfg.train.steps),
     }
-    version, new = R.register_candidate(c, name, model_uri, run_id, tags, dedupe_key=train_res["bundle_hash"])
+    version, new = R.register_candidate(
+        c, name, model_uri, run_id, tags, dedupe_key=train_res["bundle_hash"], model_id=model_id
+    )
+    run_name = c.get_run(run_id).info.run_name
+    if not run_name.startswith(f"{name}-v"):  # the final run is named after the version it registered
+        c.set_tag(run_id, "mlflow.runName", f"{name}-v{version}-{run_name}")
+    c.set_tag(run_id, "registered_model", f"{name}/{version}")
     moved = R.apply_gate(c, name, version, gate_res["passed"], mode=str(cfg.pipeline.promotion))
     get_run_logger().info(
         "registered %s v%s (%s); %s", name, version, "new" if new else "existing", moved["action"]
@@ -216,7 +233,10 @@ def publish(
         gate_res,
         hashes["data_hash"],
         hashes["eval_hash"],
+        logged.get("model_id"),
     )
+    from flows.tracking import git_state
+
     info = {"version": reg["version"], "data_hash": hashes["data_hash"], **git_state()}
     log_model_card(cd, fs_dir, logged["run_id"], eval_res["metrics"], gate_res, tune_res, info)
     champ = reg["after"]["champion"]

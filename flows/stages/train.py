@@ -40,30 +40,30 @@ def train_final(
     from cmet.config import flatten
     from cmet.data.features import FeatureSet
     from cmet.train import train
-    from flows.tracking import numeric_metrics
+    from flows.tracking import lineage_tags, log_datasets, log_history, numeric_metrics
 
     cfg = cfg_of(cfg_dict)
     out = Path(out_root) / key
     out.mkdir(parents=True, exist_ok=True)
     fs = FeatureSet.load(fs_dir)
     with mlflow.start_run(
-        run_name="final",
+        run_name=f"train-{cfg.data.source}-{cfg.train.steps}steps-{key[:6]}",
         nested=True,
         parent_run_id=parent_run_id,
         experiment_id=experiment_id,
-        tags={"stage": "final", "train_key": key},
+        tags={"stage": "final", "train_key": key, **lineage_tags()},
     ) as run:
         flat = {k: v for k, v in flatten(cfg).items() if v is not None}
         mlflow.log_params({k: str(v)[:500] for k, v in flat.items()})
+        log_datasets(fs_dir, str(fs.meta.get("content_hash")), str(cfg.data.source))
 
         def callback(step: int, metrics: dict) -> None:
             mlflow.log_metrics(numeric_metrics(metrics), step=int(step))
 
         t0 = time.perf_counter()
         metrics = train(cfg, features=fs, out_dir=out, callback=callback)
-        mlflow.log_metrics(
-            {**numeric_metrics(metrics), "train_seconds": time.perf_counter() - t0}, step=int(cfg.train.steps)
-        )
+        log_history(run.info.run_id, out / "checkpoints" / "cmet_last.pt")
+        mlflow.log_metric("train_seconds", time.perf_counter() - t0, step=int(cfg.train.steps))
         run_id = run.info.run_id
     bundle = out / "bundle"
     res = {

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,3 +75,26 @@ def pipeline_overrides(tmp_path):
         f"pipeline.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
         "pipeline.bento=false",
     ]
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        n = int(self.headers["Content-Length"])
+        _Hook.received.append(json.loads(self.rfile.read(n)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    """A local webhook receiver -> (its URL, the list of JSON bodies POSTed to it)."""
+    srv = HTTPServer(("127.0.0.1", 0), _Hook)
+    _Hook.received = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_port}/hook", _Hook.received
+    srv.shutdown()

@@ -30,7 +30,9 @@ def _runs(tmp_path):
 # the same faults are checked suite by suite in the fast test_data_checks.py
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", ["raw", "features"])
-def test_faulty_data_stops_before_training(fault, tiny_fs, tmp_path, prefect_harness, pipeline_overrides):
+def test_faulty_data_stops_before_training(
+    fault, tiny_fs, tmp_path, prefect_harness, pipeline_overrides, webhook
+):
     if fault == "raw":  # unknown emotion + missing file + an identity in both train and test
         c = tiny_fs.clips
         c["audio_path"] = c["audio_path"].astype(object)
@@ -42,7 +44,10 @@ def test_faulty_data_stops_before_training(fault, tiny_fs, tmp_path, prefect_har
         tiny_fs.expr[tiny_fs.clips["frame_start"].iloc[2], 0] = np.nan
         expected = ["expr_finite", tiny_fs.clips["clip_id"].iloc[2]]
     folder = tiny_fs.save(tmp_path / "faulty")
-    exc = _run([*pipeline_overrides, f"pipeline.features_dir={folder}"])
+    url, received = webhook
+    exc = _run(
+        [*pipeline_overrides, f"pipeline.features_dir={folder}", f"pipeline.schedule.notify_url={url}"]
+    )
     assert isinstance(exc, DataCheckError), repr(exc)
     msg = str(exc)
     assert f"data check '{fault}' failed" in msg
@@ -59,3 +64,5 @@ def test_faulty_data_stops_before_training(fault, tiny_fs, tmp_path, prefect_har
     work = Path(tmp_path) / "work"
     assert not (work / "cache" / "train").exists() and not (work / "optuna").exists()
     assert exc.report.json_path and Path(exc.report.json_path).is_file()
+    # the failure webhook got the failed run
+    assert [(r["flow"], r["state"]) for r in received] == [("cmet-pipeline", "FAILED")], received

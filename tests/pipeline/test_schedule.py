@@ -5,15 +5,12 @@ override merging and the failure webhook."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -33,28 +30,6 @@ def _free_port() -> int:
 def test_merge_overrides_later_wins_per_key():
     got = merge_overrides(["experiment=daily", "train.steps=5"], ["experiment=fast", "+x=1"], ["x=2"])
     assert got == ["train.steps=5", "experiment=fast", "x=2"]
-
-
-class _Hook(BaseHTTPRequestHandler):
-    received: list = []
-
-    def do_POST(self):  # noqa: N802 (http.server's name)
-        n = int(self.headers["Content-Length"])
-        _Hook.received.append(json.loads(self.rfile.read(n)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *a):
-        pass
-
-
-@pytest.fixture
-def webhook():
-    srv = HTTPServer(("127.0.0.1", 0), _Hook)
-    _Hook.received = []
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_port}/hook", _Hook.received
-    srv.shutdown()
 
 
 def test_failure_webhook_posts_the_run(webhook):
@@ -152,3 +127,74 @@ def test_cron_deployment_fires_and_completes_then_stops_on_sigterm(tmp_path):
     assert "never awaited" not in text and "Traceback" not in text, text[-4000:]
     time.sleep(2)
     assert not healthy(api), "the Prefect server started by `cmet schedule` is still answering"
+
+
+def _start_server(tmp_path, env: dict, port: int) -> subprocess.Popen:
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    log = open(tmp_path / "server.log", "w")
+    return subprocess.Popen(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.slow
+def test_work_pool_deployment_fires_on_a_worker(tmp_path):
+    """The production path: a server, `cmet schedule --pool` registers the cron deployment on a work
+    pool, a `prefect worker` executes the run the scheduler created."""
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = dict(
+        os.environ,
+        CMET_ROOT=str(ROOT),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db",
+        PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="5",
+        PREFECT_WORKER_QUERY_SECONDS="5",
+        PREFECT_API_URL=api,
+    )
+    server = _start_server(tmp_path, env, port)
+    worker = None
+    try:
+        deadline = time.time() + 600
+        while not healthy(api) and time.time() < deadline:
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+            time.sleep(1)
+        args = [sys.executable, "-m", "flows.cli", "schedule", "--pool", "cmet-test", "--cron", "* * * * *"]
+        args += [
+            "pipeline.schedule.deployment=pool-every-minute",
+            f"paths.work_dir={tmp_path}/work",
+            f"pipeline.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
+            "experiment=fast",
+            "pipeline.tune.enabled=false",
+            "pipeline.bento=false",
+            "pipeline.sample_video=false",
+        ]
+        out = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and "work pool 'cmet-test'" in out.stdout, out.stdout + out.stderr
+        prefect = str(Path(sys.executable).with_name("prefect"))
+        wlog = open(tmp_path / "worker.log", "w")
+        worker = subprocess.Popen(
+            [prefect, "worker", "start", "--pool", "cmet-test", "--limit", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=wlog,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        done = None
+        while time.time() < deadline and done is None and worker.poll() is None:
+            time.sleep(5)
+            runs = _flow_runs(api, "pool-every-minute")
+            done = next((r for r in runs if r["state_type"] == "COMPLETED"), None)
+            bad = [r for r in runs if r["state_type"] in ("FAILED", "CRASHED")]
+            assert not bad, (bad, (tmp_path / "worker.log").read_text()[-4000:])
+        assert done is not None and done["auto_scheduled"], (tmp_path / "worker.log").read_text()[-4000:]
+    finally:
+        for p in (worker, server):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+                p.wait(timeout=60)
