@@ -192,7 +192,8 @@ def check_intensity(x, limits: Limits) -> float:
 def check_emotion(name: str, known) -> str:
     name = (name or "").strip()
     if name not in known:
-        raise UnknownEmotionError(f"unknown emotion {name!r}; this model knows: {sorted(known)}")
+        shown = name if len(name) <= 64 else name[:64] + "..."
+        raise UnknownEmotionError(f"unknown emotion {shown!r}; this model knows: {sorted(known)}")
     return name
 
 
