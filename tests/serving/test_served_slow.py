@@ -67,7 +67,8 @@ def served(bento_source):
     from serving.server import ServedBento
 
     tag = build_bento(bento_source, compose([]))
-    srv = ServedBento(tag).start()
+    # no rate limit here: schemathesis sends hundreds of requests and must see real answers, not 429s
+    srv = ServedBento(tag, env={"CMET_SERVING_SET": "rate_limit.requests_per_minute=0"}).start()
     try:
         yield srv
     finally:
