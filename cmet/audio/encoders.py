@@ -242,6 +242,7 @@ ENCODERS = {
     "hf": "cmet.audio.encoders:HFEncoder",
     "emotion2vec": "cmet.audio.emotion2vec:Emotion2VecEncoder",
     "precomputed": "cmet.audio.emotion2vec:PrecomputedEncoder",
+    "e2v_student": "cmet.audio.student:StudentEncoder",
 }
 
 
