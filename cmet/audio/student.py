@@ -4,7 +4,7 @@ Input of the student: :func:`describe` = the prosody descriptor (:mod:`cmet.audi
 and log-mel statistics (64 bands: mean and standard deviation over frames, and of the frame-to-frame
 difference; 256-d). Model: standardised input -> MLP (one hidden layer) -> 1024, trained on
 (clip, the authors' emotion2vec+large vector) pairs with a cosine + scaled-MSE loss
-(:func:`train_student`). ``python -m cmet.audio.student train RELEASE_DIR OUT`` reproduces a weights file.
+(:func:`train_student`). ``cmet speech student RELEASE_DIR OUT`` reproduces a weights file.
 
 Shipped (``audio=e2v_student`` and the raw-speech fallback of the precomputed encoder) only when its
 weights file lies beside this module; :func:`shipped` says whether it does.
@@ -180,31 +180,3 @@ def release_inputs(release_dir: str | Path) -> tuple[np.ndarray, np.ndarray, obj
         raise ModelError(f"training the student needs the release audio: {root / missing[0]} is missing")
     x = np.stack([describe(load_audio(root / p, SR)[0]) for p in v.clips["audio_relpath"]])
     return x, v.speech, v.clips
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cmet.audio.student RELEASE_DIR OUT.safetensors [--hidden H] [--steps S] [--seed N]``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m cmet.audio.student", description=main.__doc__)
-    ap.add_argument("release_dir")
-    ap.add_argument("out")
-    ap.add_argument("--hidden", type=int, default=256)
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    x, y, _ = release_inputs(a.release_dir)
-    w = train_student(x, y, hidden=a.hidden, steps=a.steps, seed=a.seed)
-    meta = {
-        "hidden": a.hidden,
-        "steps": a.steps,
-        "seed": a.seed,
-        "n_clips": len(x),
-        "inputs": "prosody-v4+logmel64",
-    }
-    print(w.save(a.out, meta))
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""``cmet speech encode|eval|prosody-ref``: the configured speech encoder, its figure, its reference."""
+"""``cmet speech encode|eval|prosody-ref|student``: the speech encoders, their figure, their references."""
 
 from __future__ import annotations
 
@@ -103,3 +103,28 @@ def prosody_ref_cmd(
     from cmet.audio.prosody_ref import fit
 
     typer.echo(fit(features))
+
+
+@app.command("student")
+def student_cmd(
+    release: Path = typer.Argument(
+        ..., help="the release folder (its audio; the targets are the vendored vectors)"
+    ),
+    out: Path = typer.Argument(..., help="weights file to write (.safetensors)"),
+    hidden: int = typer.Option(256, "--hidden", help="hidden units of the MLP"),
+    steps: int = typer.Option(1500, "--steps", help="training steps"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train the student of emotion2vec+large (raw speech -> 1024-d) on the release's clips."""
+    from cmet.audio.student import release_inputs, train_student
+
+    x, y, _ = release_inputs(release)
+    w = train_student(x, y, hidden=hidden, steps=steps, seed=seed)
+    meta = {
+        "hidden": hidden,
+        "steps": steps,
+        "seed": seed,
+        "n_clips": len(x),
+        "inputs": "prosody-v4+logmel64",
+    }
+    typer.echo(w.save(out, meta))
