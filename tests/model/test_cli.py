@@ -82,3 +82,25 @@ def test_evaluate_command(tiny_run, tiny_overrides, tmp_path):
     # same bundle, same data, same seed -> the same numbers as at the end of training
     assert abs(ev["acc_emo/cmet"] - metrics["acc_emo/cmet"]) < 1e-9
     assert (tmp_path / "ev" / "confusion_matrix.png").is_file()
+
+
+def test_one_cli_style():
+    """Commands are module-level Typer apps: no argparse script, no ``__main__`` block, no register()."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    entry = {root / "cmet" / "cli.py", root / "flows" / "cli.py"}
+    offenders = []
+    for d in ("cmet", "flows", "serving"):
+        for p in (root / d).rglob("*.py"):
+            text = p.read_text()
+            if (
+                p.name == "__main__.py"
+                or "import argparse" in text
+                or re.search(r"^def register\(app\b", text, re.M)
+            ):
+                offenders.append(str(p.relative_to(root)))
+            elif p not in entry and re.search(r'^if __name__ == "__main__"', text, re.M):
+                offenders.append(str(p.relative_to(root)))
+    assert not offenders, offenders
