@@ -49,9 +49,22 @@ def edit_frames(v: dict, bundle, emotion: str, face) -> tuple[np.ndarray, float]
     return out, (time.perf_counter() - t) / len(out)
 
 
-def measure_video(v: dict, bundle, face, emotions=BASIC, progress: bool = True) -> dict:
-    """Realism figures of each emotion's edit of the tracked video ``v`` -> {emotion: dict, ...}."""
+def judge_share(judge, frames: np.ndarray, box, emotion: str) -> float | None:
+    """FER judge: share of frames [N, H, W, 3] whose top-1 is ``emotion`` (None: no such class)."""
+    from cmet.face.judge import EMOTION_TO_LABEL
+
+    if emotion not in EMOTION_TO_LABEL:
+        return None
+    return float(np.mean([t == EMOTION_TO_LABEL[emotion] for t in judge(frames, box=box).top1]))
+
+
+def measure_video(
+    v: dict, bundle, face, emotions=BASIC, progress: bool = True, judge_stride: int = 2
+) -> dict:
+    """Realism figures of each emotion's edit of the tracked video ``v`` -> {emotion: dict, ...}
+    (with the FER judge's Acc_emo on every ``judge_stride``-th frame, as section ``pixel``)."""
     from cmet.face.identity import Reference, natural_variation
+    from cmet.face.judge import Judge
     from cmet.face.realism import measure
 
     frames, lm_in = v["frames"], v["tracks"]
@@ -61,12 +74,16 @@ def measure_video(v: dict, bundle, face, emotions=BASIC, progress: bool = True) 
     nat = natural_variation(frames, v["fps"], 2.0, lm_in)
     self_check = measure(frames, lm_in, frames, lm_in, stride, ref)
     res = {"natural_identity_median": float(np.median(nat)), "input_vs_itself": self_check.to_dict()}
+    judge = Judge(str(face.get("judge_backend", "tflite")))
+    box = judge.face_box(frames[0], "W009_038.mp4 frame 0")
+    jidx = np.arange(0, len(frames), judge_stride)
     edits = {}
     for e in emotions:
         out, spf = edit_frames(v, bundle, e, face)
         lm_out = track(out, f"edit {e}")
         r = measure(frames, lm_in, out, lm_out, stride, ref).to_dict()
         r["render_s_per_frame"] = round(spf, 4)
+        r["judge_acc"] = judge_share(judge, out[jidx], box, e)
         edits[e] = r
         v.setdefault("edits", {})[e] = out[sheet_frame(v)]
         if progress:
@@ -98,6 +115,43 @@ def portrait_rows(release: Path, bundle, face, emotions=BASIC, n_frames: int = 2
             row.append(rend.render(img, lm, np.clip(off[-1], 0.0, 2.0)))
         rows.append(row)
     return rows
+
+
+#: held-out driving speech of the portrait check (W009: never in the lip model's training)
+SPEECH = ("neutral/W009_005.wav", "happy/W009_level_3_002.wav", "angry/W009_level_3_005.wav")
+
+
+def portrait_speech(release: Path, face, clips=SPEECH, portraits=PORTRAITS) -> dict:
+    """Portrait + driving speech: each portrait rendered with the lip model's jaw track
+    (:mod:`cmet.face.portrait_lips`) for each clip, FaceMesh re-run on the frames; Pearson r of the
+    tracked mouth opening with the speech envelope (and the mean frame-to-frame mouth change)."""
+    import cv2
+
+    from cmet.audio import load_audio
+    from cmet.face.expression import canonical
+    from cmet.face.facs import D_EXPR
+    from cmet.face.landmarks import FaceMesh, mouth_opening
+    from cmet.face.portrait_lips import LipModel
+    from cmet.face.render import make_renderer
+    from cmet.face.tracks import envelope_at_fps
+
+    fm, model = FaceMesh(), LipModel.default()
+    rows = []
+    for name in portraits:
+        img = cv2.imread(str(release / "asset" / "identity" / name))[:, :, ::-1].copy()
+        lm = fm.mesh(img, name)
+        rend = make_renderer(face, canonical(lm), img.shape[:2])
+        zero = np.zeros(D_EXPR, np.float32)
+        for clip in clips:
+            wave, _ = load_audio(release / "audios" / "MEAD" / clip, 16_000)
+            n = int(len(wave) / 16_000 * 25)
+            jaw = model.from_speech(wave, 16_000, n, 25.0)
+            frames = np.stack([rend.render(img, lm, zero, float(j)) for j in jaw])
+            mo = mouth_opening(fm.track(frames, name=f"{name} + {clip}"))
+            env = envelope_at_fps(wave, 16_000, n, 25.0)
+            change = float(np.abs(np.diff(frames.astype(np.float32), axis=0)).mean())
+            rows.append(dict(portrait=name, clip=clip, r=float(np.corrcoef(mo, env)[0, 1]), change=change))
+    return {"pairs": rows, "median_r": float(np.median([r["r"] for r in rows]))}
 
 
 def contact_sheet(rows: list[list[np.ndarray]], labels: list[str], path: Path, size: int = 160) -> Path:
@@ -141,6 +195,7 @@ def markdown(res: dict, ctx_line: str) -> str:
                 f"{r['identity_median']:.3f} (p90 {r['identity_p90']:.3f})",
                 f"{r['flicker']:.2f}",
                 f"{1000 * r['render_s_per_frame']:.0f}",
+                "n/a" if r.get("judge_acc") is None else f"{100 * r['judge_acc']:.0f}",
                 "met" if ok else "NOT met",
             ]
         )
@@ -151,9 +206,17 @@ def markdown(res: dict, ctx_line: str) -> str:
             "identity median (<= 0.30)",
             "flicker (<= 1.2)",
             "render ms/frame",
+            "FER Acc_emo %",
             "targets",
         ],
         rows,
+    )
+    accs = [r["judge_acc"] for r in res["edits"].values() if r.get("judge_acc") is not None]
+    acc_line = (
+        f"FER judge Acc_emo over the {len(accs)} judged emotions (no contempt class): "
+        f"{100 * np.mean(accs):.1f}% (per emotion in the table)."
+        if accs
+        else ""
     )
     s = res["input_vs_itself"]
     return f"""## {TITLE}
@@ -164,6 +227,8 @@ Input vs itself: mouth colour {s["mouth_colour"]:.3f} on {s["n_open"]} open-mout
 (frames 2 s apart): median {res["natural_identity_median"]:.3f}; dlib's same-person threshold 0.6.
 
 {t}
+
+{acc_line}
 
 Images: [realism_sheet.png](realism_sheet.png) (rows: the video's most open frame, three portraits;
 columns: input, then each emotion).

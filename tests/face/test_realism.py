@@ -99,3 +99,56 @@ def test_identity_distance_same_and_other(release_dir):
 
     other = Reference([face_box(b)], Reference.of(a[None]).desc).distances(b[None])
     assert other[0] > SAME_PERSON
+
+
+def _draw_glasses(img: np.ndarray, p: np.ndarray) -> np.ndarray:
+    import cv2
+
+    img = img.copy()
+    iod = float(np.linalg.norm(p[263, :2] - p[33, :2]))
+    t = max(2, int(round(iod / 25)))  # a frame ~3.5 mm thick at ~90 mm between the outer eye corners
+    for a, b in ((33, 133), (362, 263)):
+        c = np.round((p[a, :2] + p[b, :2]) / 2).astype(int)
+        cv2.ellipse(img, tuple(c), (int(0.3 * iod), int(0.2 * iod)), 0, 0, 360, (30, 30, 30), t, cv2.LINE_AA)
+    left = np.round((p[133, :2] + p[33, :2]) / 2 + [0.3 * iod, 0]).astype(int)
+    right = np.round((p[362, :2] + p[263, :2]) / 2 - [0.3 * iod, 0]).astype(int)
+    cv2.line(img, tuple(left), tuple(right), (30, 30, 30), t, cv2.LINE_AA)
+    return img
+
+
+def test_eyeglasses_found_and_frozen(astronaut_face, astronaut_landmarks, mesher):
+    from cmet.face.rigid import has_eyeglasses, vertex_weights
+
+    assert not has_eyeglasses(astronaut_face[None], astronaut_landmarks[None])
+    g = _draw_glasses(astronaut_face, astronaut_landmarks)
+    assert has_eyeglasses(g[None], mesher.mesh(g, "astronaut with glasses")[None])
+    w, wg = vertex_weights(astronaut_landmarks), vertex_weights(astronaut_landmarks, glasses=True)
+    assert w[10] == 0.0 and w[[13, 14, 61, 291, 152]].min() == 1.0  # forehead top fixed, mouth/chin free
+    assert w[[10, 338, 109, 297, 67]].max() == 0.0  # the upper face oval (hairline) never moves
+    assert (
+        wg[[159, 386, 145, 374, 168]].max() == 0.0 and w[[159, 386]].min() > 0.9
+    )  # lids frozen only with glasses
+    assert wg[[13, 14, 61, 291]].min() == 1.0
+
+
+def test_lip_model_follows_the_speech():
+    from cmet.face.portrait_lips import LipModel, frame_features
+
+    sr, fps, n = 16_000, 25.0, 50
+    t = np.arange(int(n / fps * sr)) / sr
+    rng = np.random.default_rng(0)
+    loud = (np.sin(2 * np.pi * 2.0 * t) > 0).astype(np.float32)  # 2 Hz bursts of noise = syllables
+    wave = (0.3 * loud * rng.normal(0, 1, t.size) + 1e-4 * rng.normal(0, 1, t.size)).astype(np.float32)
+    f = frame_features(wave, sr, n, fps)
+    assert f.shape == (n, 8) and np.isfinite(f).all()
+    jaw = LipModel.default().from_speech(wave, sr, n, fps)
+    frame_loud = loud[(np.arange(n) / fps * sr).astype(int) + int(sr / fps / 2)] > 0
+    assert jaw.min() >= 0 and jaw[frame_loud].mean() > 0.05 > jaw[~frame_loud].mean() + 0.02
+
+
+@pytest.mark.slow
+def test_lip_model_constants_are_the_release_fit(release_dir):
+    from cmet.face.portrait_lips import COEF, INTERCEPT, fit_release
+
+    m = fit_release(release_dir)
+    assert np.allclose(m.coef, COEF, atol=2e-3) and abs(m.intercept - INTERCEPT) < 2e-3
