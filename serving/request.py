@@ -1,6 +1,7 @@
 """One request object for every edit route.
 
-The routes (/edit, /edit_job/submit, /expressions) take the same form fields (:class:`EditFields`);
+The routes (/edit, /edit_job/submit, /expressions) take the same form fields (:class:`EditFields`,
+:class:`ExpressionFields`: BentoML input specs, so the field list is written once);
 :func:`build_request` checks all of them against the limits *before* any work (files by their bytes,
 video length, target, neutral reference, intensity) and resolves the target into what the model takes.
 The resulting :class:`EditRequest` is what the engine and the job store receive.
@@ -8,10 +9,12 @@ The resulting :class:`EditRequest` is what the engine and the job store receive.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from bentoml import IODescriptor
+from pydantic import ConfigDict, Field
 
 from cmet.errors import DataError
 from cmet.target import Target
@@ -27,25 +30,41 @@ from serving.inputs import (
 )
 
 
-@dataclass(frozen=True)
-class EditFields:
-    """The form fields of the edit routes, as BentoML hands them over (uploads are local paths)."""
+class TargetFields(IODescriptor):
+    """The target, neutral reference and intensity fields every edit route takes (a BentoML input spec:
+    ``Path`` fields are uploads, handed over as local files)."""
 
-    video: Path | None = None
-    emotion: str | None = None
-    blend: str | dict | None = None
-    target_speech: list[Path] | None = None
-    target_features: Path | None = None
-    neutral_speech: list[Path] | None = None
-    neutral_features: Path | None = None
-    intensity: float = 1.0
-    portrait: Path | None = None
-    driving_speech: Path | None = None
+    model_config = ConfigDict(frozen=True)
+    # upload fields are typed ``Path`` with a None default (not ``Path | None``): BentoML treats only
+    # those as files
 
-    @classmethod
-    def of(cls, values: dict) -> EditFields:
-        """The fields out of a route's ``locals()`` (``self`` and ``ctx`` are left out)."""
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+    emotion: str | None = Field(None, description="target: an emotion name from /emotions")
+    blend: str | dict | None = Field(
+        None,
+        description="target: weights in [0, 100] normalised to sum 1: happy=0.6,surprised=0.4, happy:0.6,... "
+        'or JSON {"happy": 0.6, "surprised": 0.4}',
+    )
+    target_speech: list[Path] = Field(None, description="target: speech clips that carry the emotion")
+    target_features: Path = Field(None, description="target: .npy speech features [k, D]")
+    neutral_speech: list[Path] = Field(None, description="neutral reference: speech clips")
+    neutral_features: Path = Field(None, description="neutral reference: .npy speech features [m, D]")
+    intensity: float = Field(1.0, description="how strong the edit is (range: /version limits.intensity)")
+
+
+class ExpressionFields(TargetFields):
+    """The form fields of /expressions: a video and a target."""
+
+    video: Path = Field(
+        description="the talking-face video (mp4, mov, webm, mkv or avi; recognised by its bytes)"
+    )
+
+
+class EditFields(TargetFields):
+    """The form fields of /edit and /edit_job/submit: a video, or a portrait with driving speech."""
+
+    video: Path = Field(None, description="the talking-face video (or give portrait + driving_speech)")
+    portrait: Path = Field(None, description="a still portrait (png, jpeg or webp) instead of a video")
+    driving_speech: Path = Field(None, description="the speech that moves the portrait's lips")
 
 
 @dataclass(frozen=True)
@@ -81,23 +100,26 @@ class EditRequest:
         )
 
 
-def build_request(f: EditFields, engine, limits: Limits, *, max_s: float, render: bool = True) -> EditRequest:
+def build_request(
+    f: TargetFields, engine, limits: Limits, *, max_s: float, render: bool = True
+) -> EditRequest:
     """Check every field of ``f`` before work -> an :class:`EditRequest`. ``engine``: the model
     (emotions, speech dimension, the encoder for speech clips). Raises a CmetError naming the field."""
     intensity = check_intensity(f.intensity, limits)
     video = portrait = speech = None
+    f_portrait, f_speech = getattr(f, "portrait", None), getattr(f, "driving_speech", None)
     if render:
-        if (f.video is None) == (f.portrait is None):
+        if (f.video is None) == (f_portrait is None):
             raise DataError("give either a video, or a portrait with driving_speech (not both, not neither)")
-        if f.portrait is not None and f.driving_speech is None:
+        if f_portrait is not None and f_speech is None:
             raise DataError("a portrait needs driving_speech (the speech that moves the lips)")
     elif f.video is None:
         raise DataError("video: a video is needed")
     if f.video is not None:
         video = probe_video(f.video, limits, max_s=max_s)
     else:
-        portrait = check_image(f.portrait, limits)
-        speech = check_audio(f.driving_speech, limits, "driving_speech", max_s=max_s)
+        portrait = check_image(f_portrait, limits)
+        speech = check_audio(f_speech, limits, "driving_speech", max_s=max_s)
     target = parse_target(
         emotion=f.emotion,
         blend=f.blend,
@@ -122,7 +144,7 @@ def build_request(f: EditFields, engine, limits: Limits, *, max_s: float, render
     )
 
 
-def _neutral(f: EditFields, engine, limits: Limits) -> np.ndarray | None:
+def _neutral(f: TargetFields, engine, limits: Limits) -> np.ndarray | None:
     if f.neutral_features is not None and f.neutral_speech:
         raise DataError("give neutral_speech or neutral_features, not both")
     if f.neutral_features is not None:

@@ -19,37 +19,42 @@ from cmet.media import ffmpeg_exe
 RELEASE_VIDEO = Path("asset/video/W009_038.mp4")
 
 
+# H.264 + AAC mp4 that browsers play from the first byte
+_MP4 = [
+    "-c:v",
+    "libx264",
+    "-pix_fmt",
+    "yuv420p",
+    "-preset",
+    "veryfast",
+    "-c:a",
+    "aac",
+    "-movflags",
+    "+faststart",
+]
+
+
+def _ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-y", "-loglevel", "error", *args], check=True, capture_output=True)
+
+
 def cut_clip(src: Path, dst: Path, seconds: float, start_s: float = 0.0) -> Path:
     """The first ``seconds`` of ``src`` (video re-encoded H.264 + AAC audio) -> ``dst``."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        ffmpeg_exe(),
-        "-y",
-        "-loglevel",
-        "error",
+    _ffmpeg(
         "-ss",
         f"{start_s:.3f}",
         "-i",
         str(src),
         "-t",
         f"{seconds:.3f}",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-preset",
-        "veryfast",
+        *_MP4,
         "-crf",
         "20",
-        "-c:a",
-        "aac",
         "-b:a",
         "96k",
-        "-movflags",
-        "+faststart",
         str(dst),
-    ]
-    subprocess.run(cmd, check=True, capture_output=True)
+    )
     return dst
 
 
@@ -103,29 +108,7 @@ def synthetic_face_video(
             w.setframerate(sr)
             w.writeframes((audio * 32767).astype("<i2").tobytes())
         dst.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            ffmpeg_exe(),
-            "-y",
-            "-loglevel",
-            "error",
-            "-i",
-            str(raw),
-            "-i",
-            str(wav),
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-preset",
-            "veryfast",
-            "-c:a",
-            "aac",
-            "-shortest",
-            "-movflags",
-            "+faststart",
-            str(dst),
-        ]
-        subprocess.run(cmd, check=True, capture_output=True)
+        _ffmpeg("-i", str(raw), "-i", str(wav), *_MP4, "-shortest", str(dst))
     return dst
 
 

@@ -22,6 +22,7 @@ import bentoml
 from bentoml.validators import ContentType
 
 from serving import hardening as _hardening
+from serving.request import EditFields, ExpressionFields
 from serving.settings import service_config, serving_cfg
 
 _CFG = serving_cfg()
@@ -111,14 +112,14 @@ class CmetService:
         _STATE["jobs"] = self.jobs
 
     # ------------------------------------------------------------------ helpers
-    def _request(self, values: dict, max_s: float, render: bool = True):
+    def _request(self, fields: ExpressionFields, max_s: float, render: bool = True):
         """The route's fields -> a checked EditRequest (any CmetError -> its 4xx)."""
         from cmet.errors import CmetError
         from serving.errors import to_http
-        from serving.request import EditFields, build_request
+        from serving.request import build_request
 
         try:
-            return build_request(EditFields.of(values), self.engine, self.limits, max_s=max_s, render=render)
+            return build_request(fields, self.engine, self.limits, max_s=max_s, render=render)
         except CmetError as e:
             raise to_http(e) from e
 
@@ -168,21 +169,8 @@ class CmetService:
         return Path(tempfile.mkdtemp(prefix="out-", dir=request_temp_dir()))
 
     # ------------------------------------------------------------------ the API
-    @bentoml.api(route="/edit")
-    def edit(
-        self,
-        video: Path = None,
-        emotion: str | None = None,
-        blend: str | dict | None = None,
-        target_speech: list[Path] = None,
-        target_features: Path = None,
-        neutral_speech: list[Path] = None,
-        neutral_features: Path = None,
-        intensity: float = 1.0,
-        portrait: Path = None,
-        driving_speech: Path = None,
-        ctx=None,
-    ) -> Annotated[Path, ContentType("video/mp4")]:
+    @bentoml.api(route="/edit", input_spec=EditFields)
+    def edit(self, ctx=None, **fields) -> Annotated[Path, ContentType("video/mp4")]:
         """Edit a neutral talking-face video (or a portrait + driving speech) toward a target emotion.
 
         The target is exactly one of: `emotion` (a name from /emotions), `blend` (`happy=0.6,surprised=0.4`,
@@ -196,7 +184,7 @@ class CmetService:
         from cmet.errors import CmetError
         from serving.errors import to_http
 
-        req = self._request(locals(), self.limits.max_video_s)
+        req = self._request(EditFields.model_construct(**fields), self.limits.max_video_s)
         out = self._outdir() / "edited.mp4"
         try:
             _, timings = self._render(req, out)
@@ -206,44 +194,22 @@ class CmetService:
             ctx.response.headers["x-cmet-timings"] = json.dumps(timings)
         return out
 
-    @bentoml.api(route="/edit_job/submit")
-    def edit_job(
-        self,
-        video: Path = None,
-        emotion: str | None = None,
-        blend: str | dict | None = None,
-        target_speech: list[Path] = None,
-        target_features: Path = None,
-        neutral_speech: list[Path] = None,
-        neutral_features: Path = None,
-        intensity: float = 1.0,
-        portrait: Path = None,
-        driving_speech: Path = None,
-    ) -> dict:
+    @bentoml.api(route="/edit_job/submit", input_spec=EditFields)
+    def edit_job(self, **fields) -> dict:
         """The same edit as a job, for clips up to the task limit. Every input is checked here, as by
         /edit; then GET /edit_job/status?task_id=... (in_progress | completed | failed) and GET
         /edit_job/get?task_id=... (the mp4, deleted from the server once fetched)."""
         from cmet.errors import CmetError
         from serving.errors import to_http
 
-        req = self._request(locals(), self.limits.max_task_video_s)
+        req = self._request(EditFields.model_construct(**fields), self.limits.max_task_video_s)
         try:
             return self.jobs.submit(req, self._run_job).to_json()
         except CmetError as e:
             raise to_http(e) from e
 
-    @bentoml.api(route="/expressions")
-    def expressions(
-        self,
-        video: Path,
-        emotion: str | None = None,
-        blend: str | dict | None = None,
-        target_speech: list[Path] = None,
-        target_features: Path = None,
-        neutral_speech: list[Path] = None,
-        neutral_features: Path = None,
-        intensity: float = 1.0,
-    ) -> dict:
+    @bentoml.api(route="/expressions", input_spec=ExpressionFields)
+    def expressions(self, **fields) -> dict:
         """The same inputs as /edit -> per-frame expression codes as JSON (no rendering): the video's
         own codes, the offsets, the edited codes, the action-unit names, fps and per-stage timings."""
         from cmet.errors import CmetError
@@ -251,7 +217,7 @@ class CmetService:
         from serving.errors import to_http
 
         t0 = time.perf_counter()
-        req = self._request(locals(), self.limits.max_video_s, render=False)
+        req = self._request(ExpressionFields.model_construct(**fields), self.limits.max_video_s, render=False)
         try:
             res = self.engine.edit(req, None)
         except CmetError as e:
