@@ -165,7 +165,10 @@ def log_history(run_id: str, checkpoint: Path) -> None:
 HEADLINE_METRICS = (
     "acc_emo/cmet",
     "acc_emo_ext/cmet",
+    "agree_ext/cmet",  # extended edits read by cmet.readout.nearest_basic vs the speech encoder's label
+    "agree_ext/speech_direct",
     "acc_emo/speech_direct",
+    "acc_emo_gain_lb/speech_direct",  # paired lower bound of C-MET's gain over speech-direct
     "acc_emo/label",
     "acc_emo/reference",
     "lips_kept",
