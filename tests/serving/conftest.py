@@ -81,14 +81,8 @@ def client(model_dir):
 
     old = os.environ.get("CMET_SERVE_MODEL_DIR")
     os.environ["CMET_SERVE_MODEL_DIR"] = str(model_dir)
-    from _bentoml_impl.tasks import Sqlite3Store
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
     from serving.service import CmetService
 
-    # `bentoml serve` creates the task-result table before it starts workers; in-process we do it here
-    # (on a fresh machine BENTOML_HOME has no task_result.db yet)
-    Sqlite3Store.init_db(BentoMLContainer.result_store_file.get())
     try:
         with TestClient(CmetService.to_asgi(), raise_server_exceptions=False) as c:
             yield c
@@ -129,7 +123,19 @@ def talking_clip(dst: Path, seconds: float) -> Path:
     if not src.is_file():
         return synthetic_face_video(dst, seconds=seconds, size=256)
     cmd = [ffmpeg_exe(), "-y", "-v", "error", "-stream_loop", "-1", "-i", str(src), "-t", f"{seconds:g}"]
-    cmd += ["-r", "25", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(dst)]
+    cmd += [
+        "-r",
+        "25",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        str(dst),
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
     return dst
 
