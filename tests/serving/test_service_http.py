@@ -162,16 +162,16 @@ def test_portrait_without_speech_is_400(client, tmp_path):
 
 
 def test_request_temp_folders_are_removed(client, sample_video):
-    import tempfile
+    from bentoml._internal.context import request_tempdir_pool
 
     from serving.settings import serving_cfg, work_dir
 
-    before = {p.name for p in Path(tempfile.gettempdir()).glob("bentoml-request-*")}
+    requests = work_dir(serving_cfg()) / "requests"
     for data in ({"emotion": "nope"}, {"emotion": "happy"}):
         client.post("/edit", files=_video_file(sample_video), data=data)
-    requests = work_dir(serving_cfg()) / "requests"
-    assert requests.is_dir() and list(requests.iterdir()) == []
-    assert {p.name for p in Path(tempfile.gettempdir()).glob("bentoml-request-*")} <= before
+    # BentoML's folders are made under the service's work folder (not the system temp folder) and removed
+    assert request_tempdir_pool._new.keywords["dir"] == str(requests)
+    assert requests.is_dir() and list(requests.iterdir()) == [] and len(request_tempdir_pool._pool) == 0
 
 
 def test_body_limit_middleware_answers_413():
