@@ -53,7 +53,9 @@ def require():
         if ok:
             return
         if os.environ.get("CMET_TEST_FULL") == "1":
-            pytest.fail(f"{what} (make test-full installs it with `make test-deps`)")
+            pytest.fail(
+                f"{what}; `make test-full` needs it (it runs `make setup` and `make test-deps` first)"
+            )
         pytest.skip(what)
 
     return _require
