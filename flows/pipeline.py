@@ -26,7 +26,7 @@ from flows.stages.data import prepare_features
 from flows.stages.evaluate import evaluate_and_gate
 from flows.stages.publish import publish
 from flows.stages.train import tune_and_train
-from flows.tracking import headline, lineage_tags, link_prefect_run, log_datasets, setup_experiment
+from flows.tracking import headline, lineage_tags, link_prefect_run, log_datasets, run_url, setup_experiment
 
 
 @flow(name="cmet-pipeline", log_prints=True, on_failure=[notify_failure], on_crashed=[notify_failure])
@@ -78,6 +78,7 @@ def cmet_pipeline(overrides: list[str] | None = None, cfg_dict: dict | None = No
             "bento": bento_tag,
             "seconds": time.perf_counter() - t_start,
             "tracking_uri": mlflow.get_tracking_uri(),
+            "run_url": run_url(str(cfg.pipeline.mlflow_ui_url), exp_id, pid),
         }
         mlflow.log_metric("pipeline_seconds", summary["seconds"])
     get_run_logger().info(

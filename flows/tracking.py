@@ -93,6 +93,12 @@ def lineage_tags() -> dict[str, str]:
     return tags
 
 
+def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
+    """The MLflow UI page of a run, in the model-training view (MLflow 3.17's UI picks GenAI or model
+    training per browser, default GenAI; ``workflowType`` in the link selects and remembers it)."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
+
+
 def link_prefect_run(run_id: str, experiment_id: str, ui_url: str) -> None:
     """The Prefect side of the link: the current flow run gets the tag ``mlflow-run:<id>`` and a link
     artifact to the MLflow run page."""
@@ -102,7 +108,7 @@ def link_prefect_run(run_id: str, experiment_id: str, ui_url: str) -> None:
 
     if not flow_run.id:
         return
-    link = f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    link = run_url(ui_url, experiment_id, run_id)
     with get_client(sync_client=True) as client:
         tags = sorted({*flow_run.tags, f"mlflow-run:{run_id}"})
         client.update_flow_run(flow_run.id, tags=tags)

@@ -51,6 +51,7 @@ def print_summary(s: dict) -> None:
         )
     t.add_row("bento", str(s.get("bento") or "(skipped)"))
     t.add_row("MLflow run", f"{s['parent_run_id']} @ {s['tracking_uri']}")
+    t.add_row("run page", f"{s['run_url']}  (make ui first)")
     t.add_row(
         "UIs", "make ui   (or: cmet ui)  -> MLflow http://127.0.0.1:5000, Prefect http://127.0.0.1:4200"
     )
