@@ -184,6 +184,7 @@ class AuthConfig:
     enabled: bool = False
     key_env: str = "CMET_API_KEY"
     key_file: Optional[str] = None
+    remote_without_key: bool = False
 
 
 @dataclass

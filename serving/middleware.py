@@ -5,7 +5,8 @@ the request-body limit.
   ``{"error": <code>, "message": <text>}`` without server paths (serving.errors.error_body).
 * :class:`AccessMiddleware`: with ``auth.enabled`` every route but the health checks, the demo page and
   the schema needs ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (``/metrics`` included);
-  each client (its key, else its address) gets ``requests_per_minute`` with a ``burst`` (429 past it).
+  without it only loopback clients are answered (403), unless ``auth.remote_without_key``; each client
+  (its key, else its address) gets ``requests_per_minute`` with a ``burst`` (429 past it).
 * :class:`BodyLimitMiddleware`: a body over ``max_bytes`` is refused (413) before it is parsed.
 """
 
@@ -132,11 +133,13 @@ class RateLimiter:
 
 
 class AccessMiddleware:
-    """API-key check (when ``auth.enabled``) and a per-client rate limit (``rate_limit``)."""
+    """API-key check (when ``auth.enabled``), loopback-only without a key (unless
+    ``auth.remote_without_key``), and a per-client rate limit (``rate_limit``)."""
 
     def __init__(self, app, auth, rate_limit) -> None:
         self.app = app
         self.keys = api_keys(auth) if auth.get("enabled") else ()
+        self.remote_ok = bool(auth.get("remote_without_key"))
         self.public = tuple(auth.get("public") or PUBLIC)
         self.limiter = RateLimiter(float(rate_limit.requests_per_minute), int(rate_limit.burst))
 
@@ -154,6 +157,14 @@ class AccessMiddleware:
         if path in HEALTH:
             return await self.app(scope, receive, send)
         client = (scope.get("client") or ("?", 0))[0]
+        if not self.keys and not self.remote_ok and not _loopback(client):
+            return await _send_error(
+                send,
+                403,
+                "forbidden",
+                "without an API key this service answers loopback clients only; "
+                "turn on serving.auth (with a key) to serve the network",
+            )
         if self.keys and not _under(path, self.public):
             given = self._key(scope)
             digest = hashlib.sha256(given).digest() if given else b""
@@ -176,6 +187,15 @@ class AccessMiddleware:
                 headers=[(b"retry-after", str(int(wait) + 1).encode())],
             )
         return await self.app(scope, receive, send)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _under(path: str, prefixes) -> bool:

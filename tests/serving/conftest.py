@@ -84,7 +84,9 @@ def client(model_dir):
     from serving.service import CmetService
 
     try:
-        with TestClient(CmetService.to_asgi(), raise_server_exceptions=False) as c:
+        with TestClient(
+            CmetService.to_asgi(), raise_server_exceptions=False, client=("127.0.0.1", 50000)
+        ) as c:
             yield c
     finally:
         if old is None:

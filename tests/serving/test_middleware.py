@@ -40,7 +40,14 @@ def _app(auth: dict | None = None, rate: dict | None = None, cors: list | None =
             Route("/crash", crash),
         ]
     )
-    auth = OmegaConf.create({"enabled": False, "key_env": "CMET_TEST_KEY", "key_file": None, **(auth or {})})
+    auth = {
+        "enabled": False,
+        "key_env": "CMET_TEST_KEY",
+        "key_file": None,
+        "remote_without_key": False,
+        **(auth or {}),
+    }
+    auth = OmegaConf.create(auth)
     rate = OmegaConf.create({"requests_per_minute": 0, "burst": 5, **(rate or {})})
     app = AccessMiddleware(app, auth=auth, rate_limit=rate)
     if cors:
@@ -48,10 +55,10 @@ def _app(auth: dict | None = None, rate: dict | None = None, cors: list | None =
     return ErrorBodyMiddleware(app)
 
 
-def _client(app):
+def _client(app, host: str = "127.0.0.1"):
     from starlette.testclient import TestClient
 
-    return TestClient(app, raise_server_exceptions=False)
+    return TestClient(app, raise_server_exceptions=False, client=(host, 50000))
 
 
 def test_api_key_guards_everything_but_health_and_the_page(monkeypatch):
@@ -67,6 +74,18 @@ def test_api_key_guards_everything_but_health_and_the_page(monkeypatch):
         assert getattr(c, method)(path, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
         assert getattr(c, method)(path, headers={"X-API-Key": KEY}).status_code == 200
     assert c.get("/healthz").status_code == 200 and c.get("/ui/index.html").status_code == 200
+
+
+def test_without_a_key_only_loopback_clients_are_served(monkeypatch):
+    remote = _client(_app(), host="10.1.2.3")
+    r = remote.post("/edit")
+    assert r.status_code == 403 and r.json()["error"] == "forbidden" and "loopback" in r.json()["message"]
+    assert remote.get("/metrics").status_code == 403 and remote.get("/healthz").status_code == 200
+    assert _client(_app(), host="::1").post("/edit").status_code == 200
+    assert _client(_app(auth={"remote_without_key": True}), host="10.1.2.3").post("/edit").status_code == 200
+    monkeypatch.setenv("CMET_TEST_KEY", KEY)
+    keyed = _client(_app(auth={"enabled": True}), host="10.1.2.3")  # with a key, remote clients are fine
+    assert keyed.post("/edit", headers={"X-API-Key": KEY}).status_code == 200
 
 
 def test_auth_on_without_a_key_does_not_start(monkeypatch, tmp_path):

@@ -53,7 +53,7 @@ from serving.service import CmetService
 d = os.environ["PROBE_DIR"]
 files = lambda **kw: {k: (os.path.basename(v), open(v, "rb").read(), "application/octet-stream") for k, v in kw.items()}
 out = {}
-with TestClient(CmetService.to_asgi(), raise_server_exceptions=False) as c:
+with TestClient(CmetService.to_asgi(), raise_server_exceptions=False, client=("127.0.0.1", 50000)) as c:
     out["edit"] = c.post("/edit", files=files(video=d + "/v.mp4"), data={"emotion": "happy"}).status_code
     out["expressions"] = c.post("/expressions", files=files(video=d + "/v.mp4", target_features=d + "/f.npy")).status_code
     out["portrait"] = c.post("/edit", files=files(portrait=d + "/p.png", driving_speech=d + "/s.wav"), data={"emotion": "sad"}).status_code
