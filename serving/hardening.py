@@ -6,9 +6,10 @@ closed for this service:
 * a malformed multipart body (no boundary, bad part headers) escapes as KeyError/MultipartParseError
   -> 500. It is a bad request: 400.
 
-Two operator-side fixes, also applied by :func:`apply`:
+Operator-side fixes, also applied by :func:`apply`:
 
 * a 4xx is logged as one line (BentoML logs every refused request with its full traceback);
+* BentoML's own 429 (max_concurrency) and 504 (timeout) answers get the service's one error body;
 * the per-request temporary folders live under the service's work folder and are removed after each
   response (BentoML keeps a pool of emptied folders in the system temp folder).
 
@@ -64,11 +65,28 @@ def request_temp_under(root: Path) -> None:
     pool.release = lambda folder: shutil.rmtree(folder, ignore_errors=True)
 
 
+def one_body_response(content, status_code: int):
+    """What BentoML's traffic middleware (429 too many requests, 504 timeout; outside the service's own
+    middleware) answers, in the service's one error body."""
+    import json
+
+    from starlette.responses import Response
+
+    from serving.errors import error_body
+
+    return Response(
+        error_body(status_code, json.dumps(content).encode()), status_code, media_type="application/json"
+    )
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    from bentoml._internal.server.http import traffic
+
     logging.getLogger("bentoml._internal.server.http_app").addFilter(OneLineClientErrors())
+    traffic.JSONResponse = one_body_response
     from _bentoml_impl.serde import MultipartSerde
     from bentoml.exceptions import BadInput, BentoMLException
     from pydantic import ValidationError

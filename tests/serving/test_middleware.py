@@ -187,3 +187,30 @@ def test_serve_refuses_a_public_host_without_auth(monkeypatch):
     monkeypatch.delenv("CMET_SERVING_SET", raising=False)
     r = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0"])
     assert isinstance(r.exception, ConfigError) and "publishes every route" in str(r.exception)
+
+
+def test_bentoml_traffic_answers_get_the_one_body():
+    import asyncio
+
+    from bentoml._internal.server.http.traffic import MaxConcurrencyMiddleware
+
+    import serving.service  # noqa: F401  (applies serving.hardening)
+
+    async def slow(scope, receive, send):
+        await asyncio.sleep(0.2)
+
+    mw = MaxConcurrencyMiddleware(slow, max_concurrency=1)
+    sent: list = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def main():
+        scope = {"type": "http", "path": "/edit", "method": "POST", "headers": []}
+        await asyncio.gather(mw(scope, None, send), mw(scope, None, send))
+
+    asyncio.run(main())
+    import json
+
+    assert sent[0]["status"] == 429
+    assert json.loads(sent[1]["body"]) == {"error": "rate_limited", "message": "Too many requests"}
