@@ -1,22 +1,27 @@
 """``cmet edit``: a neutral talking-face video + a target emotion -> the edited video.
 
 :func:`edit_video` runs these stages, each a function with a typed result (timed in
-``EditResult.timings``):
+``EditResult.timings``); the video streams through them (:mod:`cmet.stream`): memory does not grow
+with its length or resolution.
 
 0. :func:`aim`     the target (:mod:`cmet.target`: a name, a blend, features, or speech clips through
                    the bundle's encoder) and the neutral reference -> :class:`Aim` (before any video
                    work, so a bad target fails fast).
-1. :func:`track`   decode (:mod:`cmet.media`), FaceMesh on every frame (One-Euro smoothed), the
-                   identity's neutral mesh (median of the first ``face.neutral_frames``), per-frame
-                   AU / lips / pose codes (:mod:`cmet.face.expression`); the model's input is the slow
-                   AU code (:func:`slow_expression`) -> :class:`Tracked`.
-2. :func:`predict` the C-MET connector's autoregressive offsets ``[T, D_v]``, One-Euro smoothed, the
-                   lip-moving AUs (:data:`LIP_AUS`) held over ``face.lip_hold_s``
-                   (:func:`hold_lip_offsets`) -> :class:`Predicted`.
-3. :func:`render`  every frame warped by its offset (its own lips and pose kept) with the video
-                   renderer of the face config (:func:`cmet.face.render.make_renderer`).
-4. encode          H.264 mp4 with the input's speech (or ``audio``) muxed in, same frame count and fps
-                   (:func:`cmet.media.write_video`).
+1. :func:`track`   a tracking pass over the decoded frames (constant frame rate, scaled down): every
+                   face followed (FaceMesh, One-Euro smoothed), the faces to edit chosen (the largest,
+                   a number, or all), per face its neutral mesh (median of the first
+                   ``face.neutral_frames`` tracked frames), per-frame AU / lips / pose codes, frames
+                   where it is lost or turned away; the model's input is the slow AU code
+                   (:func:`slow_expression`) -> :class:`Tracked` (landmarks on disk, no frames).
+2. :func:`predict` per face the C-MET connector's autoregressive offsets ``[T, D_v]``, One-Euro
+                   smoothed, the lip-moving AUs (:data:`LIP_AUS`) held over ``face.lip_hold_s``
+                   (:func:`hold_lip_offsets`), faded out where the face is lost -> :class:`Predicted`.
+3. :func:`render`  a second decode at native size; each face's crop warped by its offset at the
+                   working size (its own lips and pose kept, :func:`cmet.face.render.make_renderer`)
+                   and pasted back feathered (:mod:`cmet.face.crop`); frames where the face is lost
+                   pass through.
+4. encode          each frame straight into the H.264 encoder (:class:`cmet.media.VideoSink`), the
+                   input's speech (or ``audio``) muxed in, same frame count, size, rate and rotation.
 
 The caller composes the config (``cfg.face`` is read) and names the bundle; nothing here looks a
 model up or composes config.
@@ -25,6 +30,7 @@ model up or composes config.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from cmet.errors import ModelError, VideoError
-from cmet.media import has_audio, read_video, write_video
+from cmet.media import VideoSink
 from cmet.target import load_feature_folder, resolve_target
 
 #: AUs whose fields move the lip vertices (the speech lip track lives there; AU9 lifts the upper lip)
@@ -59,18 +65,29 @@ OFFSET_CUTOFF_HZ = 0.5
 OFFSET_MAX = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass
 class Tracked:
-    """Stage 1: the decoded video and its face codes."""
+    """Stage 1: the video's tracking (:class:`cmet.stream.Tracking`: header, faces found, warnings)
+    and the faces to edit (:class:`cmet.stream.FacePlan`: codes, weights, crops), largest first."""
 
     name: str
-    frames: np.ndarray  # [T, H, W, 3] uint8 RGB
-    fps: float
-    landmarks: np.ndarray  # [T, 468, 3] pixels
-    can: object  # cmet.face.expression.Canonical of the identity's neutral mesh
-    codes: object  # cmet.face.expression.Codes (au [T, D_v], lips [T, 2], pose [T, 6])
-    neutral_codes: np.ndarray  # [T, D_v] slow AU codes: the model's input
-    timings: dict[str, float]  # read, landmarks (s)
+    tracking: object  # cmet.stream.Tracking
+    plans: list  # [cmet.stream.FacePlan]
+    timings: dict[str, float]  # landmarks (s)
+    tmp: object = None  # the landmark store's TemporaryDirectory (removed with this object)
+
+    @property
+    def fps(self) -> float:
+        return self.tracking.fps
+
+    @property
+    def n_frames(self) -> int:
+        return self.tracking.n_frames
+
+    @property
+    def neutral_codes(self) -> np.ndarray:
+        """[T, D_v] the first edited face's model input."""
+        return self.plans[0].neutral_codes
 
 
 @dataclass(frozen=True)
@@ -84,10 +101,14 @@ class Aim:
 
 @dataclass(frozen=True)
 class Predicted:
-    """Stage 2: the offsets towards the target."""
+    """Stage 2: the offsets towards the target, per edited face (weighted: 0 where it is lost)."""
 
-    offsets: np.ndarray  # [T, D_v]
+    per_face: tuple  # ([T, D_v], ...) in the order of Tracked.plans
     model_s: float
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return self.per_face[0]
 
 
 @dataclass
@@ -100,9 +121,11 @@ class EditResult:
     edited_codes: np.ndarray  # [T, D_v]
     lips: np.ndarray  # [T, 2]
     pose: np.ndarray  # [T, 6]
-    landmarks: np.ndarray  # [T, 468, 3] input landmarks
+    landmarks: np.ndarray  # [T, 468, 3] input landmarks of the first edited face (memory-mapped)
     target: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    report: dict = field(default_factory=dict)  # faces found and edited, frames passed through, warnings
+    _keep: object = None  # keeps the landmark store alive as long as the result
 
     def codes_json(self) -> dict:
         from cmet.face.facs import AU_NAMES
@@ -121,6 +144,7 @@ class EditResult:
             "lips_names": ["mouth_opening", "mouth_width"],
             "pose_names": ["rx", "ry", "rz", "tx", "ty", "log_scale"],
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+            "report": self.report,
         }
 
     def write_codes(self, path: str | Path) -> Path:
@@ -132,27 +156,36 @@ class EditResult:
 
 
 def track(
-    video: str | Path, face, *, window: int, max_seconds: float | None = None, progress=False
+    video: str | Path,
+    face,
+    *,
+    window: int,
+    which: str | int = "largest",
+    max_seconds: float | None = None,
+    progress=False,
 ) -> Tracked:
-    """Decode ``video`` and code its face: frames [T, H, W, 3] -> landmarks [T, 468, 3], codes.
-    Fewer than ``window`` frames (one chunk of the model) -> VideoError."""
-    from cmet.face.expression import canonical, encode, neutral_reference
-    from cmet.face.landmarks import FaceMesh
+    """The tracking pass over ``video`` and the faces to edit (``which``: "largest", "all" or a face
+    number, 0 = the largest). Fewer than ``window`` frames (one chunk of the model) -> VideoError; no
+    face -> FaceNotFoundError naming the video."""
+    from cmet.errors import FaceNotFoundError
+    from cmet.stream import plan_face, select_faces, track_faces
 
     t = time.perf_counter()
-    frames, fps = read_video(video, max_seconds)
     name = Path(str(video)).name
-    if len(frames) < window:
+    tmp = tempfile.TemporaryDirectory(prefix="cmet-track-")
+    try:
+        tr = track_faces(video, Path(tmp.name), max_seconds=max_seconds, progress=progress)
+    except FaceNotFoundError:
+        raise FaceNotFoundError(f"no face found in {name}") from None
+    if tr.n_frames < window:
         raise VideoError(
-            f"video {name} has {len(frames)} frames, shorter than one chunk of the model (T={window} frames)"
+            f"video {name} has {tr.n_frames} frames, shorter than one chunk of the model (T={window} frames)"
         )
-    timings, t = {"read": time.perf_counter() - t}, time.perf_counter()
-    landmarks = FaceMesh().track(frames, name=name, progress=progress)
-    can = canonical(neutral_reference(landmarks, int(face.neutral_frames)))
-    codes = encode(can, landmarks)
-    neutral_codes = slow_expression(codes.au, fps)
-    timings["landmarks"] = time.perf_counter() - t
-    return Tracked(name, frames, fps, landmarks, can, codes, neutral_codes, timings)
+    plans = [
+        plan_face(f, rank, tr.fps, face, model_input=slow_expression)
+        for rank, f in select_faces(tr.faces, which)
+    ]
+    return Tracked(name, tr, plans, {"landmarks": time.perf_counter() - t}, tmp)
 
 
 def aim(target, bundle, neutral=None) -> Aim:
@@ -165,36 +198,43 @@ def aim(target, bundle, neutral=None) -> Aim:
 
 
 def predict(tracked: Tracked, aim: Aim, bundle, face, *, intensity: float = 1.0) -> Predicted:
-    """The model's offsets towards ``aim`` on the neutral codes [T, D_v] -> [T, D_v]: One-Euro
-    smoothed, the lip-moving AUs held (:func:`hold_lip_offsets`)."""
+    """Per edited face, the model's offsets towards ``aim`` on its neutral codes [T, D_v] -> [T, D_v]:
+    One-Euro smoothed, the lip-moving AUs held (:func:`hold_lip_offsets`), times the face's weight
+    (0 where it is lost or turned away, ramped in and out)."""
     from cmet.face.landmarks import one_euro
 
     t = time.perf_counter()
-    offsets = bundle.predict_offsets(
-        tracked.neutral_codes, aim.value, neutral=aim.neutral, intensity=intensity
-    )
-    offsets = np.asarray(offsets, np.float32)
-    if len(offsets) > 2:
-        offsets = one_euro(offsets, fps=tracked.fps, min_cutoff=OFFSET_CUTOFF_HZ, beta=0.0)
-    offsets = hold_lip_offsets(offsets, tracked.fps, float(face.lip_hold_s))
-    return Predicted(offsets, time.perf_counter() - t)
+    out = []
+    for plan in tracked.plans:
+        off = bundle.predict_offsets(plan.neutral_codes, aim.value, neutral=aim.neutral, intensity=intensity)
+        off = np.asarray(off, np.float32)
+        if len(off) > 2:
+            off = one_euro(off, fps=tracked.fps, min_cutoff=OFFSET_CUTOFF_HZ, beta=0.0)
+        off = hold_lip_offsets(off, tracked.fps, float(face.lip_hold_s))
+        out.append(off * plan.weights[:, None])
+    return Predicted(tuple(out), time.perf_counter() - t)
 
 
-def render(tracked: Tracked, offsets: np.ndarray, face, progress=False) -> np.ndarray:
-    """Every frame warped by its offset with the video renderer of ``face``: [T, H, W, 3] -> same."""
-    from cmet.face.render import make_renderer
+def render(video: str | Path, tracked: Tracked, pred: Predicted, sink, progress=False) -> int:
+    """The render pass: every frame of ``video`` decoded again, each edited face warped by its
+    offset (clipped to [0, OFFSET_MAX]) in its crop and pasted back, written into ``sink``
+    (:class:`cmet.media.VideoSink`) -> the frames written."""
+    from cmet.stream import render_stream
 
-    rend = make_renderer(face, tracked.can, tracked.frames.shape[1:3], video=True)
-    delta = np.clip(offsets, 0.0, OFFSET_MAX)
-    out = np.empty_like(tracked.frames)
-    it = range(len(out))
-    if progress:
-        from tqdm import tqdm
+    deltas = [np.clip(o, 0.0, OFFSET_MAX) for o in pred.per_face]
+    return render_stream(video, tracked.tracking, tracked.plans, deltas, sink, progress=progress)
 
-        it = tqdm(it, desc="render", unit="frame", leave=False)
-    for i in it:
-        out[i] = rend.render(tracked.frames[i], tracked.landmarks[i], delta[i])
-    return out
+
+class _TimedSink:
+    """A sink that adds the seconds spent handing frames to the encoder to ``seconds``."""
+
+    def __init__(self, sink):
+        self.sink, self.seconds = sink, 0.0
+
+    def write(self, frame) -> None:
+        t = time.perf_counter()
+        self.sink.write(frame)
+        self.seconds += time.perf_counter() - t
 
 
 def load_bundle(bundle, device=None):
@@ -215,15 +255,18 @@ def edit_video(
     neutral=None,
     audio: str | Path | None = None,
     max_seconds: float | None = None,
+    face: str | int = "largest",
     progress: bool = False,
 ) -> EditResult:
     """Edit ``video`` towards ``target`` (a :class:`cmet.target.Target`, an emotion name or blend, a
     ``{emotion: weight}`` mapping, or speech features [k, D_a]) with ``bundle`` (a ModelBundle or its
-    folder) and the composed config ``cfg`` (``cfg.face``). Writes ``out`` (mp4 with the input's speech,
-    or ``audio``) when given; without ``out`` only the codes are computed."""
+    folder) and the composed config ``cfg`` (``cfg.face``). ``face``: "largest" (default), "all", or
+    a face number (0 = the largest). Writes ``out`` (mp4 with the input's speech, or ``audio``) when
+    given; without ``out`` only the codes are computed. ``EditResult.report`` lists every face found
+    and the frames each edited face passed through unedited."""
     from cmet.face.facs import D_EXPR
 
-    face, timings = cfg.face, {}
+    timings = {}
     t0 = t = time.perf_counter()
     b = load_bundle(bundle)
     if int(b.d_expr) != D_EXPR:
@@ -234,33 +277,57 @@ def edit_video(
     timings["load_model"], t = time.perf_counter() - t, time.perf_counter()
     goal = aim(target, b, neutral)  # before the video: a bad target fails fast
     timings["audio"] = time.perf_counter() - t
-    tracked = track(
-        video, face, window=int(b.model_cfg.get("window", 5)), max_seconds=max_seconds, progress=progress
-    )
-    pred = predict(tracked, goal, b, face, intensity=intensity)
+    window = int(b.model_cfg.get("window", 5))
+    tracked = track(video, cfg.face, window=window, which=face, max_seconds=max_seconds, progress=progress)
+    pred = predict(tracked, goal, b, cfg.face, intensity=intensity)
     timings.update(tracked.timings, model=pred.model_s)
     written = None
     if out is not None:
         t = time.perf_counter()
-        frames = render(tracked, pred.offsets, face, progress)
-        timings["render"], t = time.perf_counter() - t, time.perf_counter()
-        src_audio = audio if audio is not None else (video if has_audio(video) else None)
-        written = write_video(out, frames, tracked.fps, src_audio)
-        timings["encode"] = time.perf_counter() - t
+        info = tracked.tracking.info
+        src_audio = audio if audio is not None else (video if info.has_audio else None)
+        with VideoSink(out, info.w, info.h, tracked.fps, src_audio, rotation=info.rotation) as sink:
+            timed = _TimedSink(sink)
+            render(video, tracked, pred, timed, progress)
+            t_close = time.perf_counter()
+        written = sink.path
+        timings["encode"] = timed.seconds + time.perf_counter() - t_close
+        timings["render"] = time.perf_counter() - t - timings["encode"]
     timings["total"] = time.perf_counter() - t0
-    codes = tracked.codes
+    return _result(tracked, pred, goal, written, timings)
+
+
+def _result(tracked: Tracked, pred: Predicted, goal: Aim, written, timings) -> EditResult:
+    tr, first = tracked.tracking, tracked.plans[0]
+    info = tr.info
+    report = {
+        "video": {
+            "w": info.w,
+            "h": info.h,
+            "fps": tr.fps,
+            "rotation": info.rotation,
+            "audio": info.has_audio,
+        },
+        "n_frames": tr.n_frames,
+        "faces_found": [f.summary() | {"face": i} for i, f in enumerate(tr.faces)],
+        "faces_edited": [p.summary() for p in tracked.plans],
+        "frames_passed_through": int(first.summary()["frames_passed_through"]),
+        "warnings": list(tr.warnings),
+    }
     return EditResult(
         out=written,
-        fps=tracked.fps,
-        n_frames=len(tracked.frames),
-        neutral_codes=tracked.neutral_codes,
+        fps=tr.fps,
+        n_frames=tr.n_frames,
+        neutral_codes=first.neutral_codes,
         offsets=pred.offsets,
-        edited_codes=tracked.neutral_codes + pred.offsets,
-        lips=codes.lips,
-        pose=codes.pose,
-        landmarks=tracked.landmarks,
+        edited_codes=first.neutral_codes + pred.offsets,
+        lips=first.codes.lips,
+        pose=first.codes.pose,
+        landmarks=first.landmarks,
         target=goal.target,
         timings=timings,
+        report=report,
+        _keep=tracked.tmp,
     )
 
 

@@ -1,10 +1,12 @@
 """Video decode and encode through ffmpeg pipes (the binary shipped by imageio-ffmpeg).
 
-* :func:`iter_frames` streams RGB frames ``[H, W, 3] uint8`` out of one ffmpeg process;
-  :func:`read_video` collects them into ``[T, H, W, 3]``.
-* :func:`probe_video` reads a file's header (size, fps, frame count, duration, audio) without decoding.
-* :func:`write_video` pipes ``[T, H, W, 3]`` RGB frames into an H.264 mp4, the audio of another
-  file muxed in.
+* :func:`probe_video` reads a file's header (size, fps, duration, rotation, audio) -> :class:`VideoInfo`.
+* :func:`iter_frames` streams upright RGB frames ``[H, W, 3] uint8`` out of one ffmpeg process, at
+  the file's own timing or resampled to a constant rate (a variable-rate video becomes CFR at its
+  average rate), optionally scaled down; :func:`read_video` collects them into ``[T, H, W, 3]``.
+* :class:`VideoSink` pipes frames one at a time into an H.264 mp4 (the audio of another file muxed
+  in, the input's rotation kept as display metadata), written under a temporary name and renamed
+  when complete; :func:`write_video` writes ``[T, H, W, 3]`` through it.
 
 Every unreadable input raises :class:`cmet.errors.VideoError` naming the file.
 """
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +27,10 @@ from cmet.errors import VideoError
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What the header of a video says: frame size ``w x h``, ``fps``, ``n_frames`` (counted from
-    the packets of the first video stream), ``duration_s`` and whether it has an audio stream."""
+    """What the header of a video says: the upright frame size ``w x h`` (as decoded: a rotated
+    phone video's display size), ``fps`` (the average rate), ``n_frames`` (counted from the packets,
+    or ``duration_s x fps`` when not counted), ``duration_s``, whether it has an audio stream, and the
+    display ``rotation`` (degrees counter-clockwise, 0/90/180/270)."""
 
     path: Path
     w: int
@@ -34,6 +39,7 @@ class VideoInfo:
     n_frames: int
     duration_s: float
     has_audio: bool
+    rotation: int = 0
 
 
 def ffmpeg_exe() -> str:
@@ -61,8 +67,10 @@ def _existing(path: str | Path) -> Path:
     return p
 
 
-def probe_video(path: str | Path) -> VideoInfo:
-    """The header of a video -> :class:`VideoInfo`. No video stream or no usable fps -> VideoError."""
+def probe_video(path: str | Path, *, count: bool = True) -> VideoInfo:
+    """The header of a video -> :class:`VideoInfo`; ``count=False`` skips counting the packets (a
+    full read of the file) and estimates ``n_frames`` from the duration. No video stream or no
+    usable fps -> VideoError."""
     import imageio_ffmpeg
 
     p = _existing(path)
@@ -70,60 +78,97 @@ def probe_video(path: str | Path) -> VideoInfo:
     video = re.search(r"Stream #\S+.*: Video: .*", text)
     if video is None:
         raise VideoError(f"cannot open video {p} (not a video, or a codec ffmpeg cannot read)")
-    size = re.search(r", (\d{2,5})x(\d{2,5})[\s,\[]", video.group(0))
+    size = re.search(r", (\d{1,5})x(\d{1,5})[\s,\[]", video.group(0))
     rate = re.search(r", ([\d.]+) fps", video.group(0)) or re.search(r", ([\d.]+) tbr", video.group(0))
     fps = float(rate.group(1)) if rate else 0.0
     if size is None or not (0 < fps < 1000):
         raise VideoError(f"video {p}: unusable frame size or frame rate ({video.group(0).strip()[:120]})")
-    try:
-        n_frames, duration = imageio_ffmpeg.count_frames_and_secs(str(p))
-    except RuntimeError as e:
-        raise VideoError(f"video {p}: cannot count its frames ({str(e)[-200:]})") from None
+    rot = re.search(r"rotation of (-?[\d.]+) degrees", text[video.start() :])
+    rotation = int(round(float(rot.group(1)))) % 360 if rot else 0
+    w, h = int(size.group(1)), int(size.group(2))
+    if rotation in (90, 270):
+        w, h = h, w
+    dur = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
+    duration = int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else 0.0
+    n_frames = int(round(duration * fps))
+    if count:
+        try:
+            n_frames, duration = imageio_ffmpeg.count_frames_and_secs(str(p))
+        except RuntimeError as e:
+            raise VideoError(f"video {p}: cannot count its frames ({str(e)[-200:]})") from None
     return VideoInfo(
         path=p,
-        w=int(size.group(1)),
-        h=int(size.group(2)),
+        w=w,
+        h=h,
         fps=fps,
         n_frames=int(n_frames),
         duration_s=float(duration),
         has_audio=bool(re.search(r"Stream #\S+.*: Audio:", text)),
+        rotation=rotation,
     )
 
 
-def iter_frames(path: str | Path, *, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Decode ``path`` frame by frame through one ffmpeg pipe: yields ``[H, W, 3]`` uint8 RGB, at most
-    ``max_frames``. The process ends when the iterator is exhausted or closed."""
-    import imageio_ffmpeg
+def scaled_size(w: int, h: int, scale: float) -> tuple[int, int]:
+    """The frame size ``iter_frames(..., scale=scale)`` decodes to (at least 2 px a side)."""
+    if scale == 1.0:
+        return w, h
+    return max(2, int(round(w * scale))), max(2, int(round(h * scale)))
 
+
+def iter_frames(
+    path: str | Path,
+    *,
+    max_frames: int | None = None,
+    fps: float | None = None,
+    scale: float = 1.0,
+    max_seconds: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode ``path`` frame by frame through one ffmpeg pipe: yields upright ``[H, W, 3]`` uint8 RGB.
+
+    ``fps``: frames resampled to this constant rate (frames repeated or dropped by their
+    timestamps: a variable-rate video comes out CFR); ``scale``: frames scaled by this factor
+    (:func:`scaled_size`); at most ``max_frames`` / ``max_seconds``. Unreadable from the start ->
+    VideoError; a decode failing later ends the iteration (the caller compares the count it got
+    with the header's duration). The process ends when the iterator is exhausted or closed."""
     p = _existing(path)
-    gen = imageio_ffmpeg.read_frames(str(p), pix_fmt="rgb24")
-    try:
-        try:
-            meta = next(gen)
-        except (OSError, RuntimeError, StopIteration) as e:
-            raise VideoError(
-                f"cannot open video {p} (not a video, or a codec ffmpeg cannot read): {e}"
-            ) from None
-        w, h = meta["size"]
+    info = probe_video(p, count=False)
+    w, h = scaled_size(info.w, info.h, scale)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(p)]
+    if max_seconds:
+        cmd += ["-t", f"{max_seconds:.6f}"]
+    cmd += ["-map", "0:v:0", "-an", "-sn", "-dn"]
+    if (w, h) != (info.w, info.h):
+        cmd += ["-vf", f"scale={w}:{h}:flags=area"]
+    if fps:
+        cmd += ["-fps_mode", "cfr", "-r", f"{fps:.6f}"]
+    cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+    nbytes = w * h * 3
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, bufsize=nbytes)
         n = 0
-        while max_frames is None or n < max_frames:
-            try:
-                raw = next(gen)
-            except StopIteration:
-                return
-            except RuntimeError as e:
-                raise VideoError(f"video {p}: decoding failed after {n} frames ({str(e)[:200]})") from None
-            n += 1
-            yield np.frombuffer(raw, np.uint8).reshape(h, w, 3).copy()
-    finally:
-        gen.close()
+        try:
+            while max_frames is None or n < max_frames:
+                buf = proc.stdout.read(nbytes)
+                if len(buf) < nbytes:
+                    break
+                n += 1
+                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy()
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            rc = proc.wait()
+        if n == 0 and rc != 0:
+            err.seek(0)
+            msg = err.read().decode(errors="replace").strip()[-300:]
+            raise VideoError(f"cannot open video {p} (not a video, or a codec ffmpeg cannot read): {msg}")
 
 
 def read_video(path: str | Path, max_seconds: float | None = None) -> tuple[np.ndarray, float]:
     """Decode a video to RGB frames ``[T, H, W, 3]`` uint8 and its fps (the first ``max_seconds``
     when given). Missing, unreadable or frameless -> VideoError."""
     p = _existing(path)
-    fps = probe_video(p).fps
+    fps = probe_video(p, count=False).fps
     limit = None if not max_seconds else max(1, int(round(max_seconds * fps)))
     frames = list(iter_frames(p, max_frames=limit))
     if not frames:
@@ -131,23 +176,106 @@ def read_video(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
     return np.stack(frames), fps
 
 
+class VideoSink:
+    """Frames ``[h, w, 3]`` uint8 RGB, one at a time, -> an H.264 mp4 (yuv420p) at ``fps``, with the
+    audio of ``audio_from`` (a video or a wav; none when it has no audio) and the display
+    ``rotation`` of the input (frames are given upright and stored as the input stored them).
+
+    Use as a context manager: the file appears at ``path`` only when every frame was written and
+    ffmpeg finished; on an exception the partial file is removed."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        w: int,
+        h: int,
+        fps: float,
+        audio_from: str | Path | None = None,
+        *,
+        crf: int = 18,
+        preset: str = "veryfast",
+        rotation: int = 0,
+    ):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix or '.mp4'}")
+        self.w, self.h, self.rotation, self.n = w, h, int(rotation) % 360, 0
+        k = self.rotation // 90
+        cw, ch = (h, w) if k % 2 else (w, h)  # stored (coded) size
+        cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
+        if self.rotation:
+            cmd += ["-noautorotate", "-display_rotation:v:0", str(self.rotation)]
+        cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{cw}x{ch}", "-r", f"{fps}", "-i", "-"]
+        if audio_from is not None and has_audio(audio_from):
+            cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
+        if cw % 2 or ch % 2:
+            cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+        cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
+        cmd += ["-movflags", "+faststart", "-f", "mp4", str(self.tmp)]
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)
+
+    def write(self, frame: np.ndarray) -> None:
+        """One upright frame [h, w, 3] uint8 RGB."""
+        if frame.shape != (self.h, self.w, 3):
+            raise VideoError(f"frame {self.n} has shape {frame.shape}, the video is {self.h}x{self.w}x3")
+        if self.rotation:
+            frame = np.rot90(frame, -(self.rotation // 90))
+        try:
+            self.proc.stdin.write(np.ascontiguousarray(frame, np.uint8).data)
+        except BrokenPipeError:
+            raise VideoError(f"ffmpeg stopped writing {self.path}: {self._stderr()}") from None
+        self.n += 1
+
+    def _stderr(self) -> str:
+        self._err.seek(0)
+        return self._err.read().decode(errors="replace")[-400:]
+
+    def close(self) -> Path:
+        """Finish the file -> its path (VideoError when ffmpeg failed or no frame was written)."""
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        rc = self.proc.wait()
+        if rc != 0 or self.n == 0:
+            self.abort()
+            why = self._stderr() if rc != 0 else "no frames"
+            raise VideoError(f"ffmpeg could not write {self.path}: {why}")
+        self.tmp.replace(self.path)
+        self._err.close()
+        return self.path
+
+    def abort(self) -> None:
+        """Stop ffmpeg and remove the partial file."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> VideoSink:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def write_video(
-    path: str | Path, frames: np.ndarray, fps: float, audio_from: str | Path | None = None, crf: int = 18
+    path: str | Path,
+    frames: np.ndarray | Iterable[np.ndarray],
+    fps: float,
+    audio_from: str | Path | None = None,
+    crf: int = 18,
 ) -> Path:
-    """Frames ``[T, H, W, 3]`` uint8 RGB -> H.264 mp4 (yuv420p), with the audio of ``audio_from`` (a
-    video or a wav) muxed in when given. Exactly T frames at ``fps``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    t, h, w = frames.shape[:3]
-    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
-    cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{fps}", "-i", "-"]
-    if audio_from is not None:
-        cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
-    if w % 2 or h % 2:
-        cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
-    cmd += ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p"]
-    cmd += ["-frames:v", str(t), "-movflags", "+faststart", str(path)]
-    r = subprocess.run(cmd, input=np.ascontiguousarray(frames).tobytes(), capture_output=True)
-    if r.returncode != 0:
-        raise VideoError(f"ffmpeg could not write {path}: {r.stderr.decode(errors='replace')[-400:]}")
-    return path
+    """Frames ``[T, H, W, 3]`` uint8 RGB -> H.264 mp4 (yuv420p) through :class:`VideoSink`, with the
+    audio of ``audio_from`` muxed in when given. Exactly T frames at ``fps``."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or len(frames) == 0:
+        raise VideoError(f"write_video {path}: expected frames [T, H, W, 3], got shape {frames.shape}")
+    with VideoSink(path, frames.shape[2], frames.shape[1], fps, audio_from, crf=crf) as sink:
+        for f in frames:
+            sink.write(f)
+    return Path(path)
