@@ -69,6 +69,16 @@ class Engine:
     def d_speech(self) -> int:
         return int(self.bundle.d_speech)
 
+    def nearest_basic(self, offsets) -> dict | None:
+        """The edit's nearest basic emotion by :func:`cmet.readout.nearest_basic` (the bench's and the model
+        card's readout) and its cosine with each basic direction; None for a model without label offsets."""
+        from cmet.readout import basic_directions, nearest_basic, readout_scores
+
+        if offsets is None or "label" not in self.bundle.baselines:
+            return None
+        dirs = basic_directions(self.bundle)
+        return {"emotion": nearest_basic(offsets, dirs), "cosine": readout_scores(offsets, dirs)}
+
     def emotion_counts(self) -> dict[str, int]:
         """{emotion: number of speech clips in its bank}."""
         return {str(e): int(np.asarray(self.bundle.banks[e]).shape[0]) for e in self.bundle.banks}

@@ -97,7 +97,7 @@ class CmetService:
         from serving.engine import Engine
         from serving.inputs import Limits
         from serving.jobs import JobStore
-        from serving.settings import work_dir
+        from serving.settings import claim_work_dir
 
         configure_local_env()
         self.cfg = _CFG
@@ -106,7 +106,7 @@ class CmetService:
         self.device = pick_device(os.environ.get("CMET_DEVICE", "auto"))
         model_dir = os.environ.get("CMET_SERVE_MODEL_DIR") or _bento_model_path() or self.bundle_model.path
         self.engine = Engine(model_dir, self.device, parallel=int(_CFG.parallel_edits))
-        work = work_dir(_CFG)
+        work = claim_work_dir(_CFG)
         _hardening.request_temp_under(work / "requests")
         self.jobs = JobStore(work / "jobs", float(_CFG.jobs.retention_s), int(_CFG.jobs.max_pending))
         _STATE["jobs"] = self.jobs
@@ -223,6 +223,7 @@ class CmetService:
         except CmetError as e:
             raise to_http(e) from e
         out = result_codes(res)
+        out["nearest_basic"] = self.engine.nearest_basic(getattr(res, "offsets", None))
         out.setdefault("fps", req.video.fps)
         out.update(
             target=req.description, intensity=req.intensity, total_s=round(time.perf_counter() - t0, 4)

@@ -284,6 +284,8 @@ def test_expressions_codes_per_frame(client, sample_video, tmp_path):
     r = client.post("/expressions", files=_video_file(sample_video), data={"blend": "happy:1"})
     moved = np.abs(np.asarray(r.json()["offsets"])).max()
     assert r.status_code == 200 and moved > 0
+    # cmet.readout's nearest basic emotion (as the bench reads edits); this test bundle has no label offsets
+    assert "nearest_basic" in r.json() and r.json()["nearest_basic"] is None
 
 
 def test_portrait_plus_speech_gives_speech_length_video(client, sample_video, tmp_path):
