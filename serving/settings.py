@@ -44,6 +44,31 @@ def work_dir(cfg) -> Path:
     return (base if base.is_absolute() else ROOT / base) / str(os.getpid())
 
 
+def claim_work_dir(cfg) -> Path:
+    """Create this process's work folder, removed when the process exits; the folders of server
+    processes that are gone (killed before they could clean up) are removed now."""
+    import atexit
+    import shutil
+
+    mine = work_dir(cfg)
+    for other in mine.parent.glob("*") if mine.parent.is_dir() else []:
+        if other.name.isdigit() and other != mine and not _alive(int(other.name)):
+            shutil.rmtree(other, ignore_errors=True)
+    mine.mkdir(parents=True, exist_ok=True)
+    atexit.register(shutil.rmtree, mine, True)
+    return mine
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def service_config(cfg) -> dict:
     """The ``@bentoml.service(**config)`` keywords of a serving config."""
     traffic = {"timeout": int(cfg.traffic.timeout), "max_concurrency": int(cfg.traffic.max_concurrency)}

@@ -214,3 +214,19 @@ def test_bentoml_traffic_answers_get_the_one_body():
 
     assert sent[0]["status"] == 429
     assert json.loads(sent[1]["body"]) == {"error": "rate_limited", "message": "Too many requests"}
+
+
+def test_work_folders_of_dead_servers_are_removed(tmp_path, monkeypatch):
+    import os
+
+    from serving.settings import claim_work_dir, serving_cfg
+
+    monkeypatch.setenv("CMET_SERVING_SET", f"work_dir={tmp_path}")
+    cfg = serving_cfg()
+    dead = tmp_path / "999999999"
+    (dead / "requests" / "req-x").mkdir(parents=True)
+    alive = tmp_path / "1"  # pid 1 always exists
+    alive.mkdir()
+    mine = claim_work_dir(cfg)
+    assert mine == tmp_path / str(os.getpid()) and mine.is_dir()
+    assert not dead.exists() and alive.exists()
