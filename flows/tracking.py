@@ -20,9 +20,8 @@ def setup_experiment(cfg) -> str:
     import mlflow
 
     uri = cfg.pipeline.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
+    if uri:  # the registry follows the tracking store (no set_registry_uri: it leaks into os.environ)
         mlflow.set_tracking_uri(str(uri))
-        mlflow.set_registry_uri(str(uri))
     exp = mlflow.get_experiment_by_name(str(cfg.pipeline.experiment))
     if exp is None:
         loc = Path(str(cfg.pipeline.artifact_location))

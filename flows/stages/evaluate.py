@@ -148,7 +148,7 @@ def champion_metrics(cfg, name: str, eval_hash: str, fs_dir: str) -> tuple[str |
     from cmet.model.bundle import ModelBundle
     from flows import registry as R
 
-    c = R.client()
+    c = R.client(cfg.pipeline.tracking_uri or None)
     v = R.alias_version(c, name, R.CHAMPION)
     if v is None:
         return None, None

@@ -94,16 +94,9 @@ def log_final(
         if video.is_file():
             mlflow.log_artifact(str(video), "sample")
         if cfg.pipeline.log_model:
-            from flows.pyfunc_model import CmetPyfunc, signature
+            from flows.pyfunc_model import log_pyfunc
 
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=CmetPyfunc(),
-                artifacts={"bundle": train_res["bundle"]},
-                signature=signature(int(meta["d_expr"])),
-                input_example=input_example(fs_dir),
-                pip_requirements=["cmet-ops"],
-            )
+            info = log_pyfunc(train_res["bundle"], int(meta["d_expr"]), input_example(fs_dir))
             model_uri, model_id = info.model_uri, info.model_id
         else:
             mlflow.log_artifacts(train_res["bundle"], "bundle")
@@ -162,7 +155,7 @@ def register(
 
     cfg = cfg_of(cfg_dict)
     name = str(cfg.pipeline.registered_model)
-    c = R.client()
+    c = R.client(cfg.pipeline.tracking_uri or None)
     tags = {
         **gate_res["tags"],
         **{f"metric.{k}": f"{v:.6g}" for k, v in headline(eval_res["metrics"], cfg.gates).items()},
@@ -242,6 +235,10 @@ def publish(
     champ = reg["after"]["champion"]
     if not cfg.pipeline.bento or champ is None:
         return reg, None
-    champ_hash = R.client().get_model_version(reg["name"], champ).tags.get("bundle_hash", champ)
+    champ_hash = (
+        R.client(cfg.pipeline.tracking_uri or None)
+        .get_model_version(reg["name"], champ)
+        .tags.get("bundle_hash", champ)
+    )
     key = hash_obj([champ, champ_hash, hash_cfg(cfg, "serving")])
     return reg, package(cd, f"models:/{reg['name']}/{champ}", key)
