@@ -137,10 +137,11 @@ def iter_frames(
     if max_seconds:
         cmd += ["-t", f"{max_seconds:.6f}"]
     cmd += ["-map", "0:v:0", "-an", "-sn", "-dn"]
+    filters = [f"fps={fps:.6f}"] if fps else []  # the fps filter: frames by timestamp, duration x fps of them
     if (w, h) != (info.w, info.h):
-        cmd += ["-vf", f"scale={w}:{h}:flags=area"]
-    if fps:
-        cmd += ["-fps_mode", "cfr", "-r", f"{fps:.6f}"]
+        filters.append(f"scale={w}:{h}:flags=area")
+    if filters:
+        cmd += ["-vf", ",".join(filters)]
     cmd += ["-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
     nbytes = w * h * 3
     with tempfile.TemporaryFile() as err:

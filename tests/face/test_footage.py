@@ -95,3 +95,115 @@ def test_tracker_follows_two_faces_and_flags_the_lost_frames(assets, astronaut_f
     lm = faces[1].landmarks()
     assert lm.shape == (20, 468, 3) and 400 < lm[0, :, 0].mean() < 550
     assert np.array_equal(lm[9], lm[7])  # lost frames hold the last landmarks
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    from cmet.config import compose
+
+    return compose([])
+
+
+@pytest.fixture(scope="module")
+def two_face_video(tmp_path_factory, astronaut_face):
+    """641x359 (odd), 30 frames, no audio: a large face and a small one that leaves for frames 12-17."""
+    import cv2
+
+    from cmet.media import write_video
+
+    d = tmp_path_factory.mktemp("two")
+    base = two_face_frame(astronaut_face)
+    frames = []
+    for i in range(30):
+        M = np.float32([[1, 0, np.sin(i / 3) * 2], [0, 1, 0]])
+        f = cv2.warpAffine(base, M, (641, 359), borderMode=cv2.BORDER_REPLICATE)
+        if 12 <= i < 18:
+            f[100:250, 400:550] = 90
+        frames.append(f)
+    return write_video(d / "two.mp4", np.stack(frames), 25.0), np.stack(frames)
+
+
+def test_edit_keeps_the_frame_edits_the_largest_face_and_reports_the_other(
+    cfg, tiny_bundle, two_face_video, tmp_path
+):
+    from cmet.edit import edit_video
+    from cmet.errors import DataError
+    from cmet.media import has_audio, probe_video, read_video
+
+    mp4, _ = two_face_video
+    src, _ = read_video(mp4)
+    with pytest.warns(UserWarning, match="shows 2 faces"):
+        res = edit_video(mp4, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "one.mp4")
+    info = probe_video(res.out)
+    assert (info.w, info.h, info.n_frames, info.has_audio) == (642, 360, 30, False)  # H.264 4:2:0: even sides
+    assert not has_audio(res.out)
+    out, _ = read_video(res.out)
+    out = out[:, :359, :641]
+    rep = res.report
+    assert [f["face"] for f in rep["faces_found"]] == [0, 1] and len(rep["faces_edited"]) == 1
+    assert rep["faces_found"][0]["mean_size_px"] > 1.5 * rep["faces_found"][1]["mean_size_px"]
+    assert rep["faces_edited"][0]["frames_passed_through"] == 0
+    big = np.abs(out[:, 40:296, 20:276].astype(float) - src[:, 40:296, 20:276]).mean(-1)
+    small = np.abs(out[:, 100:250, 400:550].astype(float) - src[:, 100:250, 400:550]).mean(-1)
+    assert (big > 20).mean() > 0.003 and (small > 20).mean() < 0.0005  # only the large face moved
+
+    res_all = edit_video(mp4, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "all.mp4", face="all")
+    ed = {f["face"]: f for f in res_all.report["faces_edited"]}
+    assert set(ed) == {0, 1} and ed[1]["frames_passed_through"] >= 6  # the lost frames (and the ramp)
+    w = res_all.report["faces_edited"][1]
+    assert w["frames_edited"] + w["frames_passed_through"] == 30
+    out_all, _ = read_video(res_all.out)
+    small_all = np.abs(out_all[:, 100:250, 400:550].astype(float) - src[:, 100:250, 400:550]).mean(-1)
+    assert (small_all[:10] > 20).mean() > 0.003  # the second face is edited where it is seen
+    assert (small_all[12:18] > 20).mean() < 0.0005  # and passes through where it is gone
+    with pytest.raises(DataError, match="face 5 does not exist: the video has 2 face"):
+        edit_video(mp4, "happy", bundle=tiny_bundle, cfg=cfg, face=5)
+
+
+def _ffmpeg(*args):
+    import subprocess
+
+    from cmet.media import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", *args], check=True, capture_output=True)
+
+
+def test_rotated_variable_rate_video_keeps_rotation_rate_and_audio(cfg, tiny_bundle, short_video, tmp_path):
+    """A phone video: stored sideways with a display rotation of 90 degrees, variable frame rate
+    (a 0.2 s gap after frame 5), speech: the edit comes out upright-displayed, rotated the same way,
+    at constant rate (the average), the audio as long as the video."""
+    from cmet.edit import edit_video
+    from cmet.media import iter_frames, probe_video, write_video
+
+    mp4, wav = short_video
+    frames = np.stack([np.rot90(f, -1) for f in iter_frames(mp4)])  # stored sideways
+    sideways = write_video(tmp_path / "side.mp4", frames, 25.0, wav)
+    vfr = tmp_path / "phone.mp4"
+    _ffmpeg("-noautorotate", "-display_rotation:v:0", "90", "-i", str(sideways), "-vf",
+            "setpts='if(lt(N,6),N,N+5)/25/TB'", "-fps_mode", "vfr", "-c:a", "copy", str(vfr))  # fmt: skip
+    src = probe_video(vfr)
+    assert src.rotation == 90 and src.n_frames == 12 and src.fps < 25.0  # 12 frames over 0.68 s
+    res = edit_video(vfr, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "out.mp4")
+    info = probe_video(res.out)
+    assert info.rotation == 90 and (info.w, info.h) == (src.w, src.h) == (256, 256)
+    assert info.fps == pytest.approx(src.fps, rel=0.02)
+    assert info.n_frames == res.n_frames == pytest.approx(src.duration_s * src.fps, abs=1)
+    from tests.face.test_edit import _audio_seconds
+
+    assert _audio_seconds(res.out, tmp_path) == pytest.approx(_audio_seconds(mp4, tmp_path), abs=0.05)
+
+
+def test_corrupt_tail_warns_with_the_frames_it_could_read(cfg, tiny_bundle, astronaut_face, tmp_path):
+    from cmet.edit import edit_video
+    from cmet.media import write_video
+
+    rng = np.random.default_rng(0)  # noise: every frame costs bytes, the cut falls mid-video
+    noise = rng.integers(-12, 13, (50, 1, 256, 256, 3))
+    frames = np.clip(astronaut_face[None].astype(int) + noise[:, 0], 0, 255).astype(np.uint8)
+    full = write_video(tmp_path / "full.mp4", frames, 25.0).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full[: int(len(full) * 0.55)])
+    with pytest.warns(UserWarning, match=r"decoding stopped after (\d+) frames .* of the 2.00 s") as rec:
+        res = edit_video(cut, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "o.mp4")
+    assert 5 <= res.n_frames < 45 and any(str(res.n_frames) in str(w.message) for w in rec)
+    assert any("decoding stopped" in w for w in res.report["warnings"])
