@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import typer
 
+import flows.commands.batch
 import flows.commands.edit
 import flows.commands.ops
 import flows.commands.pipeline
@@ -16,7 +17,13 @@ import serving.commands
 from cmet.cli import build_app, run_app
 
 #: orchestration command modules (each a module-level Typer ``app``; see cmet.cli)
-ORCHESTRATION_MODULES = (flows.commands.edit, flows.commands.pipeline, flows.commands.ops, serving.commands)
+ORCHESTRATION_MODULES = (
+    flows.commands.edit,
+    flows.commands.batch,
+    flows.commands.pipeline,
+    flows.commands.ops,
+    serving.commands,
+)
 
 
 #: the console script's root app: the library's commands, then the orchestration ones

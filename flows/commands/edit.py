@@ -81,6 +81,9 @@ def edit(
         None, "--codes-out", help="per-frame codes JSON (default: OUT with .json)"
     ),
     audio: Path = typer.Option(None, "--audio", help="speech to mux in (default: the video's own audio)"),
+    face: str = typer.Option(
+        "largest", "--face", help="face to edit: largest (default), all, or a number (0 = the largest)"
+    ),
     overrides: list[str] = typer.Argument(None, help="config overrides, e.g. face.render_gain=1.4"),
 ):
     """Edit the emotion of a neutral talking-face video."""
@@ -109,6 +112,7 @@ def edit(
         neutral=neutral,
         progress=True,
         audio=audio,
+        face=face,
     )
     codes = res.write_codes(codes_out or Path(out).with_suffix(".json"))
     con = Console(stderr=True)
@@ -116,3 +120,15 @@ def edit(
         f"[green]wrote[/] {res.out} ({res.n_frames} frames @ {res.fps:g} fps, target {res.target}); codes {codes}"
     )
     con.print("timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in res.timings.items()))
+    rep = res.report
+    edited = {f["face"]: f for f in rep["faces_edited"]}
+    for f in rep["faces_found"]:
+        e = edited.get(f["face"])
+        what = (
+            f"edited, {e['frames_passed_through']} frames passed through (face lost or turned away)"
+            if e
+            else "not edited (--face all or --face N edits it)"
+        )
+        con.print(f"face {f['face']}: {f['mean_size_px']:.0f} px, seen on {f['frames_seen']} frames; {what}")
+    for w in rep["warnings"]:
+        con.print(f"[yellow]warning:[/] {w}")
