@@ -17,7 +17,17 @@ from pathlib import Path
 
 from bench.common import RESULTS, hardware, load_average, md_table, pct
 
-SECTIONS = ("accuracy_real", "extended", "pixel", "realism", "face", "accuracy_generated", "speed", "service")
+SECTIONS = (
+    "accuracy_real",
+    "extended",
+    "pixel",
+    "realism",
+    "face",
+    "accuracy_generated",
+    "speed",
+    "service",
+    "video",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

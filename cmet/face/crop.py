@@ -115,8 +115,11 @@ class FaceCrop:
         part = frame[ya:yb, xa:xb]
         if (xa, ya, xb, yb) != (x0, y0, x0 + s, y0 + s):
             part = cv2.copyMakeBorder(part, ya - y0, y0 + s - yb, xa - x0, x0 + s - xb, cv2.BORDER_REPLICATE)
-        interp = cv2.INTER_AREA if s > self.size else cv2.INTER_LINEAR
-        return cv2.resize(part, (self.size, self.size), interpolation=interp)
+        n = self.size
+        if s > 2 * n:  # linear to twice the size, then an exact 2:1 area average (fast, little aliasing)
+            part = cv2.resize(part, (2 * n, 2 * n), interpolation=cv2.INTER_LINEAR)
+            return cv2.resize(part, (n, n), interpolation=cv2.INTER_AREA)
+        return cv2.resize(part, (n, n), interpolation=cv2.INTER_AREA if s > n else cv2.INTER_LINEAR)
 
     def to_crop(self, landmarks: np.ndarray, box: Box) -> np.ndarray:
         """[468, 3] native pixels -> [468, 3] crop pixels (z scaled alike)."""
@@ -129,14 +132,16 @@ class FaceCrop:
 
     def paste(self, frame: np.ndarray, before: np.ndarray, after: np.ndarray, box: Box) -> np.ndarray:
         """Add the crop's change ``after - before`` ([S, S, 3] uint8 each), feathered, into ``frame``
-        [H, W, 3] uint8 in place; returns ``frame``."""
+        [H, W, 3] uint8 in place; returns ``frame``.
+
+        The change is split into its positive and negative parts (uint8 each), resampled to the
+        native box and added / subtracted with saturation: pixels the renderer left alone get 0."""
         import cv2
 
-        diff = after.astype(np.float32) - before.astype(np.float32)
-        changed = np.abs(diff).max(-1) > 0.5
+        diff = after.astype(np.int16) - before.astype(np.int16)
+        changed = np.abs(diff).max(-1) > 0
         if not changed.any():
             return frame
-        diff *= self.mask
         h, w = frame.shape[:2]
         x0, y0, s = box.x0, box.y0, box.side
         ys, xs = np.where(changed)  # only the changed part is resampled and added
@@ -148,16 +153,18 @@ class FaceCrop:
         xa, ya, xb, yb = max(0, nx0), max(0, ny0), min(w, nx1), min(h, ny1)
         if xb <= xa or yb <= ya:
             return frame
-        # native pixel (x, y) <- crop pixel ((x - x0 + 0.5) / k - 0.5, ...): an affine map
+        d = diff[cy0:cy1, cx0:cx1] * self.mask[cy0:cy1, cx0:cx1]
+        pos = np.clip(np.rint(d), 0, 255).astype(np.uint8)
+        neg = np.clip(np.rint(-d), 0, 255).astype(np.uint8)
+        # native pixel (x, y) <- crop pixel ((x - x0 + 0.5) / k - 0.5, ...) shifted to the part's origin
         inv = 1.0 / k
-        M = np.float32([[inv, 0, (xa - x0 + 0.5) * inv - 0.5], [0, inv, (ya - y0 + 0.5) * inv - 0.5]])
-        up = cv2.warpAffine(
-            diff,
-            M,
-            (xb - xa, yb - ya),
-            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-            borderMode=cv2.BORDER_CONSTANT,
+        M = np.float32(
+            [[inv, 0, (xa - x0 + 0.5) * inv - 0.5 - cx0], [0, inv, (ya - y0 + 0.5) * inv - 0.5 - cy0]]
         )
-        region = frame[ya:yb, xa:xb].astype(np.float32) + up
-        frame[ya:yb, xa:xb] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+        size, flags = (xb - xa, yb - ya), cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        region = frame[ya:yb, xa:xb]
+        up = cv2.warpAffine(pos, M, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        cv2.add(region, up, dst=region)
+        up = cv2.warpAffine(neg, M, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
+        cv2.subtract(region, up, dst=region)
         return frame
