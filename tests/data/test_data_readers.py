@@ -107,7 +107,8 @@ def test_empty_or_missing_folders(tmp_path):
 def test_release_au_missing_data_is_a_clear_error(compose_cfg, tmp_path):
     from cmet.data import build_feature_set
 
-    cfg = compose_cfg("data=release_au", f"data.release_dir={tmp_path}/absent")
+    # data.vectors=release insists on the folder (auto falls back to the vendored vectors)
+    cfg = compose_cfg("data=release_au", f"data.release_dir={tmp_path}/absent", "data.vectors=release")
     with pytest.raises(DataError, match="release data is not at"):
         build_feature_set(cfg)
 
