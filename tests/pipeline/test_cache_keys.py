@@ -96,6 +96,7 @@ def _stage_files(work: Path, stage: str) -> set[str]:
     return set(d["after"]) - NEUTRAL_FILES
 
 
+@pytest.mark.slow  # three fresh interpreters running a tiny stage each (~1-2 min on 2 cores)
 def test_every_module_a_stage_runs_is_hashed_into_its_key(tmp_path):
     """data (build_feature_set), train (cmet.train.train, which ends with the evaluation whose metrics
     the evaluate stage reuses) and evaluate (cmet.evaluate.evaluate) each in a fresh interpreter."""
