@@ -218,6 +218,14 @@ def markdown(res: dict, ctx_line: str) -> str:
         if accs
         else ""
     )
+    ps = res.get("portrait_speech")
+    ps_line = (
+        f"Portrait + driving speech ({len(ps['pairs'])} pairs: {len(PORTRAITS)} portraits x held-out W009 "
+        f"clips, the jaw from :mod:`cmet.face.portrait_lips`): tracked mouth opening vs speech envelope, "
+        f"median r = {ps['median_r']:.2f} (target >= 0.6; per pair in the JSON)."
+        if ps
+        else ""
+    )
     s = res["input_vs_itself"]
     return f"""## {TITLE}
 
@@ -229,6 +237,8 @@ Input vs itself: mouth colour {s["mouth_colour"]:.3f} on {s["n_open"]} open-mout
 {t}
 
 {acc_line}
+
+{ps_line}
 
 Images: [realism_sheet.png](realism_sheet.png) (rows: the video's most open frame, three portraits;
 columns: input, then each emotion).
@@ -248,6 +258,7 @@ def run(ctx: Ctx) -> Section:
     face = compose([]).face
     v = tracked_video(ctx)
     res = measure_video(v, bundle, face, progress=False)
+    res["portrait_speech"] = portrait_speech(rel, face)
     sheet_for(v, res, rel, bundle, face, ctx.out)
     line = (
         f"Measured on `asset/video/W009_038.mp4` ({len(v['frames'])} frames), the {VIDEO_SPEAKER} fold's "
@@ -282,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     face = compose([]).face
     v = tracked_video(ctx)
     res = measure_video(v, bundle, face, tuple(a.emotions.split(",")))
+    res["portrait_speech"] = portrait_speech(rel, face)
     if not a.no_sheet:
         sheet_for(v, res, rel, bundle, face, ctx.out)
     md = markdown(res, f"Bundle {a.bundle}. Reproduce: `python -m bench.realism --bundle {a.bundle}`.")

@@ -1,19 +1,27 @@
-"""The mouth interior a warp cannot make: where the mouth opens more than in the source, a dark
-cavity, upper teeth under the upper lip, lower teeth for AU20/AU26 and a tongue are painted into
-the target inner-lip polygon (not a stretched lip)."""
+"""The mouth interior a warp cannot make, where the mouth opens more than in the source.
+
+On video the person's own interior comes from their open-mouth frames (:mod:`cmet.face.mouth_bank`).
+Without such frames (a portrait, a video whose mouth never opens) a textured, shaded model is
+rendered into the target inner-lip polygon, never a flat fill (:func:`mouth_model`): a cavity in
+the hue of the person's own lips, darkest at the back; a tongue (lip hue, lit from the front)
+resting low; upper teeth under the upper lip (a smile, AU10/AU12) and lower teeth for AU20/AU26,
+each tooth with its own width along the arch, soft interproximal shading, darker towards the gums
+and the mouth corners and a fixed fine grain (no flicker).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from cmet.face.au_fields import CHIN, INNER_LIP_CONTOUR
+from cmet.face.au_fields import CHIN, INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR
 from cmet.face.landmarks import LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_OUTER, UPPER_LIP_INNER
 
-# mouth interior colours: a dark cavity and a dark, low tongue (a bright tongue near the lower lip
-# reads to FaceMesh as lip and breaks the lip track)
-CAVITY_RGB = (70, 28, 30)
-TONGUE_RGB = (150, 72, 78)
-TONGUE_H = 0.42
+#: enamel under frontal light (scaled by the arch and gum shading)
+TEETH_RGB = (222, 214, 198)
+#: tooth widths along the half arch (central incisor, lateral, canine, premolar), half-mouth units
+TOOTH_WIDTHS = (0.17, 0.13, 0.12, 0.11)
+#: a lip colour for when the lips cannot be sampled
+LIP_FALLBACK_RGB = (150, 80, 80)
 
 
 def signed_gap(p: np.ndarray) -> float:
@@ -24,10 +32,74 @@ def signed_gap(p: np.ndarray) -> float:
     return float((p[LOWER_LIP_INNER, :2] - p[UPPER_LIP_INNER, :2]) @ down)
 
 
+def lip_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Mean RGB [3] of the lips (between the outer and inner lip contours) of img [H, W, 3]."""
+    import cv2
+
+    m = np.zeros(img.shape[:2], np.uint8)
+    cv2.fillPoly(m, [np.round(p[OUTER_LIP_CONTOUR, :2]).astype(np.int32)], 1)
+    cv2.fillPoly(m, [np.round(p[INNER_LIP_CONTOUR, :2]).astype(np.int32)], 0)
+    px = img[m.astype(bool)]
+    return px.astype(np.float32).mean(0) if len(px) else np.array(LIP_FALLBACK_RGB, np.float32)
+
+
+def _mouth_coords(shape: tuple[int, int], p: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(t [h, w]: 0 at the upper inner lip, 1 at the lower; across [h, w]: 0 centre, 1 corners;
+    the inner-lip gap in pixels) for landmarks p [468, 2] in crop pixels."""
+    h, w = shape
+    top, bot = p[UPPER_LIP_INNER], p[LOWER_LIP_INNER]
+    gap = float(np.linalg.norm(bot - top)) + 1e-6
+    down = (bot - top) / gap
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = ((xs - top[0]) * down[0] + (ys - top[1]) * down[1]) / gap
+    c = (p[78] + p[308]) / 2
+    half_w = float(np.linalg.norm(p[308] - p[78])) / 2 + 1e-6
+    across = np.abs((xs - c[0]) * down[1] - (ys - c[1]) * down[0]) / half_w
+    return t, across, gap
+
+
+def _teeth_shade(across: np.ndarray, grain: np.ndarray) -> np.ndarray:
+    """Shading [h, w] of a row of teeth: soft gaps between teeth, the arch turning from the light."""
+    edges = np.concatenate([[0.0], np.cumsum(TOOTH_WIDTHS)])
+    a = np.clip(across, 0, edges[-1] - 1e-3)
+    k = np.searchsorted(edges, a, side="right") - 1
+    frac = (a - edges[k]) / np.asarray(TOOTH_WIDTHS)[k]
+    gaps = 1 - 0.16 * np.exp(-((frac / 0.2) ** 2)) - 0.16 * np.exp(-(((frac - 1) / 0.2) ** 2))
+    return gaps * np.clip(1 - 0.45 * across**2, 0, 1) * (1 + 0.03 * grain)
+
+
+def mouth_model(
+    shape: tuple[int, int], p: np.ndarray, iod: float, au: dict[str, float], lip_rgb
+) -> np.ndarray:
+    """The shaded mouth model [h, w, 3] float32 RGB of a crop (landmarks p [468, 2] in crop pixels)."""
+    import cv2
+
+    t, across, gap = _mouth_coords(shape, p)
+    lip = np.asarray(lip_rgb, np.float32)
+    col = (0.28 * lip)[None, None] * (0.7 + 0.5 * np.clip(across, 0, 1))[..., None]
+    tongue = np.sqrt(np.clip(1 - (across / 0.65) ** 2 - ((t - 1.0) / 0.45) ** 2, 0, 1))[..., None]
+    col = col * (1 - tongue) + (0.7 * lip + 12.0) * (0.75 + 0.25 * tongue) * tongue
+    grain = cv2.GaussianBlur(
+        np.random.default_rng(0).normal(0, 1, shape).astype(np.float32), (0, 0), max(0.6, iod / 90)
+    )
+    shade = _teeth_shade(across, grain)
+    upper = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + 0.2 * au.get("AU20", 0), 0, 1))
+    lower = float(np.clip(au.get("AU20", 0) + 0.5 * au.get("AU26_emo", 0) - au.get("AU12", 0), 0, 1))
+    rows = [(t, 0.015 + 0.055 * upper)] + ([(1 - t, 0.06 * lower)] if lower > 0.2 else [])
+    for pos, height in rows:
+        pos = pos / min(0.4, height * iod / gap)  # 0 at the lip, 1 at the biting edge
+        m = (np.clip((1 - pos) * 6, 0, 1) * (pos >= -0.2) * (across < sum(TOOTH_WIDTHS)))[..., None]
+        tooth = (
+            np.asarray(TEETH_RGB, np.float32) * ((0.62 + 0.38 * np.clip(pos + 0.3, 0, 1)) * shade)[..., None]
+        )
+        col = col * (1 - m) + tooth * m
+    return col
+
+
 def mouth_interior(
     img: np.ndarray, p: np.ndarray, iod: float, added_open: float, au: dict[str, float]
 ) -> np.ndarray:
-    """Paint a mouth interior into the target inner-lip polygon where the mouth opened more than
+    """The mouth model blended into the target inner-lip polygon where the mouth opened more than
     in the source. img [H, W, 3] uint8, p [468, 2] target landmarks, added_open (IOD units)."""
     import cv2
 
@@ -37,56 +109,19 @@ def mouth_interior(
     lip = p[INNER_LIP_CONTOUR]
     m = int(max(4, iod * 0.1))
     x0, y0 = (np.floor(lip.min(0)).astype(int) - m).clip(0, None)
-    x1, y1 = np.ceil(lip.max(0)).astype(int) + m
-    x1, y1 = min(W, x1), min(H, y1)
+    x1, y1 = min(W, int(np.ceil(lip.max(0)[0])) + m), min(H, int(np.ceil(lip.max(0)[1])) + m)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return img
-    full = img
-    img = full[y0:y1, x0:x1]
-    p = p - [x0, y0]
-    h, w = img.shape[:2]
-    poly = np.round(p[INNER_LIP_CONTOUR] * 16).astype(np.int32)
-    mask = np.zeros((h, w), np.float32)
-    cv2.fillPoly(mask, [poly], 1.0, lineType=cv2.LINE_AA, shift=4)
-    if mask.sum() < 2:
-        return full
-    top, bot = p[UPPER_LIP_INNER], p[LOWER_LIP_INNER]
-    gap = float(np.linalg.norm(bot - top)) + 1e-6
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    down = bot - top
-    down /= gap
-    tpos = ((xs - top[0]) * down[0] + (ys - top[1]) * down[1]) / gap  # 0 at upper lip, 1 at lower
-    cx = (p[78] + p[308]) / 2
-    half_w = float(np.linalg.norm(p[308] - p[78])) / 2 + 1e-6
-    across = np.abs((xs - cx[0]) * down[1] - (ys - cx[1]) * down[0]) / half_w  # 0 centre, 1 corners
-    # dark cavity, darker at the back/centre
-    base = np.array(CAVITY_RGB, np.float32)
-    cav = base[None, None] * (0.55 + 0.45 * np.clip(across, 0, 1))[..., None]
-    col = cav.copy()
-    # upper teeth: a band under the upper lip, narrower than the mouth
-    # upper teeth show with a raised upper lip (smile AU12, AU10); lower teeth with the stretched,
-    # dropped lower lip of fear (AU20, AU26)
-    show = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + 0.2 * au.get("AU20", 0), 0, 1))
-    show_low = float(np.clip(au.get("AU20", 0) + 0.5 * au.get("AU26_emo", 0) - au.get("AU12", 0), 0, 1))
-    teeth_h = min(0.35, (0.015 + 0.055 * show) * iod / gap)
-    teeth = (tpos < teeth_h) & (across < 0.78)
-    tcol = np.array([228, 222, 210], np.float32) * (1 - 0.35 * np.clip(across, 0, 1))[..., None]
-    col[teeth] = tcol[teeth]
-    # lower teeth (lip stretcher / emotional jaw drop)
-    if show_low > 0.2:
-        lt = (tpos > 1 - min(0.3, 0.06 * show_low * iod / gap)) & (across < 0.7)
-        col[lt] = 0.9 * tcol[lt]
-    # tongue: an ellipse resting on the lower teeth
-    tongue = ((across / 0.62) ** 2 + ((tpos - 1.0) / TONGUE_H) ** 2) < 1.0
-    tongue &= ~teeth
-    if show_low > 0.2:
-        tongue &= ~lt
-    col[tongue] = (
-        np.array(TONGUE_RGB, np.float32) * (0.8 + 0.2 * (1 - np.clip(across, 0, 1)))[tongue][..., None]
+    crop = img[y0:y1, x0:x1].astype(np.float32)
+    q = p - [x0, y0]
+    mask = np.zeros(crop.shape[:2], np.float32)
+    cv2.fillPoly(
+        mask, [np.round(q[INNER_LIP_CONTOUR] * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4
     )
-    col = cv2.GaussianBlur(col, (0, 0), max(0.6, iod / 120))
-    alpha = np.clip(added_open / 0.05, 0, 1) * cv2.GaussianBlur(mask, (0, 0), 0.7)
-    out = img.astype(np.float32) * (1 - alpha[..., None]) + col * alpha[..., None]
-    res = full.copy()
-    res[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
-    return res
+    if mask.sum() < 2:
+        return img
+    col = mouth_model(crop.shape[:2], q, iod, au, lip_colour(img, p))
+    alpha = (np.clip(added_open / 0.05, 0, 1) * cv2.GaussianBlur(mask, (0, 0), 0.7))[..., None]
+    out = img.copy()
+    out[y0:y1, x0:x1] = np.clip(crop * (1 - alpha) + col * alpha, 0, 255).astype(np.uint8)
+    return out

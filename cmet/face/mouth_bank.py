@@ -78,47 +78,64 @@ def warp_into(
 
 @dataclass
 class MouthBank:
-    """Open-mouth crops of one person: crops (uint8 RGB), their inner-lip contours [K, 20, 2] in
-    crop pixels, shape descriptors [K, 40] and openings [K] (inner-lip gap / IOD)."""
+    """Open-mouth crops of one person: crops (uint8 RGB), their inner-lip contours (crop pixels),
+    shape descriptors [40] and openings (inner-lip gap / IOD). Filled up front
+    (:meth:`from_frames`) or as a video streams past the renderer (:meth:`offer`)."""
 
-    crops: list[np.ndarray]
-    contours: np.ndarray
-    shapes: np.ndarray
-    openings: np.ndarray
+    crops: list[np.ndarray] = field(default_factory=list)
+    contours: list[np.ndarray] = field(default_factory=list)
+    shapes: list[np.ndarray] = field(default_factory=list)
+    openings: list[float] = field(default_factory=list)
+    size: int = 40
+    min_open: float = 0.08
     hysteresis: float = 0.15
     _last: int | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.crops)
 
+    def offer(self, frame: np.ndarray, p: np.ndarray) -> bool:
+        """Keep frame [H, W, 3] (landmarks p [468, >=2]) if its mouth is open at least ``min_open``,
+        the bank is not full and no kept mouth has nearly the same shape. Returns whether kept."""
+        mo = float(mouth_opening(p[None])[0])
+        if mo < self.min_open or len(self) >= self.size:
+            return False
+        shape = mouth_shape(p)
+        if self.shapes and float(np.min(np.linalg.norm(np.stack(self.shapes) - shape, axis=1))) < 0.03:
+            return False
+        lip = p[INNER_LIP_CONTOUR, :2]
+        m = 0.35 * float(np.linalg.norm(p[CORNERS[1], :2] - p[CORNERS[0], :2]))
+        H, W = frame.shape[:2]
+        x0, y0 = np.maximum(np.floor(lip.min(0) - m).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(lip.max(0) + m).astype(int), [W, H])
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            return False
+        self.crops.append(np.ascontiguousarray(frame[y0:y1, x0:x1]))
+        self.contours.append((lip - [x0, y0]).astype(np.float32))
+        self.shapes.append(shape)
+        self.openings.append(mo)
+        return True
+
     @classmethod
     def from_frames(
         cls, frames: np.ndarray, landmarks: np.ndarray, min_open: float = 0.08, size: int = 40
     ) -> MouthBank | None:
-        """Up to ``size`` open-mouth frames of a video (frames [T, H, W, 3], landmarks [T, 468, >=2])
-        spread over the range of openings; None when fewer than 3 frames open the mouth that wide."""
+        """The open-mouth frames of a video (frames [T, H, W, 3], landmarks [T, 468, >=2]), widest
+        first, spread over the range of openings; None when fewer than 3 open the mouth that wide."""
         mo = mouth_opening(landmarks)
         idx = np.flatnonzero(mo >= min_open)
         if len(idx) < 3:
             return None
-        idx = idx[np.argsort(mo[idx])]
-        idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(size, len(idx))).round().astype(int))]
-        crops, contours, shapes = [], [], []
+        idx = idx[np.argsort(-mo[idx])]
+        idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(4 * size, len(idx))).round().astype(int))]
+        bank = cls(size=size, min_open=min_open)
         for i in idx:
-            p = landmarks[i, :, :2]
-            lip = p[INNER_LIP_CONTOUR]
-            m = 0.35 * float(np.linalg.norm(p[CORNERS[1]] - p[CORNERS[0]]))
-            H, W = frames.shape[1:3]
-            x0, y0 = np.maximum(np.floor(lip.min(0) - m).astype(int), 0)
-            x1, y1 = np.minimum(np.ceil(lip.max(0) + m).astype(int), [W, H])
-            crops.append(np.ascontiguousarray(frames[i, y0:y1, x0:x1]))
-            contours.append(lip - [x0, y0])
-            shapes.append(mouth_shape(p))
-        return cls(crops, np.stack(contours).astype(np.float32), np.stack(shapes), mo[idx].astype(np.float32))
+            bank.offer(frames[i], landmarks[i])
+        return bank
 
     def retrieve(self, p: np.ndarray) -> int:
         """Index of the entry nearest in mouth shape to landmarks p [468, >=2] (sticky)."""
-        d = np.linalg.norm(self.shapes - mouth_shape(p)[None], axis=1)
+        d = np.linalg.norm(np.stack(self.shapes) - mouth_shape(p)[None], axis=1)
         best = int(np.argmin(d))
         if self._last is not None and d[self._last] <= (1 + self.hysteresis) * d[best] + 1e-3:
             best = self._last

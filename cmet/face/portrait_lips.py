@@ -130,3 +130,22 @@ def fit_release(release_dir: str | Path) -> LipModel:
     feats, mo, _ = w009_pair(release_dir)
     scale = float(np.percentile(mo, 95) / max(np.percentile(m.opening(feats), 95), 1e-6))
     return LipModel((m.coef * scale).astype(np.float32), m.intercept * scale)
+
+
+def is_still(frames: np.ndarray) -> bool:
+    """Frames [T, H, W, 3] all the same picture (a portrait held still)?"""
+    return len(frames) > 1 and bool(
+        (np.abs(frames.astype(np.int16) - frames[:1]).max(axis=(1, 2, 3)) <= 2).all()
+    )
+
+
+def speech_jaw(frames: np.ndarray, fps: float, speech: str | Path | None) -> np.ndarray | None:
+    """The jaw track [T] for a portrait held still with driving ``speech`` (a wav, or a video with
+    an audio track); None when the frames move (a real video keeps its own lips) or no speech."""
+    from cmet.audio import load_audio
+    from cmet.media import has_audio
+
+    if speech is None or not is_still(frames) or not has_audio(speech):
+        return None
+    wave, _ = load_audio(speech, 16_000)
+    return LipModel.default().from_speech(wave, 16_000, len(frames), fps)

@@ -23,6 +23,8 @@ from cmet.errors import ConfigError
 from cmet.face.expression import Canonical, target_landmarks
 from cmet.face.facs import AU_NAMES
 from cmet.face.mouth import mouth_interior, signed_gap
+from cmet.face.mouth_bank import MouthBank
+from cmet.face.rigid import has_eyeglasses, vertex_weights
 from cmet.face.shading import shading
 from cmet.face.warp import control_points, triangulate, warp
 
@@ -32,10 +34,21 @@ JAW_AUS = ("AU26_emo",)
 #: AUs that part the lips without the jaw (upper lip up, lower lip down): on video they take
 #: ``face.video_lip_gain`` instead of the render gain (the opened mouth must stay trackable)
 LIP_OPENING_AUS = ("AU10", "AU16")
+#: the fixed control ring around the face oval (scale about the face centre): the warp fades out
+#: between the oval and the ring, so hair, ears and background do not move with an expression
+RING = 1.1
 
 
 class FaceRenderer:
-    """Renders AU code changes onto the frames of one identity (fixed triangulation)."""
+    """Renders AU code changes onto the frames of one identity (fixed triangulation).
+
+    It learns the person from the frames it is given: with a ``mouth_bank`` every source frame
+    whose mouth is open is offered to it (:meth:`cmet.face.mouth_bank.MouthBank.offer`), and a
+    mouth opened wider than its source gets the person's own interior, else the shaded mouth
+    model (:func:`cmet.face.mouth.mouth_interior`); eyeglasses are looked for on the first frame
+    (``glasses=None``) and, when found, the eye band stays rigid (:func:`cmet.face.rigid.vertex_weights`,
+    which also keeps the upper face outline, hair and background still).
+    """
 
     def __init__(
         self,
@@ -45,10 +58,14 @@ class FaceRenderer:
         gain: float = 1.0,
         jaw_gain: float | None = None,
         au_gains: dict[str, float] | None = None,
+        mouth_bank: MouthBank | None = None,
+        glasses: bool | None = None,
     ):
         self.can = can
         self.shape = shape
-        self.tris = triangulate(control_points(can.neutral_px[:, :2], shape))
+        self.tris = triangulate(control_points(can.neutral_px[:, :2], shape, RING))
+        self.mouth_bank = mouth_bank
+        self.weights = None if glasses is None else vertex_weights(can.neutral_px, glasses)[:, None]
         self.shading_strength = shading_strength
         self.gain = gain
         # per-AU gain: the JAW_AUS fields get ``jaw_gain`` (default min(gain, 1): on a talking video
@@ -70,10 +87,16 @@ class FaceRenderer:
         return_landmarks: bool = False,
     ):
         """frame [H, W, 3] uint8 + its landmarks [468, 3] + AU change [D_EXPR] -> [H, W, 3] uint8."""
+        if self.weights is None:  # the first frame decides: eyeglass frames on the face?
+            glasses = has_eyeglasses(frame[None], landmarks[None])
+            self.weights = vertex_weights(self.can.neutral_px, glasses)[:, None]
+        if self.mouth_bank is not None:
+            self.mouth_bank.offer(frame, landmarks)
         delta = np.asarray(delta_au, np.float32) * self.gains
         tgt = target_landmarks(self.can, landmarks, delta, jaw)
-        src_c = control_points(landmarks[:, :2], frame.shape[:2])
-        dst_c = control_points(tgt[:, :2], frame.shape[:2])
+        tgt = landmarks + self.weights * (tgt - landmarks)  # the rigid parts stay with the head
+        src_c = control_points(landmarks[:, :2], frame.shape[:2], RING)
+        dst_c = control_points(tgt[:, :2], frame.shape[:2], RING)
         dst_c[468:] = src_c[468:]  # the ring and border stay put
         out = warp(frame, src_c, dst_c, self.tris)
         iod = float(np.linalg.norm(tgt[263, :2] - tgt[33, :2]))
@@ -82,7 +105,11 @@ class FaceRenderer:
         # negative gap) must not count as an opening that paints teeth
         src_open = signed_gap(landmarks) / iod
         dst_open = signed_gap(tgt) / iod
-        out = mouth_interior(out, tgt[:, :2], iod, dst_open - src_open, au)
+        added = dst_open - src_open
+        if self.mouth_bank is not None and len(self.mouth_bank) and added > 0.01:
+            out = self.mouth_bank.paste(out, tgt[:, :2], float(np.clip(added / 0.05, 0, 1)))
+        else:
+            out = mouth_interior(out, tgt[:, :2], iod, added, au)
         if self.shading_strength > 0:
             dark, light = shading(out.shape[:2], tgt[:, :2], iod, au, self.shading_strength)
             f = out.astype(np.float32)
@@ -143,7 +170,8 @@ def make_renderer(
     fields, full shading). ``overrides``: any of those keys, replacing the config's value.
     ``video``: the settings of a talking video: the emotional jaw drop at ``video_jaw_gain`` and
     the lip-opening AUs (:data:`LIP_OPENING_AUS`) at ``video_lip_gain`` x apex, so the speech lip
-    track survives; otherwise (a still portrait) every field, jaw included, at ``render_gain``.
+    track survives, and the person's open-mouth frames fill a mouth bank as the video is rendered;
+    otherwise (a still portrait) every field, jaw included, at ``render_gain``.
     """
     bad = sorted(set(overrides) - set(RENDER_KEYS))
     if bad:
@@ -163,4 +191,5 @@ def make_renderer(
         gain=gain,
         jaw_gain=jaw_gain,
         au_gains=dict.fromkeys(LIP_OPENING_AUS, lip_gain),
+        mouth_bank=MouthBank(),
     )

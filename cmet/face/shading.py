@@ -11,6 +11,10 @@ import numpy as np
 
 from cmet.face.facs import AU_NAMES
 
+#: the most a crease darkens / a highlight lightens the skin (multiplicative, 0 = unchanged)
+MAX_DARK = 0.15
+MAX_LIGHT = 0.10
+
 
 @dataclass(frozen=True)
 class _Face:
@@ -181,7 +185,12 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
         _forehead(m, f, mid_brow, a)
     if a["AU17"] > 0:
         _chin(m, f, a["AU17"])
-    sig = max(0.8, iod / 70.0)
-    dark = cv2.GaussianBlur(m.dark, (0, 0), sig) + cv2.GaussianBlur(m.soft, (0, 0), sig * 2.5)
-    light = cv2.GaussianBlur(m.light, (0, 0), sig * 4)
-    return np.clip(dark, 0, 0.7), np.clip(light, 0, 0.3)
+    # a ratio image of the person's own skin, not strokes: every crease a Gaussian valley about
+    # IOD/35 wide, folds and shadows wider, the contrast bounded (MAX_DARK, MAX_LIGHT)
+    spread = iod / 40.0
+    sig = float(np.hypot(max(0.8, iod / 70.0), spread))
+    dark = cv2.GaussianBlur(m.dark, (0, 0), sig) + cv2.GaussianBlur(
+        m.soft, (0, 0), float(np.hypot(2.5 * sig, spread))
+    )
+    light = cv2.GaussianBlur(m.light, (0, 0), float(np.hypot(4 * sig, spread)))
+    return np.clip(dark, 0, MAX_DARK), np.clip(light, 0, MAX_LIGHT)
