@@ -207,3 +207,15 @@ def test_corrupt_tail_warns_with_the_frames_it_could_read(cfg, tiny_bundle, astr
         res = edit_video(cut, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "o.mp4")
     assert 5 <= res.n_frames < 45 and any(str(res.n_frames) in str(w.message) for w in rec)
     assert any("decoding stopped" in w for w in res.report["warnings"])
+
+
+@pytest.mark.parametrize("suffix,codec", [(".mkv", "mpeg4"), (".avi", "mjpeg"), (".mov", "libx264")])
+def test_any_container_ffmpeg_reads(cfg, tiny_bundle, short_video, tmp_path, suffix, codec):
+    from cmet.edit import edit_video
+    from cmet.media import probe_video
+
+    src = tmp_path / f"in{suffix}"
+    _ffmpeg("-i", str(short_video[0]), "-c:v", codec, "-an", str(src))  # silent, another container
+    res = edit_video(src, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "out.mp4")
+    info = probe_video(res.out)
+    assert (info.n_frames, info.w, info.h, info.has_audio) == (12, 256, 256, False)
