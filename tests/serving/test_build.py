@@ -83,5 +83,5 @@ def test_committed_bentofile_matches_build_options():
         == extra["optional-dependencies"]["serving"]
         == build_options(compose([]), "x")["python"]["packages"]
     )
-    for heavy in ("prefect", "mlflow", "optuna", "great-expectations", "transformers", "pandas"):
+    for heavy in ("prefect", "mlflow", "optuna", "great-expectations", "transformers", "pyarrow", "scikit"):
         assert not any(p.startswith(heavy) for p in packages), heavy  # the service imports none of them

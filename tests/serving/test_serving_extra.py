@@ -43,7 +43,7 @@ class Refuse(importlib.abc.MetaPathFinder):
         top = name.split(".")[0]
         dists = {canonicalize_name(d) for d in owners.get(top, [])}
         if dists and not dists & allowed and top not in ("serving", "cmet"):
-            refused.append(name)
+            refused.append(f"{name} (imported by {os.path.relpath(importer())})")
             raise ImportError(f"{name} belongs to {sorted(dists)}, outside the serving extra")
         return None
 
