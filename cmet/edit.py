@@ -215,14 +215,17 @@ def predict(tracked: Tracked, aim: Aim, bundle, face, *, intensity: float = 1.0)
     return Predicted(tuple(out), time.perf_counter() - t)
 
 
-def render(video: str | Path, tracked: Tracked, pred: Predicted, sink, progress=False) -> int:
+def render(video: str | Path, tracked: Tracked, pred: Predicted, sink, progress=False, speech=None) -> int:
     """The render pass: every frame of ``video`` decoded again, each edited face warped by its
     offset (clipped to [0, OFFSET_MAX]) in its crop and pasted back, written into ``sink``
-    (:class:`cmet.media.VideoSink`) -> the frames written."""
+    (:class:`cmet.media.VideoSink`) -> the frames written. A face held still (a portrait) with
+    ``speech`` gets its jaw from the speech (:func:`cmet.face.portrait_lips.speech_jaw`)."""
+    from cmet.face.portrait_lips import speech_jaw
     from cmet.stream import render_stream
 
     deltas = [np.clip(o, 0.0, OFFSET_MAX) for o in pred.per_face]
-    return render_stream(video, tracked.tracking, tracked.plans, deltas, sink, progress=progress)
+    jaws = [speech_jaw(p.landmarks, tracked.fps, speech) for p in tracked.plans]
+    return render_stream(video, tracked.tracking, tracked.plans, deltas, sink, jaws=jaws, progress=progress)
 
 
 class _TimedSink:
@@ -256,6 +259,7 @@ def edit_video(
     audio: str | Path | None = None,
     max_seconds: float | None = None,
     face: str | int = "largest",
+    speech_lips: bool = False,
     progress: bool = False,
 ) -> EditResult:
     """Edit ``video`` towards ``target`` (a :class:`cmet.target.Target`, an emotion name or blend, a
@@ -263,7 +267,8 @@ def edit_video(
     folder) and the composed config ``cfg`` (``cfg.face``). ``face``: "largest" (default), "all", or
     a face number (0 = the largest). Writes ``out`` (mp4 with the input's speech, or ``audio``) when
     given; without ``out`` only the codes are computed. ``EditResult.report`` lists every face found
-    and the frames each edited face passed through unedited."""
+    and the frames each edited face passed through unedited. ``speech_lips``: a portrait held still
+    gets its lips from the speech (``audio``, else the video's own track)."""
     from cmet.face.facs import D_EXPR
 
     timings = {}
@@ -288,7 +293,7 @@ def edit_video(
         src_audio = audio if audio is not None else (video if info.has_audio else None)
         with VideoSink(out, info.w, info.h, tracked.fps, src_audio, rotation=info.rotation) as sink:
             timed = _TimedSink(sink)
-            render(video, tracked, pred, timed, progress)
+            render(video, tracked, pred, timed, progress, src_audio if speech_lips else None)
             t_close = time.perf_counter()
         written = sink.path
         timings["encode"] = timed.seconds + time.perf_counter() - t_close

@@ -194,10 +194,13 @@ def plan_face(
     return FacePlan(face, rank, lm, codes, model_input(codes.au, fps), ok, weights, boxes, crop, renderer)
 
 
-def render_stream(video, tracking: Tracking, plans, deltas, sink, *, progress: bool = False) -> int:
+def render_stream(
+    video, tracking: Tracking, plans, deltas, sink, *, jaws=None, progress: bool = False
+) -> int:
     """Pass 2: decode ``video`` at native size and constant rate, edit each planned face with its
-    offsets ``deltas[k]`` [T, D_v] (already weighted and clipped), write every frame into ``sink``
-    (a :class:`cmet.media.VideoSink`). Returns the frames written."""
+    offsets ``deltas[k]`` [T, D_v] (already weighted and clipped) and jaw track ``jaws[k]`` [T] (or
+    None: the face's own lips), write every frame into ``sink`` (a :class:`cmet.media.VideoSink`).
+    Returns the frames written."""
     from cmet.face.crop import Box
 
     frames = iter_frames(video, fps=tracking.fps, max_frames=tracking.n_frames)
@@ -208,12 +211,13 @@ def render_stream(video, tracking: Tracking, plans, deltas, sink, *, progress: b
     n = 0
     for i, frame in enumerate(frames):
         frame = frame if frame.flags.writeable else frame.copy()
-        for plan, delta in zip(plans, deltas, strict=True):
+        for plan, delta, jaw in zip(plans, deltas, jaws or [None] * len(plans), strict=True):
             if i >= len(plan.weights) or plan.weights[i] <= 0:
                 continue
             box = Box.of(plan.boxes[i])
             before = plan.crop.cut(frame, box)
-            after = plan.renderer.render(before, plan.crop.to_crop(plan.landmarks[i], box), delta[i])
+            lm = plan.crop.to_crop(plan.landmarks[i], box)
+            after = plan.renderer.render(before, lm, delta[i], 0.0 if jaw is None else float(jaw[i]))
             plan.crop.paste(frame, before, after, box)
         sink.write(frame)
         n += 1

@@ -150,6 +150,7 @@ class Engine:
                 out=out_path if req.render else None,
                 intensity=req.intensity,
                 neutral=req.neutral,
+                speech_lips=req.video is None,
             )
         for key in ("offsets", "edited_codes"):
             val = getattr(res, key, None)

@@ -17,9 +17,9 @@ from cmet.face.au_fields import CHIN, INNER_LIP_CONTOUR, OUTER_LIP_CONTOUR
 from cmet.face.landmarks import LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_OUTER, UPPER_LIP_INNER
 
 #: enamel under frontal light (scaled by the arch and gum shading)
-TEETH_RGB = (222, 214, 198)
+TEETH_RGB = (212, 202, 184)
 #: tooth widths along the half arch (central incisor, lateral, canine, premolar), half-mouth units
-TOOTH_WIDTHS = (0.17, 0.13, 0.12, 0.11)
+TOOTH_WIDTHS = (0.2, 0.17, 0.16, 0.15, 0.15)
 #: a lip colour for when the lips cannot be sampled
 LIP_FALLBACK_RGB = (150, 80, 80)
 
@@ -64,8 +64,8 @@ def _teeth_shade(across: np.ndarray, grain: np.ndarray) -> np.ndarray:
     a = np.clip(across, 0, edges[-1] - 1e-3)
     k = np.searchsorted(edges, a, side="right") - 1
     frac = (a - edges[k]) / np.asarray(TOOTH_WIDTHS)[k]
-    gaps = 1 - 0.16 * np.exp(-((frac / 0.2) ** 2)) - 0.16 * np.exp(-(((frac - 1) / 0.2) ** 2))
-    return gaps * np.clip(1 - 0.45 * across**2, 0, 1) * (1 + 0.03 * grain)
+    gaps = 1 - 0.07 * np.exp(-((frac / 0.25) ** 2)) - 0.07 * np.exp(-(((frac - 1) / 0.25) ** 2))
+    return gaps * np.clip(1 - 0.6 * across**2, 0, 1) * (1 + 0.03 * grain)
 
 
 def mouth_model(
@@ -85,10 +85,10 @@ def mouth_model(
     shade = _teeth_shade(across, grain)
     upper = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + 0.2 * au.get("AU20", 0), 0, 1))
     lower = float(np.clip(au.get("AU20", 0) + 0.5 * au.get("AU26_emo", 0) - au.get("AU12", 0), 0, 1))
-    rows = [(t, 0.015 + 0.055 * upper)] + ([(1 - t, 0.06 * lower)] if lower > 0.2 else [])
+    rows = [(t, 0.03 + 0.05 * upper)] + ([(1 - t, 0.06 * lower)] if lower > 0.2 else [])
     for pos, height in rows:
         pos = pos / min(0.4, height * iod / gap)  # 0 at the lip, 1 at the biting edge
-        m = (np.clip((1 - pos) * 6, 0, 1) * (pos >= -0.2) * (across < sum(TOOTH_WIDTHS)))[..., None]
+        m = (np.clip((1 - pos) * 6, 0, 1) * (across < sum(TOOTH_WIDTHS)))[..., None]  # from the lip on
         tooth = (
             np.asarray(TEETH_RGB, np.float32) * ((0.62 + 0.38 * np.clip(pos + 0.3, 0, 1)) * shade)[..., None]
         )

@@ -132,20 +132,27 @@ def fit_release(release_dir: str | Path) -> LipModel:
     return LipModel((m.coef * scale).astype(np.float32), m.intercept * scale)
 
 
-def is_still(frames: np.ndarray) -> bool:
-    """Frames [T, H, W, 3] all the same picture (a portrait held still)?"""
-    return len(frames) > 1 and bool(
-        (np.abs(frames.astype(np.int16) - frames[:1]).max(axis=(1, 2, 3)) <= 2).all()
-    )
+def is_still(landmarks: np.ndarray, tol_iod: float = 0.04) -> bool:
+    """Landmarks [T, 468, >=2] of a face that never moves (a portrait held still)? Every vertex
+    within ``tol_iod`` inter-ocular distances over the first 50 frames and the last (the landmark
+    tracker alone jitters ~0.02 IOD on identical frames; a talking face moves its lips more)."""
+    from cmet.face.landmarks import inter_ocular
+
+    if len(landmarks) < 2:
+        return False
+    lm = np.concatenate([np.asarray(landmarks[: min(len(landmarks), 50)]), np.asarray(landmarks[-1:])])
+    tol = tol_iod * float(np.median(inter_ocular(lm)))
+    return float(np.ptp(lm[..., :2], axis=0).max()) <= tol
 
 
-def speech_jaw(frames: np.ndarray, fps: float, speech: str | Path | None) -> np.ndarray | None:
-    """The jaw track [T] for a portrait held still with driving ``speech`` (a wav, or a video with
-    an audio track); None when the frames move (a real video keeps its own lips) or no speech."""
+def speech_jaw(landmarks: np.ndarray, fps: float, speech: str | Path | None) -> np.ndarray | None:
+    """The jaw track [T] for a face held still (landmarks [T, 468, 3]) with driving ``speech`` (a
+    wav, or a video with an audio track); None when the face moves (a real video keeps its own
+    lips) or there is no speech."""
     from cmet.audio import load_audio
     from cmet.media import has_audio
 
-    if speech is None or not is_still(frames) or not has_audio(speech):
+    if speech is None or not is_still(landmarks) or not has_audio(speech):
         return None
     wave, _ = load_audio(speech, 16_000)
-    return LipModel.default().from_speech(wave, 16_000, len(frames), fps)
+    return LipModel.default().from_speech(wave, 16_000, len(landmarks), fps)
