@@ -79,7 +79,7 @@ def vendor_cmd(
 ) -> None:
     """Rewrite the vendored emotion2vec+large vectors of the package from the release folder."""
     from cmet.config import compose
-    from cmet.data.vendor import write_vendored
+    from cmet.data.vendor.build import write_vendored
 
     for p in write_vendored(release or Path(str(compose([]).paths.release_dir))):
         typer.echo(f"{p} {p.stat().st_size} bytes")
