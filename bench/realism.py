@@ -270,7 +270,6 @@ def run(ctx: Ctx) -> Section:
 def main(argv: list[str] | None = None) -> int:
     """``python -m bench.realism --bundle DIR [--emotions happy,sad] [--out DIR]``."""
     import argparse
-    import json
 
     from bench.common import RESULTS
     from bench.context import find_release
@@ -296,10 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     res["portrait_speech"] = portrait_speech(rel, face)
     if not a.no_sheet:
         sheet_for(v, res, rel, bundle, face, ctx.out)
-    md = markdown(res, f"Bundle {a.bundle}. Reproduce: `python -m bench.realism --bundle {a.bundle}`.")
+    md = markdown(res, f"Bundle `{a.bundle}`. Reproduce: `python -m bench.realism --bundle {a.bundle}`.")
     print(md)
-    Path(a.out).mkdir(parents=True, exist_ok=True)
-    (Path(a.out) / "realism_dev.json").write_text(json.dumps(res, indent=2))
+    from bench.common import write_result
+
+    write_result(NAME, md, res, Path(a.out))
     return 0
 
 

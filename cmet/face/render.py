@@ -37,6 +37,10 @@ LIP_OPENING_AUS = ("AU10", "AU16")
 #: the fixed control ring around the face oval (scale about the face centre): the warp fades out
 #: between the oval and the ring, so hair, ears and background do not move with an expression
 RING = 1.1
+#: the person's own interior is blended in fully from this much extra opening (IOD)
+BANK_RAMP = 0.03
+#: a video renderer's displacement EMA weight on the previous frame (see FaceRenderer)
+VIDEO_TEMPORAL = 0.5
 
 
 class FaceRenderer:
@@ -60,12 +64,17 @@ class FaceRenderer:
         au_gains: dict[str, float] | None = None,
         mouth_bank: MouthBank | None = None,
         glasses: bool | None = None,
+        temporal: float = 0.0,
     ):
         self.can = can
         self.shape = shape
         self.tris = triangulate(control_points(can.neutral_px[:, :2], shape, RING))
         self.mouth_bank = mouth_bank
         self.weights = None if glasses is None else vertex_weights(can.neutral_px, glasses)[:, None]
+        # frames of a video in order: the displacement is an exponential moving average with this
+        # weight on the previous frame's (landmark jitter no longer shakes the warp)
+        self.temporal = float(temporal)
+        self._prev: np.ndarray | None = None
         self.shading_strength = shading_strength
         self.gain = gain
         # per-AU gain: the JAW_AUS fields get ``jaw_gain`` (default min(gain, 1): on a talking video
@@ -94,7 +103,11 @@ class FaceRenderer:
             self.mouth_bank.offer(frame, landmarks)
         delta = np.asarray(delta_au, np.float32) * self.gains
         tgt = target_landmarks(self.can, landmarks, delta, jaw)
-        tgt = landmarks + self.weights * (tgt - landmarks)  # the rigid parts stay with the head
+        disp = self.weights * (tgt - landmarks)  # the rigid parts stay with the head
+        if self.temporal > 0 and self._prev is not None:
+            disp = (1 - self.temporal) * disp + self.temporal * self._prev
+        self._prev = disp
+        tgt = landmarks + disp
         src_c = control_points(landmarks[:, :2], frame.shape[:2], RING)
         dst_c = control_points(tgt[:, :2], frame.shape[:2], RING)
         dst_c[468:] = src_c[468:]  # the ring and border stay put
@@ -107,7 +120,7 @@ class FaceRenderer:
         dst_open = signed_gap(tgt) / iod
         added = dst_open - src_open
         if self.mouth_bank is not None and len(self.mouth_bank) and added > 0.01:
-            out = self.mouth_bank.paste(out, tgt[:, :2], float(np.clip(added / 0.05, 0, 1)))
+            out = self.mouth_bank.paste(out, tgt[:, :2], float(np.clip(added / BANK_RAMP, 0, 1)))
         else:
             out = mouth_interior(out, tgt[:, :2], iod, added, au)
         if self.shading_strength > 0:
@@ -192,4 +205,5 @@ def make_renderer(
         jaw_gain=jaw_gain,
         au_gains=dict.fromkeys(LIP_OPENING_AUS, lip_gain),
         mouth_bank=MouthBank(),
+        temporal=VIDEO_TEMPORAL,
     )
