@@ -134,6 +134,7 @@ def _absolute_gates() -> dict[str, GateCheck]:
         "acc_emo": GateCheck("acc_emo/cmet", min=0.40),
         "acc_emo_extended": GateCheck("acc_emo_ext/cmet", min=0.20),
         "lips_kept": GateCheck("lips_kept", min=0.7, required=False),
+        "identity_kept": GateCheck("identity_median", max=0.6, required=False),
         "latency": GateCheck("latency_ms_per_frame", max=50.0),
     }
 

@@ -177,6 +177,7 @@ HEADLINE_METRICS = (
     "acc_emo/label",
     "acc_emo/reference",
     "lips_kept",
+    "identity_median",
     "latency_ms_per_frame",
 )
 

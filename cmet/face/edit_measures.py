@@ -1,7 +1,8 @@
 """Measures of finished video edits (what ``cmet edit`` wrote), beside the other face figures.
 
 * :func:`check_edit`  one edit: frame count / fps / audio of the output, the mouth-opening track of
-  the output against the input's (landmarks re-run on the output), and the FER judge's share of
+  the output against the input's (landmarks re-run on the output), identity kept (median dlib
+  descriptor distance over 20 frames, :mod:`cmet.face.identity`), and the FER judge's share of
   frames showing the target against the unedited video's share.
 * :func:`measure_edits` one video edited towards several emotions: :func:`check_edit` per emotion, a
   strip of frames (input row + one row per emotion) and the summary figures.
@@ -40,6 +41,10 @@ def check_edit(video: str | Path, result, emotion: str | None = None, judge=None
         "audio_out": has_audio(result.out),
         "mouth_corr": float(np.corrcoef(mo_in[:n], mo_out[:n])[0, 1]),
     }
+    from cmet.face.identity import identity_distances  # dlib descriptor distance, same frame
+
+    k = np.arange(0, n, max(1, n // 20))
+    res["identity_median"] = float(np.median(identity_distances(frames_in[k], frames_out[k])))
     if emotion is not None and emotion in EMOTION_TO_LABEL:
         judge = judge or Judge()
         box = judge.face_box(frames_in[0], str(video))

@@ -63,7 +63,8 @@ def per_emotion_png(
 def sample_video(cfg, bundle_dir: str, out_dir: Path) -> dict:
     """A short edited sample of the real MEAD video when media exist (``cmet.edit.edit_video``) and
     ``lips_kept``: the correlation of mouth opening, input vs edited output (landmarks re-tracked on
-    the output, ``cmet.face.edit_measures.check_edit``). Returns ``{}`` where the media are absent."""
+    the output, ``cmet.face.edit_measures.check_edit``), and ``identity_median``: the dlib descriptor
+    distance edited vs input frame. Returns ``{}`` where the media are absent."""
     video = Path(str(cfg.paths.release_dir)) / "asset" / "video" / "W009_038.mp4"
     if not cfg.pipeline.sample_video or not video.is_file():
         return {}
@@ -78,7 +79,7 @@ def sample_video(cfg, bundle_dir: str, out_dir: Path) -> dict:
         log.warning("sample video skipped: %s", e)
         return {}
     side_by_side(video, out, out_dir / "sample_happy.mp4", ("input", "edited: happy"))
-    return {"lips_kept": float(chk["mouth_corr"])}
+    return {"lips_kept": float(chk["mouth_corr"]), "identity_median": float(chk["identity_median"])}
 
 
 def side_by_side(before: Path, after: Path, dst: Path, labels: tuple[str, str]) -> Path:
