@@ -170,7 +170,9 @@ class LimitsConfig:
     max_request_mb: float = 120
     max_video_s: float = 20.0
     max_task_video_s: float = 120.0
-    max_frame_side: int = 1024
+    max_frame_side: int = 3840
+    max_pixel_seconds: float = 20971520.0
+    max_task_pixel_seconds: float = 248832000.0
     min_frames: int = 5
     max_speech_clips: int = 32
     max_speech_s: float = 60.0

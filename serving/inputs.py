@@ -26,7 +26,9 @@ class Limits:
     max_request_mb: float = 120.0
     max_video_s: float = 20.0
     max_task_video_s: float = 120.0
-    max_frame_side: int = 1024
+    max_frame_side: int = 3840  # decoder safety only; the budget below decides
+    max_pixel_seconds: float = 1024 * 1024 * 20.0  # width x height x seconds of one /edit video
+    max_task_pixel_seconds: float = 1920 * 1080 * 120.0  # of one job (/edit_job/submit)
     min_frames: int = 5
     max_speech_clips: int = 32
     max_speech_s: float = 60.0
@@ -104,7 +106,19 @@ def probe_video(path: Path, limits: Limits, max_s: float | None = None, field: s
             )
         if not math.isfinite(fps) or fps <= 0 or fps > 240:
             fps = 25.0 if w and h else 0.0
-        n = _count_frames(cap, int(max_s * (fps or 25.0)) + 1, field, max_s, limits)
+        budget = (
+            limits.max_task_pixel_seconds if max_s >= limits.max_task_video_s else limits.max_pixel_seconds
+        )
+        budget_s = budget / max(1, w * h)
+        if budget_s < max_s:  # large frames: the pixel x seconds budget is the limit
+            why = (
+                f"{w}x{h} frames for longer than {budget_s:.3g} s: over the limit of {budget / 1e6:g} million "
+                "pixel x seconds"
+            )
+            max_s = budget_s
+        else:
+            why = None
+        n = _count_frames(cap, int(max_s * (fps or 25.0)) + 1, field, max_s, limits, why)
     finally:
         cap.release()
     if n == 0 or not w or not h:
@@ -114,13 +128,15 @@ def probe_video(path: Path, limits: Limits, max_s: float | None = None, field: s
     return CheckedVideo(Path(path), n_frames=n, fps=fps, width=w, height=h)
 
 
-def _count_frames(cap, max_frames: int, field: str, max_s: float, limits: Limits) -> int:
+def _count_frames(
+    cap, max_frames: int, field: str, max_s: float, limits: Limits, why: str | None = None
+) -> int:
     n = 0
     while cap.grab():
         n += 1
         if n > max_frames:
             hint = "use /edit_job/submit for long clips" if max_s < limits.max_task_video_s else "cut it"
-            raise PayloadTooLargeError(f"{field}: longer than the limit of {max_s:g} s ({hint})")
+            raise PayloadTooLargeError(f"{field}: {why or f'longer than the limit of {max_s:g} s'} ({hint})")
     return n
 
 

@@ -54,7 +54,7 @@ def media(tmp_path_factory):
     big = d / "big.mp4"
     from cmet.media import write_video
 
-    write_video(big, np.full((6, 1200, 1280, 3), 90, np.uint8), 25.0)
+    write_video(big, np.full((6, 16, 3900, 3), 90, np.uint8), 25.0)  # over the 3840 px side limit
     return {
         "clip": clip,
         "long": long,

@@ -32,10 +32,10 @@ def _post_video(client, path: Path, **data):
 
 
 def test_frames_over_the_side_limit_are_413(client, tmp_path):
-    big = _mp4(tmp_path / "wide.mp4", np.full((6, 64, 1280, 3), 100, np.uint8))  # default limit 1024 px
+    big = _mp4(tmp_path / "wide.mp4", np.full((6, 16, 4000, 3), 100, np.uint8))  # default limit 3840 px
     r = _post_video(client, big)
     assert r.status_code == 413, r.text
-    assert "1280x64" in _error(r) and "1024" in _error(r)
+    assert "4000x16" in _error(r) and "3840" in _error(r)
 
 
 def test_video_over_the_length_limit_is_413(client, tmp_path):
