@@ -36,7 +36,9 @@ JAW_AUS = ("AU26_emo",)
 LIP_OPENING_AUS = ("AU10", "AU16")
 #: the fixed control ring around the face oval (scale about the face centre): the warp fades out
 #: between the oval and the ring, so hair, ears and background do not move with an expression
-RING = 1.1
+#: close (1.1) around the upper half (forehead, temples: hair and ears), wider (1.4) around the
+#: jaw, which an open mouth moves down
+RING = np.where(np.isin(np.arange(36), np.r_[0:9, 28:36]), 1.1, 1.4)
 #: the person's own interior is blended in fully from this much extra opening (IOD)
 BANK_RAMP = 0.03
 #: a video renderer's displacement EMA weight on the previous frame (see FaceRenderer)

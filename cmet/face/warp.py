@@ -47,12 +47,13 @@ FACE_OVAL = [
 N_BORDER = 16
 
 
-def control_points(p2d: np.ndarray, shape: tuple[int, int], ring: float = 1.5) -> np.ndarray:
+def control_points(p2d: np.ndarray, shape: tuple[int, int], ring: float | np.ndarray = 1.5) -> np.ndarray:
     """[468, 2] landmarks -> [468 + 36 + 16, 2]: the mesh, a fixed ring around the face oval
-    (scaled ``ring`` about the face centre) and points on a frame around the image."""
+    (scaled ``ring`` about the face centre: one scale, or one per FACE_OVAL vertex [36]) and points
+    on a frame around the image."""
     h, w = shape
     c = p2d[FACE_OVAL].mean(0)
-    ringp = c + ring * (p2d[FACE_OVAL] - c)
+    ringp = c + np.reshape(ring, (-1, 1)) * (p2d[FACE_OVAL] - c)
     m = max(h, w)
     lo, hi = -0.5 * m, 1.5 * m
     t = np.linspace(0, 1, N_BORDER // 4, endpoint=False)
