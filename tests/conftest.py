@@ -27,12 +27,13 @@ def pytest_collection_modifyitems(config, items):
     fixture) carries the ``shared`` marker; where ../shared is absent those tests are skipped, each
     named with the reason in the ``-ra`` summary."""
     missing = not RELEASE.is_dir()
-    skip = pytest.mark.skip(reason=f"shared: ../shared release data not present at {RELEASE}")
     for item in items:
         if "release_dir" in getattr(item, "fixturenames", ()) and item.get_closest_marker("shared") is None:
             item.add_marker(pytest.mark.shared)
         if missing and item.get_closest_marker("shared") is not None:
-            item.add_marker(skip)
+            item.add_marker(
+                pytest.mark.skip(reason=f"shared: {item.name} needs ../shared ({RELEASE} absent)")
+            )
 
 
 @pytest.fixture(scope="session")
