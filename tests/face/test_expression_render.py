@@ -71,7 +71,9 @@ def test_render_shapes_identity_and_locality(can, astronaut_face, astronaut_land
     assert np.abs(same.astype(int) - astronaut_face).max() == 0
     happy, tgt = r.render(astronaut_face, astronaut_landmarks, prototype("happy"), return_landmarks=True)
     diff = np.abs(happy.astype(int) - astronaut_face).sum(-1)
-    assert diff[100:, :].sum() > 0.9 * diff.sum() > 0  # a change, around the mouth (measured 97 % below row 100)
+    assert (
+        diff[100:, :].sum() > 0.9 * diff.sum() > 0
+    )  # a change, around the mouth (measured 97 % below row 100)
     assert diff[:8, :8].max() == 0 and diff[-8:, -8:].max() == 0  # far background untouched
     assert tgt[61, 1] < astronaut_landmarks[61, 1] - 1  # the lip corners went up
 
