@@ -126,8 +126,8 @@ class CmetService:
     def _render(self, req, out: Path):
         """Run a checked edit into ``out`` (mp4 with provenance tags) -> (EditResult, per-stage timings)."""
         from cmet.errors import DataError
+        from cmet.provenance import stamp, tags
         from serving import __version__
-        from serving.provenance import stamp, tags
 
         t0 = time.perf_counter()
         result = self.engine.edit(req, out)

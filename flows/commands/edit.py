@@ -90,14 +90,17 @@ def edit(
     import torch
     from rich.console import Console
 
+    from cmet import __version__
     from cmet.config import compose
     from cmet.edit import edit_video
     from cmet.model.bundle import ModelBundle
+    from cmet.provenance import stamp, tags
     from cmet.target import load_feature_folder
 
     torch.set_num_threads(1)  # the connector is small: one thread is faster than two contended ones
     cfg = compose(list(overrides or []))
-    bundle = ModelBundle.load(_bundle_dir(model, cfg))
+    model_dir = _bundle_dir(model, cfg)
+    bundle = ModelBundle.load(model_dir)
     target = cli_target(emotion, blend, emotion_features, emotion_speech, d_speech=bundle.d_speech)
     neutral = None
     if neutral_features is not None:
@@ -113,6 +116,16 @@ def edit(
         progress=True,
         audio=audio,
         face=face,
+    )
+    stamp(
+        res.out,
+        tags(
+            {"model": model_dir.name, "version": bundle.meta.get("version", "local")},
+            res.target,
+            intensity,
+            __version__,
+        ),
+        mark=cfg.serving.provenance.visible_mark,
     )
     codes = res.write_codes(codes_out or Path(out).with_suffix(".json"))
     con = Console(stderr=True)

@@ -78,7 +78,13 @@ def sample_video(cfg, bundle_dir: str, out_dir: Path) -> dict:
     except CmetError as e:
         log.warning("sample video skipped: %s", e)
         return {}
-    side_by_side(video, out, out_dir / "sample_happy.mp4", ("input", "edited: happy"))
+    from cmet import __version__
+    from cmet.provenance import stamp, tags
+
+    both = side_by_side(video, out, out_dir / "sample_happy.mp4", ("input", "edited: happy"))
+    model = {"model": str(cfg.pipeline.registered_model), "version": "candidate"}
+    for f in (out, both):
+        stamp(Path(f), tags(model, res.target, 1.0, __version__))
     return {"lips_kept": float(chk["mouth_corr"]), "identity_median": float(chk["identity_median"])}
 
 

@@ -198,3 +198,19 @@ def test_model_lookup_never_writes_an_mlflow_store_in_the_cwd(tmp_path, monkeypa
         default_bundle_dir(compose([]))
     assert not (cwd / "mlflow.db").exists() and not (cwd / "mlruns").exists()
     assert (root / ".cmet" / "mlflow").is_dir()
+
+
+def test_cli_edit_output_carries_the_provenance_tags(tiny_bundle, short_video, tmp_path):
+    import subprocess
+    import sys
+
+    from cmet.provenance import read_tags
+
+    out = tmp_path / "o.mp4"
+    cmd = [sys.executable, "-m", "flows.cli", "edit", "--video", str(short_video[0]), "--emotion", "happy"]
+    r = subprocess.run([*cmd, "--out", str(out), "--model", str(tiny_bundle)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-800:]
+    t = read_tags(out)
+    assert t.get("cmet_edited") == "true" and t.get("cmet_target") == "happy", t
+    assert t.get("cmet_tool", "").startswith("cmet-ops ") and t.get("cmet_date", "").endswith("Z"), t
+    assert "synthetically edited" in t.get("comment", ""), t

@@ -376,7 +376,7 @@ def _cases(m, d_speech: int):
 
 def _check_edit(r, route: str, reference: Path, tmp: Path) -> None:
     if route in ("/edit",):
-        from serving.provenance import read_tags
+        from cmet.provenance import read_tags
 
         out = tmp / "out.mp4"
         out.write_bytes(r.content)

@@ -21,7 +21,7 @@ def _frame(path, i=5):
 
 
 def test_tags_are_written_and_read_back(sample_video, tmp_path):
-    from serving.provenance import read_tags, stamp, tags
+    from cmet.provenance import read_tags, stamp, tags
 
     out = tmp_path / "o.mp4"
     shutil.copy(sample_video, out)
@@ -50,7 +50,7 @@ def test_tags_are_written_and_read_back(sample_video, tmp_path):
 
 
 def test_visible_mark_changes_only_a_corner(sample_video, tmp_path):
-    from serving.provenance import read_tags, stamp
+    from cmet.provenance import read_tags, stamp
 
     out = tmp_path / "m.mp4"
     shutil.copy(sample_video, out)
@@ -66,7 +66,7 @@ def test_visible_mark_changes_only_a_corner(sample_video, tmp_path):
 
 def test_stamp_failure_is_a_clear_error(tmp_path):
     from cmet.errors import VideoError
-    from serving.provenance import stamp
+    from cmet.provenance import stamp
 
     bad = tmp_path / "x.mp4"
     bad.write_bytes(b"not a video")

@@ -259,7 +259,7 @@ def test_edit_returns_same_length_mp4_with_audio_and_timings(client, sample_vide
     assert "Audio:" in probe
     timings = json.loads(r.headers["x-cmet-timings"])
     assert {"landmarks", "model", "render", "encode", "provenance", "total_server"} <= set(timings)
-    from serving.provenance import read_tags
+    from cmet.provenance import read_tags
 
     tags = read_tags(out)
     assert tags["cmet_edited"] == "true" and tags["cmet_target"] == "happy"

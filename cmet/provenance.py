@@ -1,4 +1,4 @@
-"""Provenance of every video the service returns: metadata tags in the mp4 and an optional visible mark.
+"""Provenance of every edited video (CLI, service, pipeline sample): metadata tags in the mp4 and an optional visible mark.
 
 :func:`stamp` rewrites an edited mp4 in place with ffmpeg (``-c copy`` unless a visible mark is asked
 for, then the video is re-encoded with the mark drawn in a corner). The tags (``ffprobe`` shows them
