@@ -39,16 +39,16 @@ run: setup ## the whole pipeline on the embedded default (Prefect flow: data -> 
 test: setup ## the fast test suite
 	$(BIN)/python -m pytest -q
 
-test-deps: ## Debian packages the slow tests use (chromium + chromium-driver, PostgreSQL); idempotent, fails loudly
-	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null \
-	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "test-deps: chromium, chromedriver, postgresql present"; \
+test-deps: ## Debian packages the slow tests use (chromium + chromium-driver, PostgreSQL, ffmpeg's ffprobe); idempotent, fails loudly
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v ffprobe >/dev/null \
+	    && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then echo "test-deps: chromium, chromedriver, postgresql, ffprobe present"; \
 	else \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO="sudo -n"; \
-	  else echo "test-deps: root or sudo is needed to apt-get install chromium chromium-driver postgresql" >&2; exit 1; fi; \
+	  else echo "test-deps: root or sudo is needed to apt-get install chromium chromium-driver postgresql ffmpeg" >&2; exit 1; fi; \
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends \
-	    chromium chromium-driver postgresql && \
-	  command -v chromium >/dev/null && command -v chromedriver >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null \
-	  || { echo "test-deps: installing chromium chromium-driver postgresql failed" >&2; exit 1; }; \
+	    chromium chromium-driver postgresql ffmpeg && \
+	  command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v ffprobe >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null \
+	  || { echo "test-deps: installing chromium chromium-driver postgresql ffmpeg failed" >&2; exit 1; }; \
 	fi
 
 test-full: setup test-deps ## every test, the slow ones too (PostgreSQL, browser, bento); a missing tool fails, not skips
