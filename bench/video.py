@@ -245,7 +245,8 @@ def markdown(data: dict) -> str:
         "(other sessions share the 2 cores: timings are upper bounds).",
         "",
         md_table(
-            ["size", "video s", "edit wall s", "x real time", "peak RSS MB (python)", "peak RSS MB (tree)"],
+            ["size", "video s", "wall s (fresh interpreter)", "edit_video s", "x real time (edit)",
+             "peak RSS MB (python)", "peak RSS MB (tree)"],  # fmt: skip
             rows,
         ),
         "",
