@@ -218,7 +218,7 @@ def parse_target(
     emotion: str | None,
     blend: str | dict | None,
     target_speech: list[Path] | None,
-    target_features: Path | None,
+    target_features: list[Path] | Path | None,
     known,
     d_speech: int | None,
     limits: Limits,
@@ -254,4 +254,23 @@ def parse_target(
             )
         paths = tuple(check_audio(p, limits, "target_speech") for p in target_speech)
         return Target(kind="speech", speech_paths=paths)
-    return Target(kind="features", features=load_features(target_features, d_speech, limits))
+    return Target(kind="features", features=load_feature_files(target_features, d_speech, limits))
+
+
+def load_feature_files(
+    paths: list[Path] | Path, d_speech: int | None, limits: Limits, field: str = "target_features"
+) -> np.ndarray:
+    """One or several ``.npy`` uploads (each as :func:`load_features`) -> their rows stacked [k, D_a];
+    the row limit holds for the total."""
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
+    if len(paths) > limits.max_speech_clips:
+        raise PayloadTooLargeError(f"{field}: {len(paths)} files; the limit is {limits.max_speech_clips}")
+    arrs = [load_features(p, d_speech, limits, field) for p in paths]
+    if len({a.shape[1] for a in arrs}) != 1:
+        raise DataError(f"{field}: the files have different widths {sorted({a.shape[1] for a in arrs})}")
+    arr = np.concatenate(arrs)
+    if arr.shape[0] > limits.max_speech_clips:
+        raise PayloadTooLargeError(
+            f"{field}: {arr.shape[0]} feature rows; the limit is {limits.max_speech_clips}"
+        )
+    return arr

@@ -45,7 +45,9 @@ class TargetFields(IODescriptor):
         'or JSON {"happy": 0.6, "surprised": 0.4}',
     )
     target_speech: list[Path] = Field(None, description="target: speech clips that carry the emotion")
-    target_features: Path = Field(None, description="target: .npy speech features [k, D]")
+    target_features: list[Path] = Field(
+        None, description="target: .npy speech features, one file [k, D] or several [D] / [1, D] files"
+    )
     neutral_speech: list[Path] = Field(None, description="neutral reference: speech clips")
     neutral_features: Path = Field(None, description="neutral reference: .npy speech features [m, D]")
     intensity: float = Field(1.0, description="how strong the edit is (range: /version limits.intensity)")

@@ -148,6 +148,28 @@ def test_features_are_checked_and_pickles_refused(client, sample_video, tmp_path
     assert r.status_code == 400 and "speech dimension 16" in err(r)
 
 
+def test_several_feature_files_are_stacked_not_dropped(client, sample_video):
+    rng = np.random.default_rng(0)
+    rows = rng.normal(0, 1, (3, 16)).astype(np.float32)
+
+    def npy(a):
+        import io
+
+        b = io.BytesIO()
+        np.save(b, a)
+        return b.getvalue()
+
+    one = [("target_features", ("all.npy", npy(rows), "application/octet-stream"))]
+    many = [("target_features", (f"r{i}.npy", npy(rows[i]), "application/octet-stream")) for i in range(3)]
+    video = list(_video_file(sample_video).items())
+    r1 = client.post("/expressions", files=video + one)
+    r3 = client.post("/expressions", files=video + many)
+    assert r1.status_code == 200 and r3.status_code == 200, (r1.text, r3.text)
+    np.testing.assert_allclose(np.asarray(r3.json()["offsets"]), np.asarray(r1.json()["offsets"]), atol=1e-6)
+    last = client.post("/expressions", files=video + many[-1:])  # the last file alone differs: none dropped
+    assert not np.allclose(np.asarray(last.json()["offsets"]), np.asarray(r3.json()["offsets"]), atol=1e-6)
+
+
 def test_portrait_without_speech_is_400(client, tmp_path):
     import cv2
 
