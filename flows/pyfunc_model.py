@@ -19,7 +19,7 @@ from mlflow.models import set_model
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the distributions the model imports when it is loaded (pinned to the versions that logged it)
-RUNTIME = ("torch", "numpy", "pandas", "safetensors", "mlflow", "cloudpickle")
+RUNTIME = ("torch", "numpy", "pandas", "safetensors", "omegaconf", "mlflow", "cloudpickle")
 
 
 class CmetPyfunc(mlflow.pyfunc.PythonModel):
