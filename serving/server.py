@@ -63,6 +63,9 @@ class ServedBento:
 
         configure_local_env()
         env = {**os.environ, **self.extra_env, "BENTOML_DO_NOT_TRACK": "true", "PYTHONUNBUFFERED": "1"}
+        # a served bento serves its own model: an inherited override (an in-process test client sets
+        # one for the session) would swap in a bare folder without the bento's serving.json
+        env.pop("CMET_SERVE_MODEL_DIR", None)
         if self.model_dir is not None:
             env["CMET_SERVE_MODEL_DIR"] = str(self.model_dir)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
