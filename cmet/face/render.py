@@ -41,6 +41,14 @@ LIP_OPENING_AUS = ("AU10", "AU16")
 RING = np.where(np.isin(np.arange(36), np.r_[0:9, 28:36]), 1.1, 1.4)
 #: the person's own interior is blended in fully from this much extra opening (IOD)
 BANK_RAMP = 0.03
+#: a source mouth open this wide (IOD) already shows the person's own interior (teeth, tongue),
+#: which the warp stretches into the edited mouth: a new interior (a bank entry, the mouth model)
+#: fades out as the source opens, so another moment's teeth or a model are not painted over the
+#: teeth this frame shows (FaceRenderer(open_shown=...))
+OPEN_SHOWN = 0.08
+#: ... unless the edit adds this many times the source's opening (blended in from the first, fully
+#: at the second): the new gap between the teeth is a cavity, not the teeth stretched tall
+NEW_PAST = (1.0, 2.0)
 #: a video renderer's displacement EMA weight on the previous frame (see FaceRenderer)
 VIDEO_TEMPORAL = 0.5
 
@@ -67,11 +75,13 @@ class FaceRenderer:
         mouth_bank: MouthBank | None = None,
         glasses: bool | None = None,
         temporal: float = 0.0,
+        open_shown: float = OPEN_SHOWN,
     ):
         self.can = can
         self.shape = shape
         self.tris = triangulate(control_points(can.neutral_px[:, :2], shape, RING))
         self.mouth_bank = mouth_bank
+        self.open_shown = float(open_shown)
         self.weights = None if glasses is None else vertex_weights(can.neutral_px, glasses)[:, None]
         # frames of a video in order: the displacement is an exponential moving average with this
         # weight on the previous frame's (landmark jitter no longer shakes the warp)
@@ -121,10 +131,15 @@ class FaceRenderer:
         src_open = signed_gap(landmarks) / iod
         dst_open = signed_gap(tgt) / iod
         added = dst_open - src_open
+        fresh = float(np.clip(1 - src_open / self.open_shown, 0, 1))
+        if src_open > 0:  # an edit that opens the mouth far past the source's (a jaw drop) needs a cavity
+            fresh = max(
+                fresh, float(np.clip(added / src_open - NEW_PAST[0], 0, 1) / (NEW_PAST[1] - NEW_PAST[0]))
+            )
         if self.mouth_bank is not None and len(self.mouth_bank) and added > 0.01:
-            out = self.mouth_bank.paste(out, tgt[:, :2], float(np.clip(added / BANK_RAMP, 0, 1)))
+            out = self.mouth_bank.paste(out, tgt[:, :2], fresh * float(np.clip(added / BANK_RAMP, 0, 1)))
         else:
-            out = mouth_interior(out, tgt[:, :2], iod, added, au)
+            out = mouth_interior(out, tgt[:, :2], iod, fresh * added, au)
         if self.shading_strength > 0:
             dark, light = shading(out.shape[:2], tgt[:, :2], iod, au, self.shading_strength)
             f = out.astype(np.float32)

@@ -191,8 +191,13 @@ def test_renderer_keeps_glasses_and_hair_still(can, astronaut_face, astronaut_la
     assert np.abs(plain.astype(int) - g)[~near].max() == 0
 
 
+#: the lower half of the inner-lip contour (13 / 14: upper / lower inner lip at the middle)
+LOWER_INNER = [14, 87, 178, 88, 95, 317, 402, 318, 324]
+
+
 def test_video_renderer_uses_the_persons_own_mouth(can, astronaut_face, astronaut_landmarks):
     from cmet.face.facs import AU_NAMES, D_EXPR
+    from cmet.face.mouth import signed_gap
     from cmet.face.mouth_bank import MouthBank
     from cmet.face.realism import polygon_mask
     from cmet.face.render import FaceRenderer
@@ -200,7 +205,7 @@ def test_video_renderer_uses_the_persons_own_mouth(can, astronaut_face, astronau
     lm = astronaut_landmarks.copy()
     iod = float(np.linalg.norm(lm[263, :2] - lm[33, :2]))
     open_lm = lm.copy()
-    open_lm[[14, 87, 178, 88, 95, 317, 402, 318, 324], 1] += 0.1 * iod
+    open_lm[LOWER_INNER, 1] += 0.1 * iod
     open_frame = astronaut_face.copy()
     inside = polygon_mask(open_frame.shape[:2], open_lm[INNER_LIP_CONTOUR])
     open_frame[inside] = (20, 160, 40)  # an unmistakable (green) interior of "this person"
@@ -210,8 +215,23 @@ def test_video_renderer_uses_the_persons_own_mouth(can, astronaut_face, astronau
     code = np.zeros(D_EXPR, np.float32)
     r.render(open_frame, open_lm, code)  # the renderer sees an open mouth: kept in its bank
     assert len(r.mouth_bank) == 1
+    # the astronaut's own mouth is open (teeth, 0.12 IOD): a little more opening stretches that
+    # frame's own interior by the warp, no banked interior is painted over it
+    code[AU_NAMES.index("AU26_emo")] = 0.3
+    out, tgt = r.render(astronaut_face, lm, code, return_landmarks=True)
+    assert 0.01 < signed_gap(tgt) - signed_gap(lm) < signed_gap(lm)
+    g = out[polygon_mask(out.shape[:2], tgt[INNER_LIP_CONTOUR])].astype(int)
+    assert (g[:, 1] > g[:, 0] + 40).mean() < 0.05
+    # a jaw drop past twice the source's opening needs the new gap filled (banked interior)
     code[AU_NAMES.index("AU26_emo")] = 1.0
     out, tgt = r.render(astronaut_face, lm, code, return_landmarks=True)
-    m = polygon_mask(out.shape[:2], tgt[INNER_LIP_CONTOUR])
-    g = out[m].astype(int)
-    assert (g[:, 1] > g[:, 0] + 40).mean() > 0.5  # the opened mouth shows the banked (green) interior
+    assert signed_gap(tgt) - signed_gap(lm) > 2 * signed_gap(lm)
+    g = out[polygon_mask(out.shape[:2], tgt[INNER_LIP_CONTOUR])].astype(int)
+    assert (g[:, 1] > g[:, 0] + 40).mean() > 0.5
+    # a closed source mouth (lower inner lip on the upper one) opened by the edit shows the banked
+    # (green) interior of "this person"
+    closed = lm.copy()
+    closed[LOWER_INNER] -= (lm[14] - lm[13])[None]
+    out, tgt = r.render(astronaut_face, closed, code, return_landmarks=True)
+    g = out[polygon_mask(out.shape[:2], tgt[INNER_LIP_CONTOUR])].astype(int)
+    assert (g[:, 1] > g[:, 0] + 40).mean() > 0.5
