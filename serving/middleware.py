@@ -7,7 +7,8 @@ the request-body limit.
   the schema needs ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (``/metrics`` included);
   without it only loopback clients are answered (403), unless ``auth.remote_without_key``; each client
   (its key, else its address) gets ``requests_per_minute`` with a ``burst`` (429 past it).
-* :class:`BodyLimitMiddleware`: a body over ``max_bytes`` is refused (413) before it is parsed.
+* :class:`BodyLimitMiddleware`: a body over ``max_bytes`` is refused (413) before it is parsed; a
+  chunked body is spooled to disk while it is counted.
 """
 
 from __future__ import annotations
@@ -204,7 +205,9 @@ def _under(path: str, prefixes) -> bool:
 
 class BodyLimitMiddleware:
     """A request body over ``max_bytes`` gets 413 before it is parsed (on its Content-Length, or
-    while a chunked body streams in)."""
+    while a chunked body streams in). A chunked body is spooled to disk as it is counted (memory
+    stays bounded by :data:`SPOOL_IN_MEMORY`); a body with a Content-Length streams on to the
+    parser, which spools each uploaded file to disk itself."""
 
     def __init__(self, app, max_bytes: int) -> None:
         self.app = app
@@ -229,29 +232,67 @@ class BodyLimitMiddleware:
                 )
         if length is not None or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
-        chunks, seen = [], 0  # no Content-Length (chunked): read it here, counting, then hand it on
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return None
-            chunks.append(msg.get("body", b""))
-            seen += len(chunks[-1])
-            if seen > self.max_bytes:
-                return await _send_error(
-                    send, 413, "payload_too_large", f"request body over the limit of {limit}"
-                )
-            if not msg.get("more_body", False):
-                break
-        data, sent = b"".join(chunks), False
+        # no Content-Length (chunked): spooled to disk while it is counted, then handed on from there
+        spool = await _spool(receive, self.max_bytes)
+        if spool is None:  # the client went away
+            return None
+        if spool is False:
+            return await _send_error(
+                send, 413, "payload_too_large", f"request body over the limit of {limit}"
+            )
+        try:
+            await self.app(scope, _replay(spool, receive), send)
+        finally:
+            spool.close()
 
-        async def replay():
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": data, "more_body": False}
+
+#: a chunked body stays in memory up to this size, then goes to a temporary file
+SPOOL_IN_MEMORY = 1 << 20
+#: the size of the messages a spooled body is handed on in
+REPLAY_CHUNK = 1 << 16
+
+
+async def _spool(receive, max_bytes: int):
+    """Read a request body into a SpooledTemporaryFile (memory up to :data:`SPOOL_IN_MEMORY`, disk
+    past it), counting: -> the file rewound, False once it passes ``max_bytes`` (the rest is not
+    read), None when the client disconnects."""
+    import tempfile
+
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="cmet-body-")
+    seen = 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            spool.close()
+            return None
+        chunk = msg.get("body", b"")
+        seen += len(chunk)
+        if seen > max_bytes:
+            spool.close()
+            return False
+        spool.write(chunk)
+        if not msg.get("more_body", False):
+            spool.seek(0)
+            return spool
+
+
+def _replay(spool, receive):
+    """An ASGI ``receive`` that hands on the spooled body in :data:`REPLAY_CHUNK` pieces, then
+    defers to the real ``receive`` (a disconnect)."""
+    spool.seek(0, 2)
+    total = spool.tell()
+    spool.seek(0)
+    done = False
+
+    async def replay():
+        nonlocal done
+        if done:
             return await receive()
+        chunk = spool.read(REPLAY_CHUNK)
+        done = spool.tell() >= total
+        return {"type": "http.request", "body": chunk, "more_body": not done}
 
-        await self.app(scope, replay, send)
+    return replay
 
 
 def cors_options(cors) -> dict | None:

@@ -221,6 +221,51 @@ def test_body_limit_middleware_answers_413():
         assert r.status_code == 413
 
 
+def test_chunked_body_is_spooled_to_disk_and_handed_on_whole(monkeypatch):
+    """A chunked upload under the limit goes to a temporary file past SPOOL_IN_MEMORY (not a list of
+    chunks in memory) and reaches the app byte for byte, in REPLAY_CHUNK pieces."""
+    import asyncio
+    import hashlib
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    import serving.middleware as mw
+
+    monkeypatch.setattr(mw, "SPOOL_IN_MEMORY", 4096)
+    monkeypatch.setattr(mw, "REPLAY_CHUNK", 1000)
+    payload = bytes(range(256)) * 97  # 24832 bytes
+
+    async def digest(request):
+        return PlainTextResponse(hashlib.sha256(await request.body()).hexdigest())
+
+    app = mw.BodyLimitMiddleware(Starlette(routes=[Route("/x", digest, methods=["POST"])]), max_bytes=30_000)
+    with TestClient(app) as c:
+
+        def chunks():
+            for i in range(0, len(payload), 777):
+                yield payload[i : i + 777]
+
+        r = c.post("/x", content=chunks())
+        assert r.status_code == 200 and r.text == hashlib.sha256(payload).hexdigest()
+
+    msgs = iter(
+        [
+            {"type": "http.request", "body": payload[i : i + 5000], "more_body": i + 5000 < len(payload)}
+            for i in range(0, len(payload), 5000)
+        ]
+    )
+
+    async def receive():
+        return next(msgs)
+
+    spool = asyncio.run(mw._spool(receive, 30_000))
+    assert spool._rolled  # on disk, not in memory
+    spool.close()
+
+
 def test_every_error_has_the_one_body(client, sample_video):
     r = client.post("/edit", files=_video_file(sample_video), data={"emotion": "joy"})
     assert r.json()["error"] == "unknown_emotion" and "'joy'" in err(r)
