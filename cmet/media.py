@@ -149,11 +149,11 @@ def iter_frames(
         n = 0
         try:
             while max_frames is None or n < max_frames:
-                buf = proc.stdout.read(nbytes)
-                if len(buf) < nbytes:
+                buf = bytearray(nbytes)  # read straight into a writable frame (no copy)
+                if proc.stdout.readinto(buf) < nbytes:
                     break
                 n += 1
-                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3).copy()
+                yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
         finally:
             proc.stdout.close()
             if proc.poll() is None:
@@ -177,6 +177,13 @@ def read_video(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
     return np.stack(frames), fps
 
 
+#: frames larger than this (pixels; 1280x720 is 0.92 M) are encoded with the faster x264 preset
+#: (same CRF: the quality is kept, the file is larger): at 1920x1080 the encoder's CPU a frame drops by
+#: about a fifth on the 2 cores the edit shares with it (``make bench``, section video)
+FAST_PRESET_ABOVE_PX = 1_000_000
+FAST_PRESET = "superfast"
+
+
 class VideoSink:
     """Frames ``[h, w, 3]`` uint8 RGB, one at a time, -> an H.264 mp4 (yuv420p) at ``fps``, with the
     audio of ``audio_from`` (a video or a wav; none when it has no audio) and the display
@@ -194,7 +201,7 @@ class VideoSink:
         audio_from: str | Path | None = None,
         *,
         crf: int = 18,
-        preset: str = "veryfast",
+        preset: str | None = None,
         rotation: int = 0,
     ):
         self.path = Path(path)
@@ -211,6 +218,7 @@ class VideoSink:
             cmd += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
         if cw % 2 or ch % 2:
             cmd += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+        preset = preset or (FAST_PRESET if w * h > FAST_PRESET_ABOVE_PX else "veryfast")
         cmd += ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
         cmd += ["-movflags", "+faststart", "-f", "mp4", str(self.tmp)]
         self._err = tempfile.TemporaryFile()
