@@ -78,6 +78,8 @@ class Target:
     @classmethod
     def speech(cls, paths: Iterable[str | Path]) -> Target:
         """Speech clips; a folder stands for its audio and ``.npy`` files (sorted)."""
+        from cmet.audio.io import speech_files
+
         return cls("speech", speech_paths=tuple(speech_files(paths)))
 
     @property
@@ -176,26 +178,6 @@ def parse_target_text(text: str) -> Target:
     if len(pairs) == 1 and pairs[0] == (text, 1.0):
         return Target("name", emotion=text)
     return Target("blend", blend=tuple(parse_blend(text).items()))
-
-
-def speech_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Files and folders -> files (a folder: its audio and ``.npy`` files, sorted). None -> DataError."""
-    from cmet.audio.io import AUDIO_EXTS
-
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_EXTS | {".npy"})
-            if not found:
-                raise DataError(f"speech folder {p}: no audio or .npy files")
-            out += found
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise DataError(f"speech clip {p} does not exist")
-    if not out:
-        raise DataError("no speech clips given")
-    return out
 
 
 def load_feature_folder(folder: str | Path, d_speech: int, what: str = "emotion features") -> np.ndarray:

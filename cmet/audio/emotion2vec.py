@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from cmet.audio.encoders import SpeechEncoder, _get
-from cmet.errors import ConfigError, DataError, ModelError
+from cmet.errors import ConfigError, ModelError
 
 FEATURE_SUBDIR = "emotion2vec+large_features"
 E2V_NAME = "emotion2vec+large"
@@ -38,28 +38,6 @@ def raw_speech_help(dim: int = E2V_DIM, subdir: str = FEATURE_SUBDIR) -> str:
         f"emotion2vec+large folder; or pass the clips' {dim}-d vectors instead: .npy files, or audio files "
         f"with {subdir}/<name>.npy beside them (the authors' layout)"
     )
-
-
-def _is_audio(p: Path) -> bool:
-    from cmet.audio.io import AUDIO_EXTS
-
-    return p.suffix.lower() in AUDIO_EXTS
-
-
-def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
-    """Folders -> their audio files (sorted), else their ``.npy`` files; files stay as they are."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files = sorted(f for f in p.iterdir() if f.is_file() and _is_audio(f)) or sorted(p.glob("*.npy"))
-            if not files:
-                raise DataError(f"{p}: no audio files and no .npy vectors in this folder")
-            out += files
-        elif not p.is_file():
-            raise DataError(f"speech file not found: {p}")
-        else:
-            out.append(p)
-    return out
 
 
 class Emotion2VecEncoder(SpeechEncoder):
@@ -176,9 +154,10 @@ class PrecomputedEncoder(SpeechEncoder):
 
     def encode_files(self, paths: Sequence[str | Path]) -> np.ndarray:
         """Files or folders -> [N, D] (N after folders are expanded)."""
+        from cmet.audio.io import speech_files
         from cmet.data.release import load_feature
 
-        files = expand_paths(paths)
+        files = speech_files(paths)
         out: list[np.ndarray | None] = []
         todo: list[int] = []
         for i, p in enumerate(files):
@@ -199,4 +178,4 @@ class PrecomputedEncoder(SpeechEncoder):
         return np.stack(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
 
 
-__all__ = ["Emotion2VecEncoder", "PrecomputedEncoder", "expand_paths", "raw_speech_help"]
+__all__ = ["Emotion2VecEncoder", "PrecomputedEncoder", "raw_speech_help"]

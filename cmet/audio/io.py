@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from math import gcd
 from pathlib import Path
 
 import numpy as np
 
-from cmet.errors import AudioError
+from cmet.errors import AudioError, DataError
 from cmet.media import ffmpeg_exe
 
 TARGET_SR = 16_000
@@ -238,3 +239,25 @@ def save_wav(path: str | Path, wave: np.ndarray, sr: int = TARGET_SR) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), np.clip(wave, -1.0, 1.0), sr, subtype="PCM_16")
     return path
+
+
+def speech_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files and folders -> files (a folder: its audio files, sorted, else its ``.npy`` vectors: a
+    clip and its precomputed vector beside it count once). None -> DataError."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file())
+            found = [f for f in files if f.suffix.lower() in AUDIO_EXTS] or [
+                f for f in files if f.suffix.lower() == ".npy"
+            ]
+            if not found:
+                raise DataError(f"speech folder {p}: no audio files and no .npy vectors")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise DataError(f"speech clip {p} does not exist")
+    if not out:
+        raise DataError("no speech clips given")
+    return out

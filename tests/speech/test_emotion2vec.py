@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 
 from cmet.audio import get_encoder
-from cmet.audio.emotion2vec import PrecomputedEncoder, expand_paths
+from cmet.audio.emotion2vec import PrecomputedEncoder
+from cmet.audio.io import speech_files
 from cmet.audio.spec import EncoderSpec, encoder_for_spec
 from cmet.errors import DataError, ModelError
 
@@ -38,7 +39,11 @@ def test_precomputed_reads_folders_of_wavs_and_of_npy(tmp_path):
     assert np.array_equal(enc.encode_files([tmp_path / "happy" / "c1.wav"]), vecs[[1]])
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no audio files and no .npy"):
-        expand_paths([tmp_path / "empty"])
+        speech_files([tmp_path / "empty"])
+    # a folder of clips with their vectors beside them: each clip once
+    for i, v in enumerate(vecs):
+        np.save(tmp_path / "happy" / f"c{i}.npy", v)
+    assert np.array_equal(enc.encode_files([tmp_path / "happy"]), vecs)
     np.save(tmp_path / "bad.npy", np.zeros(7, np.float32))
     with pytest.raises(DataError, match="dimension 7; expected 1024"):
         enc.encode_files([tmp_path / "bad.npy"])
