@@ -89,7 +89,14 @@ def _jobs_app():
 class CmetService:
     """C-MET emotion editing of talking-face video, driven by speech."""
 
-    bundle_model = bentoml.models.BentoModel(os.environ.get("CMET_BENTO_MODEL", f"{_CFG.model_name}:latest"))
+    # the model this service (and a bento built of it) depends on in the BentoML store; serving a bundle
+    # folder (CMET_SERVE_MODEL_DIR: `make serve`, tests) needs none, so none is declared then (an
+    # empty store would otherwise stop `bentoml serve` before it starts)
+    bundle_model = (
+        None
+        if os.environ.get("CMET_SERVE_MODEL_DIR")
+        else bentoml.models.BentoModel(os.environ.get("CMET_BENTO_MODEL", f"{_CFG.model_name}:latest"))
+    )
 
     def __init__(self) -> None:
         from cmet.device import pick_device
@@ -104,7 +111,17 @@ class CmetService:
         self.limits = Limits.from_cfg(_CFG.limits)
         # the GPU when one is present, else the CPU: the same bento runs on both
         self.device = pick_device(os.environ.get("CMET_DEVICE", "auto"))
-        model_dir = os.environ.get("CMET_SERVE_MODEL_DIR") or _bento_model_path() or self.bundle_model.path
+        model_dir = (
+            os.environ.get("CMET_SERVE_MODEL_DIR")
+            or _bento_model_path()
+            or (self.bundle_model.path if self.bundle_model is not None else None)
+        )
+        if not model_dir:
+            from cmet.errors import ModelError
+
+            raise ModelError(
+                "no model to serve: set CMET_SERVE_MODEL_DIR to a bundle folder, or serve a built bento"
+            )
         self.engine = Engine(model_dir, self.device, parallel=int(_CFG.parallel_edits))
         work = claim_work_dir(_CFG)
         _hardening.request_temp_under(work / "requests")
