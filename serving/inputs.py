@@ -158,10 +158,14 @@ def check_audio(path: Path, limits: Limits, field: str, max_s: float | None = No
     """An audio upload (wav/flac/mp3/ogg/m4a by its bytes) that decodes, is not silent and is no
     longer than ``max_s`` (default ``max_speech_s``)."""
     from cmet.audio.io import TARGET_SR, load_audio
+    from cmet.errors import AudioError
 
     path = check_upload(path, field, limits, kind="audio")
     max_s = limits.max_speech_s if max_s is None else max_s
-    wave, _ = load_audio(path)  # AudioError (422) for silent / corrupt audio
+    try:
+        wave, _ = load_audio(path)  # AudioError (422) for silent / corrupt audio
+    except AudioError as e:  # name the field, not the server's temporary file
+        raise AudioError(f"{field}: {str(e).replace(str(path), 'upload')}") from None
     seconds = len(wave) / float(TARGET_SR)
     if seconds > max_s:
         raise PayloadTooLargeError(f"{field}: {seconds:.1f} s of audio; the limit is {max_s:g} s")

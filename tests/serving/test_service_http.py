@@ -384,6 +384,14 @@ def test_portrait_plus_speech_gives_speech_length_video(client, sample_video, tm
     files["driving_speech"] = ("silent.wav", silent.read_bytes(), "audio/wav")
     r = client.post("/edit", files=files, data={"emotion": "sad"})
     assert r.status_code == 422 and r.json()["error"] == "bad_audio"
+    assert err(r).startswith("driving_speech: ") and "tmp" not in err(r), err(r)  # the field, no temp path
+    # RIFF/WAVE magic over garbage (no fmt chunk): sniffed as audio, fails to decode -> the same, named
+    junk = bytes((i * 37 + 11) % 256 for i in range(4000))
+    broken = b"RIFF" + (4 + len(junk)).to_bytes(4, "little") + b"WAVE" + junk
+    files["driving_speech"] = ("broken.wav", broken, "audio/wav")
+    r = client.post("/edit", files=files, data={"emotion": "sad"})
+    assert r.status_code in (415, 422), r.status_code
+    assert err(r).startswith("driving_speech: ") and "/tmp" not in err(r), err(r)
 
 
 def _wait(client, task, seconds=120.0):
