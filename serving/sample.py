@@ -121,3 +121,29 @@ def make_sample(
         return {"path": str(dst), "source": f"mead:{RELEASE_VIDEO.name}[0:{seconds:g}s]"}
     synthetic_face_video(dst, seconds=seconds, size=size, fps=fps)
     return {"path": str(dst), "source": "synthetic"}
+
+
+def ensure_sample(
+    static_dir: Path, release_dir: Path | None, seconds: float = 2.0, size: int = 256
+) -> Path | None:
+    """The demo page's sample clip in ``static_dir``: the one a bento build wrote, else made now (a
+    service run from the source tree, before any build) -> its path, or None when it cannot be
+    written (a read-only install: the page then says the sample is missing)."""
+    import uuid
+    import warnings
+
+    dst = Path(static_dir) / "sample.mp4"
+    if dst.is_file():
+        return dst
+    tmp = dst.with_name(f".sample-{uuid.uuid4().hex[:12]}.mp4")
+    try:
+        make_sample(tmp, release_dir, seconds=seconds, size=size)
+        tmp.replace(dst)  # atomic: two workers starting at once each write their own file
+    except Exception as e:  # noqa: BLE001 - the service runs without its sample rather than not at all
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        warnings.warn(f"the demo page's sample clip could not be written to {dst}: {e}", stacklevel=2)
+        return None
+    return dst

@@ -124,6 +124,7 @@ class CmetService:
             )
         self.engine = Engine(model_dir, self.device, parallel=int(_CFG.parallel_edits))
         work = claim_work_dir(_CFG)
+        _ensure_sample()
         _hardening.request_temp_under(work / "requests")
         self.jobs = JobStore(work / "jobs", float(_CFG.jobs.retention_s), int(_CFG.jobs.max_pending))
         _STATE["jobs"] = self.jobs
@@ -261,6 +262,19 @@ class CmetService:
         from serving import __version__
 
         return {**self.engine.version(), "service": __version__, "limits": asdict(self.limits)}
+
+
+def _ensure_sample() -> None:
+    """The demo page's sample clip (written by a bento build; made here when serving the source tree)."""
+    from cmet.config import compose
+    from serving.sample import ensure_sample
+
+    if (STATIC_DIR / "sample.mp4").is_file():
+        return
+    release = Path(str(compose([]).paths.release_dir))
+    ensure_sample(
+        STATIC_DIR, release if release.is_dir() else None, float(_CFG.sample.seconds), int(_CFG.sample.size)
+    )
 
 
 def _bento_model_path() -> str | None:
