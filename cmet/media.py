@@ -13,9 +13,11 @@ Every unreadable input raises :class:`cmet.errors.VideoError` naming the file.
 
 from __future__ import annotations
 
+import queue
 import re
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,52 @@ def scaled_size(w: int, h: int, scale: float) -> tuple[int, int]:
     return max(2, int(round(w * scale))), max(2, int(round(h * scale)))
 
 
+#: frames a helper thread decodes ahead / queues for the encoder, so the pipes' copies and the codecs
+#: overlap the edit's own work (at 1920x1080 a frame is 6.2 MB: three are 19 MB)
+PIPE_DEPTH = 3
+
+
+def _ahead(gen: Iterator, depth: int) -> Iterator:
+    """Run generator ``gen`` in a helper thread up to ``depth`` items ahead of the consumer. Its
+    exceptions are raised in the consumer; closing the consumer stops and closes ``gen``."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for x in gen:
+                if not put(("item", x)):
+                    return
+            put(("end", None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            put(("error", e))
+        finally:
+            gen.close()
+
+    t = threading.Thread(target=run, name="cmet-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, x = q.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise x
+            yield x
+    finally:
+        stop.set()
+        t.join(timeout=10)
+
+
 def iter_frames(
     path: str | Path,
     *,
@@ -123,7 +171,8 @@ def iter_frames(
     scale: float = 1.0,
     max_seconds: float | None = None,
 ) -> Iterator[np.ndarray]:
-    """Decode ``path`` frame by frame through one ffmpeg pipe: yields upright ``[H, W, 3]`` uint8 RGB.
+    """Decode ``path`` frame by frame through one ffmpeg pipe: yields upright ``[H, W, 3]`` uint8 RGB,
+    decoded :data:`PIPE_DEPTH` frames ahead by a helper thread (each frame its own writable array).
 
     ``fps``: frames resampled to this constant rate (frames repeated or dropped by their
     timestamps: a variable-rate video comes out CFR); ``scale``: frames scaled by this factor
@@ -132,6 +181,11 @@ def iter_frames(
     with the header's duration). The process ends when the iterator is exhausted or closed."""
     p = _existing(path)
     info = probe_video(p, count=False)
+    return _ahead(_decode(p, info, max_frames, fps, scale, max_seconds), PIPE_DEPTH)
+
+
+def _decode(p: Path, info, max_frames, fps, scale, max_seconds) -> Iterator[np.ndarray]:
+    """The ffmpeg pipe of :func:`iter_frames` (run in its helper thread)."""
     w, h = scaled_size(info.w, info.h, scale)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(p)]
     if max_seconds:
@@ -177,11 +231,12 @@ def read_video(path: str | Path, max_seconds: float | None = None) -> tuple[np.n
     return np.stack(frames), fps
 
 
-#: frames larger than this (pixels; 1280x720 is 0.92 M) are encoded with the faster x264 preset
-#: (same CRF: the quality is kept, the file is larger): at 1920x1080 the encoder's CPU a frame drops by
-#: about a fifth on the 2 cores the edit shares with it (``make bench``, section video)
+#: frames larger than this (pixels; 1280x720 is 0.92 M) are encoded with the fastest x264 preset
+#: (same CRF 18: the quality is kept, the file is about a third larger): at 1920x1080 decode + encode
+#: alone take 14 ms a frame against 19-25 ms with superfast on the 2 cores the edit shares with them,
+#: which brings a 60 s 1080p edit from 0.90x to 1.06x real time (``make bench``, section video)
 FAST_PRESET_ABOVE_PX = 1_000_000
-FAST_PRESET = "superfast"
+FAST_PRESET = "ultrafast"
 
 
 class VideoSink:
@@ -223,18 +278,38 @@ class VideoSink:
         cmd += ["-movflags", "+faststart", "-f", "mp4", str(self.tmp)]
         self._err = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=self._err)
+        # frames go into the encoder's pipe from a helper thread, PIPE_DEPTH queued
+        self._q: queue.Queue = queue.Queue(maxsize=PIPE_DEPTH)
+        self._broken = threading.Event()
+        self._writer = threading.Thread(target=self._feed, name="cmet-encode", daemon=True)
+        self._writer.start()
+
+    def _feed(self) -> None:
+        while (data := self._q.get()) is not None:
+            try:
+                self.proc.stdin.write(data)
+            except (BrokenPipeError, ValueError, OSError):
+                self._broken.set()
+                while self._q.get() is not None:  # unblock the producer until close/abort
+                    pass
+                return
 
     def write(self, frame: np.ndarray) -> None:
-        """One upright frame [h, w, 3] uint8 RGB."""
+        """One upright frame [h, w, 3] uint8 RGB (queued: not to be changed after the call)."""
         if frame.shape != (self.h, self.w, 3):
             raise VideoError(f"frame {self.n} has shape {frame.shape}, the video is {self.h}x{self.w}x3")
+        if self._broken.is_set():
+            raise VideoError(f"ffmpeg stopped writing {self.path}: {self._stderr()}")
         if self.rotation:
             frame = np.rot90(frame, -(self.rotation // 90))
-        try:
-            self.proc.stdin.write(np.ascontiguousarray(frame, np.uint8).data)
-        except BrokenPipeError:
-            raise VideoError(f"ffmpeg stopped writing {self.path}: {self._stderr()}") from None
+        self._q.put(memoryview(np.ascontiguousarray(frame, np.uint8)).cast("B"))
         self.n += 1
+
+    def _drain(self) -> None:
+        """Hand the writer its end mark and wait for it."""
+        if self._writer.is_alive():
+            self._q.put(None)
+            self._writer.join()
 
     def _stderr(self) -> str:
         self._err.seek(0)
@@ -242,6 +317,10 @@ class VideoSink:
 
     def close(self) -> Path:
         """Finish the file -> its path (VideoError when ffmpeg failed or no frame was written)."""
+        self._drain()
+        if self._broken.is_set():
+            self.abort()
+            raise VideoError(f"ffmpeg stopped writing {self.path}: {self._stderr()}")
         try:
             self.proc.stdin.close()
         except BrokenPipeError:
@@ -260,6 +339,7 @@ class VideoSink:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._drain()  # the writer sees the broken pipe, or its end mark
         self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoSink:
