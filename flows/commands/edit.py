@@ -54,6 +54,24 @@ def _bundle_dir(model: Path | None, cfg) -> Path:
     return default_bundle_dir(cfg)
 
 
+def _model_id(model_dir: Path, named: bool, bundle, cfg) -> dict:
+    """The provenance of the model: the registry's name, version and alias when it is the champion
+    fetched by :func:`flows.registry.default_bundle_dir` (``<work>/models/champion-v<N>``), else the
+    folder's name."""
+    import re
+
+    if not named:
+        for part in (model_dir, *model_dir.parents):
+            m = re.fullmatch(r"champion-v(\d+)", part.name)
+            if m:
+                return {
+                    "model": str(cfg.pipeline.registered_model),
+                    "version": m.group(1),
+                    "alias": "champion",
+                }
+    return {"model": model_dir.name, "version": bundle.meta.get("version", "local")}
+
+
 @app.command("edit")
 def edit(
     video: Path = typer.Option(..., "--video", help="neutral talking-face video (mp4)"),
@@ -120,7 +138,7 @@ def edit(
     stamp(
         res.out,
         tags(
-            {"model": model_dir.name, "version": bundle.meta.get("version", "local")},
+            _model_id(Path(model_dir), model is not None, bundle, cfg),
             res.target,
             intensity,
             __version__,
