@@ -308,9 +308,15 @@ def fetch_bundle(name: str, ref: str | int, dst: str | Path, c=None) -> Path:
 
 
 def default_bundle_dir(cfg) -> Path:
+    """The bundle an edit uses when none is named (:func:`default_bundle`)."""
+    return default_bundle(cfg)[0]
+
+
+def default_bundle(cfg) -> tuple[Path, dict | None]:
     """The bundle an edit uses when none is named: the registry's champion (downloaded once into
     ``<work>/models/champion-v<N>``), else the newest bundle under ``<work>/runs`` or ``<work>/models``,
-    else :class:`~cmet.errors.ModelError` saying how to get one."""
+    else :class:`~cmet.errors.ModelError` saying how to get one -> (its folder, its registry identity
+    ``{"model", "version", "alias"}`` when it is the champion, else None)."""
     from cmet.env import configure_local_env
 
     configure_local_env()  # the project's MLflow store, also for a library caller (no ./mlflow.db)
@@ -324,11 +330,12 @@ def default_bundle_dir(cfg) -> Path:
             raise
         mv = None
     if mv is not None:
-        return fetch_bundle(name, str(mv.version), work / "models" / f"champion-v{mv.version}", c)
+        folder = fetch_bundle(name, str(mv.version), work / "models" / f"champion-v{mv.version}", c)
+        return folder, {"model": name, "version": str(mv.version), "alias": CHAMPION}
     hits = [p for d in ("runs", "models") for p in (work / d).rglob("bundle.json")] if work.is_dir() else []
     if not hits:
         raise ModelError(
             f"no trained model found (no {CHAMPION!r} of {name!r} in the registry, no bundle under {work}); "
             "train one (make run, or cmet train data=release_au) or pass --model BUNDLE_DIR"
         )
-    return max(hits, key=lambda p: p.stat().st_mtime).parent
+    return max(hits, key=lambda p: p.stat().st_mtime).parent, None

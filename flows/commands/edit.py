@@ -1,7 +1,7 @@
 """``cmet edit``: the emotion of a neutral talking-face video.
 
 The command composes the config (Hydra overrides as trailing arguments, e.g. ``face.render_gain=1.4``),
-finds the model (``--model``, else :func:`flows.registry.default_bundle_dir`: the registry's champion,
+finds the model (``--model``, else :func:`flows.registry.default_bundle`: the registry's champion,
 else the newest local bundle), builds the :class:`cmet.target.Target` and calls
 :func:`cmet.edit.edit_video`. Heavy imports inside the command (``cmet --help`` stays fast).
 """
@@ -46,30 +46,13 @@ def cli_target(
     return Target.speech([emotion_speech])
 
 
-def _bundle_dir(model: Path | None, cfg) -> Path:
+def _model(model: Path | None, cfg) -> tuple[Path, dict | None]:
+    """The bundle folder and, for the registry's champion, its identity (flows.registry.default_bundle)."""
     if model is not None:
-        return model
-    from flows.registry import default_bundle_dir
+        return model, None
+    from flows.registry import default_bundle
 
-    return default_bundle_dir(cfg)
-
-
-def _model_id(model_dir: Path, named: bool, bundle, cfg) -> dict:
-    """The provenance of the model: the registry's name, version and alias when it is the champion
-    fetched by :func:`flows.registry.default_bundle_dir` (``<work>/models/champion-v<N>``), else the
-    folder's name."""
-    import re
-
-    if not named:
-        for part in (model_dir, *model_dir.parents):
-            m = re.fullmatch(r"champion-v(\d+)", part.name)
-            if m:
-                return {
-                    "model": str(cfg.pipeline.registered_model),
-                    "version": m.group(1),
-                    "alias": "champion",
-                }
-    return {"model": model_dir.name, "version": bundle.meta.get("version", "local")}
+    return default_bundle(cfg)
 
 
 @app.command("edit")
@@ -117,7 +100,7 @@ def edit(
 
     torch.set_num_threads(1)  # the connector is small: one thread is faster than two contended ones
     cfg = compose(list(overrides or []))
-    model_dir = _bundle_dir(model, cfg)
+    model_dir, registry_id = _model(model, cfg)
     bundle = ModelBundle.load(model_dir)
     target = cli_target(emotion, blend, emotion_features, emotion_speech, d_speech=bundle.d_speech)
     neutral = None
@@ -138,7 +121,7 @@ def edit(
     stamp(
         res.out,
         tags(
-            _model_id(Path(model_dir), model is not None, bundle, cfg),
+            registry_id or {"model": Path(model_dir).name, "version": bundle.meta.get("version", "local")},
             res.target,
             intensity,
             __version__,

@@ -62,9 +62,11 @@ def test_default_bundle_dir_champion_then_local_then_error(store, tmp_path):
     local = tmp_path / "work" / "runs" / "r1" / "bundle"
     local.mkdir(parents=True)
     (local / "bundle.json").write_text("{}")
-    assert R.default_bundle_dir(cfg) == local
+    assert R.default_bundle_dir(cfg) == local and R.default_bundle(cfg) == (local, None)
     c.set_registered_model_alias("m", R.CHAMPION, "1")
     got = R.default_bundle_dir(cfg)
     assert (
         got.is_relative_to(tmp_path / "work" / "models" / "champion-v1") and (got / "bundle.json").is_file()
     )
+    # the champion's registry identity comes with it (cmet edit's provenance tag: "m v1 (champion)")
+    assert R.default_bundle(cfg) == (got, {"model": "m", "version": "1", "alias": R.CHAMPION})

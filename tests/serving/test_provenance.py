@@ -75,18 +75,13 @@ def test_stamp_failure_is_a_clear_error(tmp_path):
     assert bad.read_bytes() == b"not a video"
 
 
-def test_cli_names_the_champion_by_registry_version(tmp_path):
-    """`cmet edit` with the default model (the champion fetched into <work>/models/champion-v<N>) tags
-    the registry's name, version and alias; a folder given with --model keeps its own name."""
-    from types import SimpleNamespace
-
+def test_cli_names_the_champion_by_registry_version():
+    """`cmet edit` with the default model tags the identity flows.registry.default_bundle returns for
+    the champion (tested in tests/pipeline/test_fetch_bundle.py); a folder given with --model keeps
+    its own name."""
     from cmet.provenance import tags
-    from flows.commands.edit import _model_id
 
-    cfg = SimpleNamespace(pipeline=SimpleNamespace(registered_model="cmet"))
-    bundle = SimpleNamespace(meta={})
-    fetched = tmp_path / "models" / "champion-v3" / "artifacts" / "bundle"
-    mid = _model_id(fetched, named=False, bundle=bundle, cfg=cfg)
-    assert tags(mid, "happy", 1.0, "0")["cmet_model"] == "cmet v3 (champion)"
-    own = _model_id(tmp_path / "my_bundle", named=True, bundle=bundle, cfg=cfg)
+    champion = {"model": "cmet", "version": "3", "alias": "champion"}
+    assert tags(champion, "happy", 1.0, "0")["cmet_model"] == "cmet v3 (champion)"
+    own = {"model": "my_bundle", "version": "local"}
     assert tags(own, "happy", 1.0, "0")["cmet_model"] == "my_bundle vlocal"
