@@ -245,8 +245,15 @@ def markdown(data: dict) -> str:
         "(other sessions share the 2 cores: timings are upper bounds).",
         "",
         md_table(
-            ["size", "video s", "wall s (fresh interpreter)", "edit_video s", "x real time (edit)",
-             "peak RSS MB (python)", "peak RSS MB (tree)"],  # fmt: skip
+            [
+                "size",
+                "video s",
+                "wall s (fresh interpreter)",
+                "edit_video s",
+                "x real time (edit)",
+                "peak RSS MB (python)",
+                "peak RSS MB (tree)",
+            ],  # fmt: skip
             rows,
         ),
         "",

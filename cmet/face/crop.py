@@ -98,6 +98,7 @@ class FaceCrop:
         r = np.clip(edge, 0, 1)
         r = r * r * (3 - 2 * r)
         self.mask = (r[:, None] * r[None, :])[..., None].astype(np.float32)  # [S, S, 1]
+        self.mask3 = np.repeat(self.mask, 3, axis=-1)  # [S, S, 3] (cv2 arithmetic wants equal channels)
 
     def scale(self, box: Box) -> float:
         """Crop pixels per native pixel."""
@@ -134,37 +135,23 @@ class FaceCrop:
         """Add the crop's change ``after - before`` ([S, S, 3] uint8 each), feathered, into ``frame``
         [H, W, 3] uint8 in place; returns ``frame``.
 
-        The change is split into its positive and negative parts (uint8 each), resampled to the
-        native box and added / subtracted with saturation: pixels the renderer left alone get 0."""
+        The change is split into its positive and negative parts (uint8 each, saturating), each
+        weighted by the mask, resampled to the native box (bilinear: native pixel ``x`` reads crop
+        pixel ``(x - x0 + 0.5) / k - 0.5``) and added / subtracted with saturation: pixels the
+        renderer left alone get 0."""
         import cv2
 
-        diff = after.astype(np.int16) - before.astype(np.int16)
-        changed = np.abs(diff).max(-1) > 0
-        if not changed.any():
-            return frame
+        pos = cv2.multiply(cv2.subtract(after, before), self.mask3, dtype=cv2.CV_8U)
+        neg = cv2.multiply(cv2.subtract(before, after), self.mask3, dtype=cv2.CV_8U)
         h, w = frame.shape[:2]
         x0, y0, s = box.x0, box.y0, box.side
-        ys, xs = np.where(changed)  # only the changed part is resampled and added
-        k = s / self.size
-        cx0, cy0 = max(0, int(xs.min()) - 2), max(0, int(ys.min()) - 2)
-        cx1, cy1 = min(self.size, int(xs.max()) + 3), min(self.size, int(ys.max()) + 3)
-        nx0, ny0 = x0 + int(np.floor(cx0 * k)), y0 + int(np.floor(cy0 * k))
-        nx1, ny1 = x0 + int(np.ceil(cx1 * k)), y0 + int(np.ceil(cy1 * k))
-        xa, ya, xb, yb = max(0, nx0), max(0, ny0), min(w, nx1), min(h, ny1)
-        if xb <= xa or yb <= ya:
+        xa, ya, xb, yb = max(0, x0), max(0, y0), min(w, x0 + s), min(h, y0 + s)
+        if xb <= xa or yb <= ya or not (pos.any() or neg.any()):
             return frame
-        d = diff[cy0:cy1, cx0:cx1] * self.mask[cy0:cy1, cx0:cx1]
-        pos = np.clip(np.rint(d), 0, 255).astype(np.uint8)
-        neg = np.clip(np.rint(-d), 0, 255).astype(np.uint8)
-        # native pixel (x, y) <- crop pixel ((x - x0 + 0.5) / k - 0.5, ...) shifted to the part's origin
-        inv = 1.0 / k
-        M = np.float32(
-            [[inv, 0, (xa - x0 + 0.5) * inv - 0.5 - cx0], [0, inv, (ya - y0 + 0.5) * inv - 0.5 - cy0]]
-        )
-        size, flags = (xb - xa, yb - ya), cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         region = frame[ya:yb, xa:xb]
-        up = cv2.warpAffine(pos, M, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
-        cv2.add(region, up, dst=region)
-        up = cv2.warpAffine(neg, M, size, flags=flags, borderMode=cv2.BORDER_CONSTANT)
-        cv2.subtract(region, up, dst=region)
+        for part, op in ((pos, cv2.add), (neg, cv2.subtract)):
+            up = cv2.resize(part, (s, s), interpolation=cv2.INTER_LINEAR)[
+                ya - y0 : yb - y0, xa - x0 : xb - x0
+            ]
+            op(region, up, dst=region)
         return frame

@@ -25,7 +25,7 @@ from cmet.face.facs import AU_NAMES
 from cmet.face.mouth import mouth_interior, signed_gap
 from cmet.face.mouth_bank import MouthBank
 from cmet.face.rigid import has_eyeglasses, vertex_weights
-from cmet.face.shading import shading
+from cmet.face.shading import apply_shading, shading
 from cmet.face.warp import control_points, triangulate, warp
 
 #: AUs whose fields are not scaled past their apex by the render gain: the emotional jaw drop
@@ -142,10 +142,7 @@ class FaceRenderer:
             out = mouth_interior(out, tgt[:, :2], iod, fresh * added, au)
         if self.shading_strength > 0:
             dark, light = shading(out.shape[:2], tgt[:, :2], iod, au, self.shading_strength)
-            f = out.astype(np.float32)
-            f = f * (1 - dark[..., None])
-            f = f + light[..., None] * (255 - f)
-            out = np.clip(f, 0, 255).astype(np.uint8)
+            out = apply_shading(out, dark, light)
         return (out, tgt) if return_landmarks else out
 
 

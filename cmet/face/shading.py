@@ -160,7 +160,6 @@ def _chin(m: _Maps, f: _Face, au17: float):
 
 def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: float = 1.0):
     """Darkening and highlight maps [H, W] (0 = unchanged) for target landmarks p [468, 2]."""
-    import cv2
 
     h, w = shape
     m = _Maps(np.zeros((h, w), np.float32), np.zeros((h, w), np.float32), np.zeros((h, w), np.float32))
@@ -189,8 +188,49 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
     # IOD/35 wide, folds and shadows wider, the contrast bounded (MAX_DARK, MAX_LIGHT)
     spread = iod / 40.0
     sig = float(np.hypot(max(0.8, iod / 70.0), spread))
-    dark = cv2.GaussianBlur(m.dark, (0, 0), sig) + cv2.GaussianBlur(
-        m.soft, (0, 0), float(np.hypot(2.5 * sig, spread))
-    )
-    light = cv2.GaussianBlur(m.light, (0, 0), float(np.hypot(4 * sig, spread)))
-    return np.clip(dark, 0, MAX_DARK), np.clip(light, 0, MAX_LIGHT)
+    dark = _blur(m.dark, sig)
+    dark += _blur(m.soft, float(np.hypot(2.5 * sig, spread)))
+    light = _blur(m.light, float(np.hypot(4 * sig, spread)))
+    return np.clip(dark, 0, MAX_DARK, out=dark), np.clip(light, 0, MAX_LIGHT, out=light)
+
+
+def _roi(canvas: np.ndarray, margin: int = 0) -> tuple[int, int, int, int] | None:
+    """The box (x0, y0, x1, y1) of ``canvas``'s non-zero pixels grown by ``margin`` and clipped to
+    it; None when all are zero."""
+    import cv2
+
+    x, y, w, h = cv2.boundingRect((canvas != 0).view(np.uint8))
+    if w == 0 or h == 0:
+        return None
+    H, W = canvas.shape[:2]
+    return max(0, x - margin), max(0, y - margin), min(W, x + w + margin), min(H, y + h + margin)
+
+
+def _blur(canvas: np.ndarray, sigma: float) -> np.ndarray:
+    """``cv2.GaussianBlur(canvas, (0, 0), sigma)`` [H, W] float32, computed only around the
+    non-zero pixels (the same result: the box keeps the kernel's reach of zeros around them,
+    where the border reflection reads zeros too)."""
+    import cv2
+
+    out = np.zeros_like(canvas)
+    box = _roi(canvas, int(np.ceil(4 * sigma)) + 2)  # OpenCV's float kernel reaches ~4 sigma
+    if box is not None:
+        x0, y0, x1, y1 = box
+        out[y0:y1, x0:x1] = cv2.GaussianBlur(canvas[y0:y1, x0:x1], (0, 0), sigma)
+    return out
+
+
+def apply_shading(img: np.ndarray, dark: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """img [H, W, 3] uint8 darkened by ``dark`` and lightened by ``light`` ([H, W] each, from
+    :func:`shading`): ``f (1 - dark)``, then ``+ light (255 - f)`` -> a new [H, W, 3] uint8 (only
+    the box where either map is non-zero is computed)."""
+    out = img.copy()
+    box = _roi(np.maximum(dark, light))
+    if box is None:
+        return out
+    x0, y0, x1, y1 = box
+    f = img[y0:y1, x0:x1].astype(np.float32)
+    f *= 1 - dark[y0:y1, x0:x1, None]
+    f += light[y0:y1, x0:x1, None] * (255 - f)
+    out[y0:y1, x0:x1] = np.clip(f, 0, 255)
+    return out

@@ -100,17 +100,20 @@ def warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray) ->
     y1 = int(min(h, np.ceil(Dk[..., 1].max()) + 2))
     if x1 <= x0 or y1 <= y0:
         return img.copy()
-    ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
+    # each pixel's triangle (K' = none: the identity row appended below)
+    K = len(M)
+    ids = np.full((y1 - y0, x1 - x0), K, np.int32)
     pts = np.round((Dk - [x0, y0]) * 16).astype(np.int32)
-    for k in range(len(pts)):
+    for k in range(K):
         cv2.fillConvexPoly(ids, pts[k], k, lineType=cv2.LINE_8, shift=4)
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    Mk = M.astype(np.float32)[np.clip(ids, 0, None)]  # [h', w', 3, 2]
-    mx_r = xs * Mk[..., 0, 0] + ys * Mk[..., 1, 0] + Mk[..., 2, 0]
-    my_r = xs * Mk[..., 0, 1] + ys * Mk[..., 1, 1] + Mk[..., 2, 1]
-    none = ids < 0
-    mx_r[none], my_r[none] = xs[none], ys[none]
-    my, mx = np.mgrid[0:h, 0:w].astype(np.float32)
-    mx[y0:y1, x0:x1] = mx_r
-    my[y0:y1, x0:x1] = my_r
-    return cv2.remap(img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    coef = np.concatenate([M.reshape(K, 6), [[1, 0, 0, 1, 0, 0]]]).astype(np.float32).T  # [6, K'+1]
+    a00, a01, a10, a11, a20, a21 = (np.take(c, ids) for c in coef)  # [h', w'] each
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+    mx = xs * a00 + ys * a10 + a20
+    my = xs * a01 + ys * a11 + a21
+    out = img.copy()  # outside the box every pixel maps to itself
+    out[y0:y1, x0:x1] = cv2.remap(
+        img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return out

@@ -50,3 +50,22 @@ def test_a_dead_encoder_is_one_error_and_no_file(tmp_path):
                 sink.write(f)
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
     assert not [t for t in threading.enumerate() if t.name == "cmet-encode"]
+
+
+@pytest.mark.parametrize("size", [(48, 64), (47, 63)])
+def test_colours_survive_the_encoder_at_even_and_odd_sizes(tmp_path, size):
+    """Even sizes go to x264 as yuv420p converted here (cv2), odd ones as rgb24 through ffmpeg's own
+    conversion: both give the colours back (BT.601 limited range, the decoder's assumption)."""
+    from cmet.media import VideoSink, iter_frames
+
+    h, w = size
+    colours = np.array([[200, 40, 40], [40, 180, 60], [30, 60, 210], [128, 128, 128], [16, 16, 16]], np.uint8)
+    frames = np.stack([np.broadcast_to(c, (h, w, 3)) for c in colours for _ in range(3)])
+    with VideoSink(tmp_path / "c.mp4", w, h, 25.0) as sink:
+        assert sink._yuv == (h % 2 == 0 and w % 2 == 0)
+        for f in frames:
+            sink.write(np.ascontiguousarray(f))
+    got = np.stack(list(iter_frames(tmp_path / "c.mp4")))[:, :h, :w]  # odd sides are padded by one
+    assert got.shape == frames.shape
+    err = np.abs(got[:, 8:-8, 8:-8].astype(int) - frames[:, 8:-8, 8:-8]).mean(axis=(1, 2))
+    assert err.max() < 4, err

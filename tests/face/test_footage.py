@@ -219,3 +219,63 @@ def test_any_container_ffmpeg_reads(cfg, tiny_bundle, short_video, tmp_path, suf
     res = edit_video(src, "happy", bundle=tiny_bundle, cfg=cfg, out=tmp_path / "out.mp4")
     info = probe_video(res.out)
     assert (info.n_frames, info.w, info.h, info.has_audio) == (12, 256, 256, False)
+
+
+def test_paste_is_the_masked_change_resampled_to_the_native_box():
+    """paste == frame + bilinear resize of (after - before) x mask to the box (native pixel x reads
+    crop pixel (x - x0 + 0.5) / k - 0.5), within rounding, also where the box leaves the frame."""
+    import cv2
+
+    from cmet.face.crop import Box, FaceCrop
+
+    rng = np.random.default_rng(1)
+    frame = rng.integers(60, 196, (300, 400, 3), dtype=np.uint8)
+    fc = FaceCrop(96)
+    for box in (Box(40, 30, 150), Box(300, 220, 170), Box(10, 10, 60)):
+        before = fc.cut(frame, box)
+        after = np.clip(before.astype(int) + rng.integers(-50, 51, before.shape), 0, 255).astype(np.uint8)
+        out = fc.paste(frame.copy(), before, after, box).astype(float)
+        d = (after.astype(np.float32) - before) * fc.mask
+        up = cv2.resize(d, (box.side, box.side), interpolation=cv2.INTER_LINEAR)
+        ref = frame.astype(float)
+        xa, ya = max(0, box.x0), max(0, box.y0)
+        xb, yb = min(400, box.x0 + box.side), min(300, box.y0 + box.side)
+        ref[ya:yb, xa:xb] += up[ya - box.y0 : yb - box.y0, xa - box.x0 : xb - box.x0]
+        ref = np.clip(ref, 0, 255)
+        assert np.abs(out - ref).max() <= 2.0
+
+
+def test_shading_blur_only_around_the_marks_is_the_full_blur():
+    import cv2
+
+    from cmet.face.shading import _blur
+
+    rng = np.random.default_rng(2)
+    for sigma in (0.9, 3.0, 11.0):
+        canvas = np.zeros((200, 240), np.float32)
+        canvas[90:100, 100:130] = rng.random((10, 30), dtype=np.float32)
+        canvas[5:8, 230:240] = 0.7  # marks at the canvas edge: the reflection there must match
+        full = cv2.GaussianBlur(canvas, (0, 0), sigma)
+        assert np.abs(_blur(canvas, sigma) - full).max() < 1e-5
+    assert not _blur(np.zeros((10, 10), np.float32), 2.0).any()
+
+
+def test_mesh_warp_moves_the_marked_point_and_keeps_the_rest():
+    """The piecewise-affine warp: a point at a moved control point arrives at its target; pixels
+    outside the moved triangles are the input's, bit for bit."""
+    from cmet.face.warp import triangulate, warp
+
+    img = np.zeros((120, 160, 3), np.uint8)
+    img[::8] = 90  # stripes: texture for the untouched part
+    img[58:63, 78:83] = 255  # a white dot at the centre control point
+    grid = np.array([[x, y] for y in (0, 30, 60, 90, 119) for x in (0, 40, 80, 120, 159)], np.float32)
+    tris = triangulate(grid)
+    dst = grid.copy()
+    c = int(np.where((grid == [80, 60]).all(1))[0][0])
+    dst[c] += [12, -9]
+    out = warp(img, grid, dst, tris)
+    ys, xs = np.where(out[..., 0] > 128)
+    assert abs(xs.mean() - 92) <= 1.5 and abs(ys.mean() - 51) <= 1.5  # (no move: 80, 60)
+    moved = np.zeros(out.shape[:2], bool)
+    moved[20:100, 30:130] = True  # the triangles around the moved point lie in here
+    assert np.array_equal(out[~moved], img[~moved])
