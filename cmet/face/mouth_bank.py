@@ -4,8 +4,10 @@ On a video the input's open-mouth frames (teeth, tongue, inner lips as that pers
 collected into a small bank, each with its inner-lip contour. Where an edit opens the mouth wider
 than the source frame shows it, the bank entry whose mouth *shape* is nearest to the edited mouth
 is retrieved and warped into the edited inner-lip polygon (piecewise-affine on a fan of the 20
-contour vertices around their centre), then blended in with a feathered mask; the warp itself has
-already carried the lips. Retrieval keeps the previous entry while it stays nearly as good
+contour vertices around their centre), its colour shifted by the difference of light between the
+bank's moment and this frame (:func:`lip_ring_colour`: the lips around the mouth in both; a constant
+correction is the harmonic, Poisson-cloning fit of degree 0, and the lips, unlike the inner-lip edge,
+are the same surface in both frames), then blended in with a feathered mask; the warp itself has already carried the lips. Retrieval keeps the previous entry while it stays nearly as good
 (hysteresis), so the interior does not jump between frames.
 
 Shape descriptor (:func:`mouth_shape`): the 20 inner-lip vertices in the mouth's own frame (origin
@@ -76,6 +78,34 @@ def warp_into(
     return patch, ids >= 0
 
 
+#: the most the light correction shifts the bank interior's colour (levels)
+MAX_FIT = 40.0
+#: the lip ring whose colour measures the light: from the inner-lip line out to this share of the
+#: mouth width
+RING = 0.12
+
+
+def lip_ring_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray | None:
+    """Mean colour [3] of the lips around the inner-lip polygon of landmarks p [468, >=2] in img
+    [H, W, 3] (a ring from the polygon out to :data:`RING` x the mouth width); None if empty."""
+    import cv2
+
+    lip = p[INNER_LIP_CONTOUR, :2].astype(np.float64)
+    mw = float(np.linalg.norm(p[CORNERS[1], :2] - p[CORNERS[0], :2]))
+    grow = max(1, int(round(RING * mw)))
+    H, W = img.shape[:2]
+    x0, y0 = np.maximum(np.floor(lip.min(0)).astype(int) - grow - 1, 0)
+    x1, y1 = np.minimum(np.ceil(lip.max(0)).astype(int) + grow + 2, [W, H])
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return None
+    poly = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(poly, [np.round((lip - [x0, y0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    ring = cv2.dilate(poly, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(bool) & ~poly.astype(bool)
+    if ring.sum() < 3:
+        return None
+    return img[y0:y1, x0:x1][ring].astype(np.float32).mean(0)
+
+
 @dataclass
 class MouthBank:
     """Open-mouth crops of one person: crops (uint8 RGB), their inner-lip contours (crop pixels),
@@ -86,6 +116,7 @@ class MouthBank:
     contours: list[np.ndarray] = field(default_factory=list)
     shapes: list[np.ndarray] = field(default_factory=list)
     openings: list[float] = field(default_factory=list)
+    rings: list = field(default_factory=list)  # lip-ring colour [3] of each entry (None: unknown)
     size: int = 40
     min_open: float = 0.08
     hysteresis: float = 0.15
@@ -114,6 +145,7 @@ class MouthBank:
         self.contours.append((lip - [x0, y0]).astype(np.float32))
         self.shapes.append(shape)
         self.openings.append(mo)
+        self.rings.append(lip_ring_colour(frame, p))
         return True
 
     @classmethod
@@ -161,11 +193,14 @@ class MouthBank:
         src = np.concatenate([self.contours[k], self.contours[k].mean(0, keepdims=True)])
         dst = np.concatenate([lip, lip.mean(0, keepdims=True)])
         patch, covered = warp_into(self.crops[k], src, dst, fan_triangles(len(lip)), (x0, y0, x1, y1))
+        roi = img[y0:y1, x0:x1].astype(np.float32)
+        now = lip_ring_colour(img, p)
+        if now is not None and self.rings[k] is not None:  # this frame's light on the bank's interior
+            patch += np.clip(now - self.rings[k], -MAX_FIT, MAX_FIT)
         mask = np.zeros((y1 - y0, x1 - x0), np.float32)
         cv2.fillPoly(mask, [np.round((lip - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
         mask = cv2.GaussianBlur(mask, (0, 0), max(0.7, 0.02 * mw)) * covered * float(np.clip(alpha, 0, 1))
         out = img.copy()
-        roi = out[y0:y1, x0:x1].astype(np.float32)
         out[y0:y1, x0:x1] = np.clip(roi * (1 - mask[..., None]) + patch * mask[..., None], 0, 255).astype(
             np.uint8
         )

@@ -63,30 +63,69 @@ def test_flicker_ratio(astronaut_face, astronaut_landmarks):
     assert flicker_ratio(frames, jittery, lm) > 2.0
 
 
-def test_mouth_bank_pastes_the_persons_own_interior(astronaut_face, astronaut_landmarks):
+def test_mouth_bank_pastes_the_persons_own_interior_in_this_frames_light(astronaut_face, astronaut_landmarks):
+    """The bank's interior (a white stripe of 'teeth') is pasted into the open mouth; the bank frame's
+    colour cast (green halved: another moment's light) is fitted away by the Poisson step."""
+    import cv2
+
     from cmet.face.mouth_bank import MouthBank, mouth_shape
+    from cmet.face.realism import polygon_mask
 
     lm = astronaut_landmarks.copy()
     iod = np.linalg.norm(lm[263, :2] - lm[33, :2])
     lm[[14, 87, 178, 88, 95, 317, 402, 318, 324], 1] += 0.12 * iod  # lower inner lip down: open
+    inside = polygon_mask(astronaut_face.shape[:2], lm[INNER_LIP_CONTOUR])
+    assert inside.sum() > 20
     frames = _video(astronaut_face, n=4)
-    frames[:, :, :, 1] = frames[:, :, :, 1] // 2  # a recognisable colour cast in the bank
+    ys, xs = np.nonzero(inside)
+    mid = (ys >= np.percentile(ys, 35)) & (ys <= np.percentile(ys, 65))
+    frames[:, ys[mid], xs[mid]] = 250  # teeth across the middle of the opening
+    frames[:, :, :, 1] = (frames[:, :, :, 1] * 0.7).astype(np.uint8)  # a colour cast over the bank frame
     bank = MouthBank.from_frames(frames, np.repeat(lm[None], len(frames), 0), min_open=0.05)
     assert bank is not None and len(bank) == 1  # four frames of the same mouth shape: kept once
     assert mouth_shape(lm).shape == (2 * len(INNER_LIP_CONTOUR),)
     out = bank.paste(astronaut_face, lm[:, :2])
+    core = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    teeth = np.zeros_like(inside)
+    teeth[ys[mid], xs[mid]] = True
+    teeth &= core
+    rest = core & ~cv2.dilate(teeth.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert teeth.sum() > 5 and rest.sum() > 5
+    # the stripe is there: brighter than the rest of the pasted mouth by most of its contrast
+    contrast = out[teeth].astype(float).mean() - out[rest].astype(float).mean()
+    assert contrast > 60, contrast
+    # the cast is not: green against red inside the mouth as in this frame (the bank's: 0.7 of it)
+    g_over_r = lambda im, m: im[m][:, 1].astype(float).mean() / max(im[m][:, 0].astype(float).mean(), 1)  # noqa: E731
+    assert g_over_r(out, rest) > 0.9 * g_over_r(astronaut_face, rest)
+    near = cv2.dilate(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert np.array_equal(out[~near], astronaut_face[~near])  # outside the mouth: untouched
+    assert MouthBank.from_frames(frames, np.repeat(astronaut_landmarks[None], len(frames), 0), 0.5) is None
+
+
+def test_bank_interior_keeps_its_colour_when_the_light_is_the_same(
+    astronaut_face, astronaut_landmarks, monkeypatch
+):
+    """The light correction is the difference of the lip rings: ~0 when the bank's moment was lit
+    like this frame (the interior is then the bank's as it is), the ring's own colour measured."""
+    import cmet.face.mouth_bank as mb
     from cmet.face.realism import polygon_mask
 
+    lm = astronaut_landmarks.copy()
+    iod = np.linalg.norm(lm[263, :2] - lm[33, :2])
+    lm[[14, 87, 178, 88, 95, 317, 402, 318, 324], 1] += 0.12 * iod
+    frames = _video(astronaut_face, n=3, seed=5)
+    bank = mb.MouthBank.from_frames(frames, np.repeat(lm[None], len(frames), 0), min_open=0.05)
+    out = bank.paste(astronaut_face, lm[:, :2])
+    monkeypatch.setattr(mb, "lip_ring_colour", lambda img, p: None)
+    plain = bank.paste(astronaut_face, lm[:, :2])
     inside = polygon_mask(out.shape[:2], lm[INNER_LIP_CONTOUR])
-    assert inside.sum() > 20
-    # inside the mouth the bank's (green-halved) pixels, outside untouched
-    ratio = out[inside][:, 1].mean() / max(astronaut_face[inside][:, 1].mean(), 1)
-    assert 0.4 < ratio < 0.75
-    import cv2
-
-    near = cv2.dilate(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
-    assert np.array_equal(out[~near], astronaut_face[~near])
-    assert MouthBank.from_frames(frames, np.repeat(astronaut_landmarks[None], len(frames), 0), 0.5) is None
+    assert np.abs(out[inside].astype(float).mean(0) - plain[inside].astype(float).mean(0)).max() < 2.0
+    monkeypatch.undo()
+    ring = mb.lip_ring_colour(astronaut_face, lm[:, :2])
+    tinted = astronaut_face.copy()
+    tinted[..., 2] = (tinted[..., 2] * 0.5).astype(np.uint8)
+    assert ring.shape == (3,)
+    np.testing.assert_allclose(mb.lip_ring_colour(tinted, lm[:, :2])[2], 0.5 * ring[2], atol=1.0)
 
 
 @pytest.mark.slow
