@@ -5,6 +5,9 @@ closed for this service:
   guard needs uvloop, absent here -> 500). This service takes uploaded files only: 400.
 * a malformed multipart body (no boundary, bad part headers) escapes as KeyError/MultipartParseError
   -> 500. It is a bad request: 400.
+* an unknown form field is dropped silently (a misspelt ``intesity`` edits at the default) and an
+  unknown *file* part fails as a UnicodeDecodeError: both are a 400 naming the part and the route's
+  fields (:func:`check_fields`).
 
 Operator-side fixes, also applied by :func:`apply`:
 
@@ -79,6 +82,27 @@ def one_body_response(content, status_code: int):
     )
 
 
+def check_fields(form, cls) -> None:
+    """Every part of the multipart ``form`` is a field of the route's input spec ``cls``, files only in
+    its file fields -> else BadInput naming the part and the fields the route takes (BentoML
+    drops an unknown text field silently, so a misspelt ``intesity`` would edit at the default, and
+    fails on an unknown file part with a UnicodeDecodeError)."""
+    from bentoml.exceptions import BadInput
+    from starlette.datastructures import UploadFile
+
+    known = list(cls.model_fields)
+    files = [k for k in known if k in cls.multipart_fields]
+    unknown = sorted({k for k in form.keys() if k not in cls.model_fields})
+    if unknown:
+        raise BadInput(
+            f"unknown form field(s) {unknown}; this route takes the files {files} and the fields "
+            f"{[k for k in known if k not in files]}"
+        )
+    for k in form.keys():
+        if k not in cls.multipart_fields and any(isinstance(v, UploadFile) for v in form.getlist(k)):
+            raise BadInput(f"{k}: a text field, sent as a file (the file fields are {files})")
+
+
 def apply() -> None:
     global _APPLIED
     if _APPLIED:
@@ -103,6 +127,8 @@ def apply() -> None:
 
     async def parse_request(self, request, cls):
         try:
+            form = await request.form()  # parsed once: starlette keeps it for BentoML's own call
+            check_fields(form, cls)
             return await original_parse(self, request, cls)
         except (BentoMLException, ValidationError):
             raise

@@ -284,9 +284,25 @@ def test_file_fields_never_fetch_urls(client):
     r = client.post(
         "/edit",
         data={"video": "http://127.0.0.1:1/x.mp4", "emotion": "happy"},
-        files={"dummy": ("d.txt", b"x", "text/plain")},
+        files={"neutral_features": ("n.npy", b"x", "application/octet-stream")},
     )
     assert r.status_code == 400 and "not a string or URL" in err(r)
+
+
+def test_unknown_or_misplaced_form_fields_are_named(client):
+    """A misspelt field is refused, not dropped (it would edit at the default); a file sent under a
+    text field's name or an unknown name too."""
+    clip = ("c.mp4", b"\x00\x00\x00\x18ftypisom", "video/mp4")
+    r = client.post("/edit", data={"emotion": "happy", "intesity": "2"}, files={"video": clip})
+    assert r.status_code == 400 and "intesity" in err(r) and "intensity" in err(r)
+    r = client.post(
+        "/edit",
+        data={"emotion": "happy"},
+        files={"video": clip, "emotion_speech": ("a.wav", b"RIFF\x80\xff", "audio/wav")},
+    )
+    assert r.status_code == 400 and "emotion_speech" in err(r) and "target_speech" in err(r)
+    r = client.post("/edit", files={"video": clip, "emotion": ("e.txt", b"happy", "text/plain")})
+    assert r.status_code == 400 and "emotion: a text field" in err(r)
 
 
 def test_malformed_multipart_is_400(client):
