@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -307,6 +308,34 @@ def fetch_bundle(name: str, ref: str | int, dst: str | Path, c=None) -> Path:
     return find_bundle(dst)
 
 
+def champion_version_sqlite(uri: str, name: str) -> int | None:
+    """The version the champion alias of ``name`` points at, read straight from a local SQLite
+    MLflow store (``sqlite:///...``, opened read-only) without importing MLflow (~2 s of every
+    ``cmet edit``); None when the store is not local SQLite, has no such alias, or cannot be read
+    (the caller then asks MLflow)."""
+    import sqlite3
+
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = Path(uri[len("sqlite:///") :])
+    if not db.is_file():
+        return None
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0)
+        try:
+            row = con.execute(
+                "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", (name, CHAMPION)
+            ).fetchone()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return None
+    try:
+        return int(row[0]) if row else None
+    except (TypeError, ValueError):
+        return None
+
+
 def default_bundle_dir(cfg) -> Path:
     """The bundle an edit uses when none is named (:func:`default_bundle`)."""
     return default_bundle(cfg)[0]
@@ -316,13 +345,21 @@ def default_bundle(cfg) -> tuple[Path, dict | None]:
     """The bundle an edit uses when none is named: the registry's champion (downloaded once into
     ``<work>/models/champion-v<N>``), else the newest bundle under ``<work>/runs`` or ``<work>/models``,
     else :class:`~cmet.errors.ModelError` saying how to get one -> (its folder, its registry identity
-    ``{"model", "version", "alias"}`` when it is the champion, else None)."""
+    ``{"model", "version", "alias"}`` when it is the champion, else None).
+
+    With a local SQLite store whose champion is already downloaded, the alias is read from the store
+    directly (:func:`champion_version_sqlite`) and MLflow is not imported; anything else asks MLflow."""
     from cmet.env import configure_local_env
 
     configure_local_env()  # the project's MLflow store, also for a library caller (no ./mlflow.db)
     work = Path(str(cfg.paths.work_dir))
     name = str(cfg.pipeline.registered_model)
-    c = client(str(cfg.pipeline.tracking_uri) if cfg.pipeline.tracking_uri else None)
+    uri = str(cfg.pipeline.tracking_uri) if cfg.pipeline.tracking_uri else None
+    v = champion_version_sqlite(uri or os.environ.get("MLFLOW_TRACKING_URI", ""), name)
+    here = work / "models" / f"champion-v{v}"
+    if v is not None and here.is_dir() and any(here.rglob("bundle.json")):
+        return find_bundle(here), {"model": name, "version": str(v), "alias": CHAMPION}
+    c = client(uri)
     try:
         mv = c.get_model_version_by_alias(name, CHAMPION)
     except _exc() as e:

@@ -70,3 +70,37 @@ def test_default_bundle_dir_champion_then_local_then_error(store, tmp_path):
     )
     # the champion's registry identity comes with it (cmet edit's provenance tag: "m v1 (champion)")
     assert R.default_bundle(cfg) == (got, {"model": "m", "version": "1", "alias": R.CHAMPION})
+
+
+def test_champion_lookup_reads_a_local_store_without_mlflow(store, tmp_path):
+    """cmet edit's default model: with a local SQLite store and the champion downloaded, the alias
+    is read from the store (no MLflow import, ~2 s); a moved alias is followed (download once)."""
+    import subprocess
+    import sys
+
+    c, uri = store
+    c.set_registered_model_alias("m", R.CHAMPION, "1")
+    assert R.champion_version_sqlite(uri, "m") == 1
+    assert R.champion_version_sqlite(uri, "other") is None
+    assert R.champion_version_sqlite("http://127.0.0.1:5000", "m") is None
+    assert R.champion_version_sqlite(f"sqlite:///{tmp_path}/absent.db", "m") is None
+    overrides = [
+        f"paths.work_dir={tmp_path}/work",
+        f"pipeline.tracking_uri={uri}",
+        "pipeline.registered_model=m",
+    ]
+    first = R.default_bundle(compose(overrides))  # downloads champion-v1 through MLflow
+    code = (
+        "import sys, json; from cmet.config import compose; from flows.registry import default_bundle; "
+        f"f, i = default_bundle(compose({overrides!r})); "
+        "print(json.dumps([str(f), i, 'mlflow' in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    folder, ident, imported = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (folder, ident) == (str(first[0]), first[1]) and not imported
+    # a new champion: the store says v2, its folder is not there yet -> MLflow downloads it
+    mv = c.get_model_version("m", "1")
+    c.create_model_version("m", mv.source, mv.run_id)
+    c.set_registered_model_alias("m", R.CHAMPION, "2")
+    folder2, ident2 = R.default_bundle(compose(overrides))
+    assert ident2["version"] == "2" and "champion-v2" in str(folder2)
