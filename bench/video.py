@@ -4,8 +4,8 @@ faces, batch throughput on Dask.
 * Clips made from the real MEAD sample (``W009_038.mp4``, 7 s, 256x256, speech): looped to 7 s, 60 s
   and 600 s, scaled to 60 % of the frame height and padded to 256x256 / 1280x720 / 1920x1080
   (H.264 yuv420p, AAC). Without ../shared the synthetic talking face of :mod:`serving.sample`.
-* Each edit (:func:`cmet.edit.edit_video`, target happy, the trained face-space bundle) runs in a fresh
-  interpreter: wall time (model load included), real-time factor = video seconds / wall seconds, the
+* Each edit (:func:`cmet.edit.edit_video`, target happy, the trained face-space bundle folder, as
+  ``cmet edit`` calls it) runs in a fresh interpreter: wall time (imports and model load included), real-time factor = video seconds / wall seconds, the
   interpreter's peak RSS (``VmHWM``) and the sampled peak RSS of its whole process tree (the ffmpeg
   decoders and encoder included). Longest clips last; a run past ``timeout_s`` is reported as such.
 * Two faces (the sample twice, different sizes, in 1280x720): default edit vs ``face=all``, the report.
@@ -32,11 +32,10 @@ TARGETS = {"rtf_1080p": 1.0, "peak_rss_mb": 1536.0}
 CHILD = """
 import json, sys, time
 t0 = time.perf_counter()
-import torch
-torch.set_num_threads(1)
 from cmet.config import compose
 from cmet.edit import edit_video
-r = edit_video(sys.argv[1], "happy", bundle=sys.argv[2], cfg=compose([]), out=sys.argv[3], face=sys.argv[4])
+r = edit_video(sys.argv[1], "happy", bundle=sys.argv[2], cfg=compose([]), out=sys.argv[3], face=sys.argv[4],
+               threads=1)
 wall = time.perf_counter() - t0
 hwm = [int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM:")][0] / 1024
 print(json.dumps({"wall_s": wall, "vmhwm_mb": hwm, "n_frames": r.n_frames, "fps": r.fps,

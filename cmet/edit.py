@@ -261,6 +261,7 @@ def edit_video(
     face: str | int = "largest",
     speech_lips: bool = False,
     progress: bool = False,
+    threads: int | None = None,
 ) -> EditResult:
     """Edit ``video`` towards ``target`` (a :class:`cmet.target.Target`, an emotion name or blend, a
     ``{emotion: weight}`` mapping, or speech features [k, D_a]) with ``bundle`` (a ModelBundle or its
@@ -268,12 +269,21 @@ def edit_video(
     a face number (0 = the largest). Writes ``out`` (mp4 with the input's speech, or ``audio``) when
     given; without ``out`` only the codes are computed. ``EditResult.report`` lists every face found
     and the frames each edited face passed through unedited. ``speech_lips``: a portrait held still
-    gets its lips from the speech (``audio``, else the video's own track)."""
+    gets its lips from the speech (``audio``, else the video's own track).
+
+    Given a folder, the bundle's config and banks are read first (the target is checked against them
+    before any video work) and its weights load in a helper thread while the video is tracked
+    (importing torch alone takes 1-2 s); ``threads``: torch's CPU threads for that load."""
     from cmet.face.facs import D_EXPR
+    from cmet.model.bundle import ModelBundle
 
     timings = {}
     t0 = t = time.perf_counter()
-    b = load_bundle(bundle)
+    loading = None
+    if isinstance(bundle, ModelBundle):
+        b = bundle
+    else:
+        b = ModelBundle.load(Path(bundle), weights=False)  # a broken folder fails here, before the video
     if int(b.d_expr) != D_EXPR:
         raise ModelError(
             f"the model works in a {b.d_expr}-d expression space; the face renderer needs the "
@@ -281,9 +291,15 @@ def edit_video(
         )
     timings["load_model"], t = time.perf_counter() - t, time.perf_counter()
     goal = aim(target, b, neutral)  # before the video: a bad target fails fast
+    if not isinstance(bundle, ModelBundle):
+        loading = ModelBundle.load_async(Path(bundle), threads=threads)
     timings["audio"] = time.perf_counter() - t
     window = int(b.model_cfg.get("window", 5))
     tracked = track(video, cfg.face, window=window, which=face, max_seconds=max_seconds, progress=progress)
+    if loading is not None:
+        t = time.perf_counter()
+        b = loading.result()  # the weights (their error, if any, surfaces here)
+        timings["wait_model"] = time.perf_counter() - t
     pred = predict(tracked, goal, b, cfg.face, intensity=intensity)
     timings.update(tracked.timings, model=pred.model_s)
     written = None

@@ -101,6 +101,8 @@ class ModelBundle:
         """
         from cmet.infer import check_codes, predict_offsets_batch
 
+        if self.connector is None:
+            raise ModelError("this bundle was loaded without its weights (ModelBundle.load(weights=False))")
         codes = check_codes(neutral_codes, self.d_expr)
         if float(intensity) == 0.0:
             return np.zeros_like(codes)
@@ -158,12 +160,10 @@ class ModelBundle:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, device=None) -> ModelBundle:
-        import torch
-        from safetensors.torch import load_file
-
-        from cmet.model.connector import Connector
-
+    def load(cls, folder: str | Path, device=None, weights: bool = True) -> ModelBundle:
+        """The bundle in ``folder``. ``weights=False``: everything but the networks (config, sizes,
+        banks, speech encoder, metrics; ``connector`` None, no baselines), read without importing
+        torch: what a caller needs to check a target before the weights are there."""
         folder = Path(folder)
         for name in ("bundle.json", "model.safetensors", "banks.npz"):
             if not (folder / name).is_file():
@@ -172,6 +172,16 @@ class ModelBundle:
             info = json.loads((folder / "bundle.json").read_text())
         except json.JSONDecodeError as e:
             raise ModelError(f"model bundle {folder}: bundle.json is not valid JSON ({e})") from e
+        with np.load(folder / "banks.npz", allow_pickle=False) as z:
+            banks = {k: z[k] for k in z.files}
+        if not weights:
+            return cls._of(info, None, banks, {})
+
+        import torch
+        from safetensors.torch import load_file
+
+        from cmet.model.connector import Connector
+
         device = torch.device(device) if device is not None else torch.device("cpu")
 
         def build(path: Path, speech_input: str):
@@ -181,7 +191,11 @@ class ModelBundle:
                 OmegaConf.create(info["model_cfg"]), info["d_speech"], info["d_expr"], speech_input
             )
             try:
-                m.load_state_dict(load_file(str(path)))
+                state = load_file(str(path))
+            except Exception as e:  # safetensors' own error types: a truncated or foreign file
+                raise ModelError(f"weights file {path} cannot be read ({type(e).__name__}: {e})") from e
+            try:
+                m.load_state_dict(state)
             except RuntimeError as e:
                 raise ModelError(
                     f"weights in {path} do not match the model config in bundle.json: {e}"
@@ -189,14 +203,36 @@ class ModelBundle:
             return m.to(device).eval()
 
         conn = build(folder / "model.safetensors", "difference")
-        with np.load(folder / "banks.npz", allow_pickle=False) as z:
-            banks = {k: z[k] for k in z.files}
         baselines: dict = {}
         if "speech_direct" in info.get("baselines", []):
             baselines["speech_direct"] = build(folder / "baselines" / "speech_direct.safetensors", "direct")
         if "label" in info.get("baselines", []):
             with np.load(folder / "baselines" / "label.npz", allow_pickle=False) as z:
                 baselines["label"] = {k: z[k] for k in z.files}
+        return cls._of(info, conn, banks, baselines)
+
+    @classmethod
+    def load_async(cls, folder: str | Path, device=None, threads: int | None = None):
+        """:meth:`load` in a helper thread -> its Future (``result()`` is the bundle or re-raises the
+        load's error). ``threads``: torch's CPU threads, set first (a small connector runs faster on
+        one thread than on two contended ones). Lets a caller track a video while torch imports."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def run() -> ModelBundle:
+            if threads:
+                import torch
+
+                torch.set_num_threads(int(threads))
+            return cls.load(folder, device)
+
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cmet-load")
+        try:
+            return pool.submit(run)
+        finally:
+            pool.shutdown(wait=False)
+
+    @classmethod
+    def _of(cls, info: dict, conn, banks: dict, baselines: dict) -> ModelBundle:
         return cls(
             conn,
             info["model_cfg"],

@@ -88,7 +88,6 @@ def edit(
     overrides: list[str] = typer.Argument(None, help="config overrides, e.g. face.render_gain=1.4"),
 ):
     """Edit the emotion of a neutral talking-face video."""
-    import torch
     from rich.console import Console
 
     from cmet import __version__
@@ -98,10 +97,9 @@ def edit(
     from cmet.provenance import stamp, tags
     from cmet.target import load_feature_folder
 
-    torch.set_num_threads(1)  # the connector is small: one thread is faster than two contended ones
     cfg = compose(list(overrides or []))
     model_dir, registry_id = _model(model, cfg)
-    bundle = ModelBundle.load(model_dir)
+    bundle = ModelBundle.load(model_dir, weights=False)  # sizes and banks; the weights load while tracking
     target = cli_target(emotion, blend, emotion_features, emotion_speech, d_speech=bundle.d_speech)
     neutral = None
     if neutral_features is not None:
@@ -109,7 +107,8 @@ def edit(
     res = edit_video(
         video,
         target,
-        bundle=bundle,
+        bundle=model_dir,
+        threads=1,  # the connector is small: one thread is faster than two contended ones
         cfg=cfg,
         out=out,
         intensity=intensity,

@@ -214,3 +214,38 @@ def test_cli_edit_output_carries_the_provenance_tags(tiny_bundle, short_video, t
     assert t.get("cmet_edited") == "true" and t.get("cmet_target") == "happy", t
     assert t.get("cmet_tool", "").startswith("cmet-ops ") and t.get("cmet_date", "").endswith("Z"), t
     assert "synthetically edited" in t.get("comment", ""), t
+
+
+def test_a_bundle_folder_loads_while_the_video_is_tracked(cfg, tiny_bundle, short_video, tmp_path):
+    """Given a folder, edit_video checks the target on the bundle's banks before any video work and
+    loads the weights in a helper thread: the same edit as with the loaded bundle; a weights file
+    that does not load is still one ModelError (after the tracking)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from cmet.edit import edit_video
+    from cmet.errors import ModelError
+    from cmet.model.bundle import ModelBundle
+
+    folder = tiny_bundle
+    mp4 = short_video[0]
+    loaded = edit_video(mp4, "happy", bundle=ModelBundle.load(folder), cfg=cfg)
+    lazy = edit_video(mp4, "happy", bundle=folder, cfg=cfg, threads=1)
+    np.testing.assert_allclose(lazy.offsets, loaded.offsets, atol=1e-6)
+    assert "wait_model" in lazy.timings
+    with pytest.raises(UnknownEmotionError, match="joyful"):  # before the video: a missing one is not read
+        edit_video(tmp_path / "absent.mp4", "joyful", bundle=folder, cfg=cfg)
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    (broken / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ModelError):
+        edit_video(mp4, "happy", bundle=broken, cfg=cfg)
+    # the header alone (sizes, banks) needs no torch
+    code = (
+        "import sys; from cmet.model.bundle import ModelBundle; "
+        f"b = ModelBundle.load({str(folder)!r}, weights=False); "
+        "print(b.d_speech, sorted(b.banks)[:1], b.connector is None, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split()[-2:] == ["True", "False"] and out.startswith("8")
