@@ -61,21 +61,14 @@ def warp_into(
     float32, covered [bh, bw] bool)."""
     import cv2
 
-    x0, y0, x1, y1 = box
-    S, D = src_pts[tris].astype(np.float64), (dst_pts - [x0, y0])[tris].astype(np.float64)
+    from cmet.face.warp import affine_dst_to_src, triangle_maps
+
+    S, D = src_pts[tris].astype(np.float64), dst_pts[tris].astype(np.float64)
     Dh = np.concatenate([D, np.ones((len(tris), 3, 1))], 2)
     ok = np.abs(np.linalg.det(Dh)) > 1e-6
-    ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
-    M = np.zeros((len(tris), 3, 2))
-    M[ok] = np.linalg.solve(Dh[ok], S[ok])
-    for k in np.flatnonzero(ok):
-        cv2.fillConvexPoly(ids, np.round(D[k] * 16).astype(np.int32), int(k), lineType=cv2.LINE_8, shift=4)
-    ys, xs = np.mgrid[0 : y1 - y0, 0 : x1 - x0].astype(np.float32)
-    Mk = M.astype(np.float32)[np.clip(ids, 0, None)]
-    mx = xs * Mk[..., 0, 0] + ys * Mk[..., 1, 0] + Mk[..., 2, 0]
-    my = xs * Mk[..., 0, 1] + ys * Mk[..., 1, 1] + Mk[..., 2, 1]
+    mx, my, covered = triangle_maps(affine_dst_to_src(Dh[ok], S[ok]), D[ok], box)
     patch = cv2.remap(src_img.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    return patch, ids >= 0
+    return patch, covered
 
 
 #: the most the light correction shifts the bank interior's colour (levels)

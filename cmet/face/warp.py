@@ -91,8 +91,7 @@ def warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray) ->
     ok = moved & (np.abs(np.linalg.det(Dh)) > 1e-9)
     if not ok.any():
         return img.copy()
-    # affine dst -> src per triangle: solve [x y 1] @ M = [u v]
-    M = np.linalg.solve(Dh[ok], S[ok])  # [K', 3, 2]
+    M = affine_dst_to_src(Dh[ok], S[ok])
     Dk = D[ok]
     x0 = int(max(0, np.floor(Dk[..., 0].min()) - 1))
     y0 = int(max(0, np.floor(Dk[..., 1].min()) - 1))
@@ -100,20 +99,37 @@ def warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray) ->
     y1 = int(min(h, np.ceil(Dk[..., 1].max()) + 2))
     if x1 <= x0 or y1 <= y0:
         return img.copy()
-    # each pixel's triangle (K' = none: the identity row appended below)
-    K = len(M)
-    ids = np.full((y1 - y0, x1 - x0), K, np.int32)
-    pts = np.round((Dk - [x0, y0]) * 16).astype(np.int32)
-    for k in range(K):
-        cv2.fillConvexPoly(ids, pts[k], k, lineType=cv2.LINE_8, shift=4)
-    coef = np.concatenate([M.reshape(K, 6), [[1, 0, 0, 1, 0, 0]]]).astype(np.float32).T  # [6, K'+1]
-    a00, a01, a10, a11, a20, a21 = (np.take(c, ids) for c in coef)  # [h', w'] each
-    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
-    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-    mx = xs * a00 + ys * a10 + a20
-    my = xs * a01 + ys * a11 + a21
+    mx, my, _ = triangle_maps(M, Dk, (x0, y0, x1, y1))
     out = img.copy()  # outside the box every pixel maps to itself
     out[y0:y1, x0:x1] = cv2.remap(
         img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
     )
     return out
+
+
+def affine_dst_to_src(Dh: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """Per triangle the affine map from its target corners to its source corners: ``[x y 1] @ M = [u v]``.
+    Dh [K, 3, 3] (target corners with a column of ones), S [K, 3, 2] -> M [K, 3, 2]."""
+    return np.linalg.solve(Dh, S)
+
+
+def triangle_maps(M: np.ndarray, D: np.ndarray, box: tuple[int, int, int, int]):
+    """The inverse maps of a piecewise-affine warp on the pixel box (x0, y0, x1, y1) for ``cv2.remap``.
+
+    M [K, 3, 2] per-triangle affine maps target -> source (:func:`affine_dst_to_src`), D [K, 3, 2] the
+    triangles' target corners (pixels) -> (mx, my [h', w'] float32 source coordinates, covered [h', w']
+    bool). Each pixel takes its triangle's map (rasterised at 1/16 px); a pixel in no triangle maps to
+    itself. Built from per-triangle coefficient tables: no per-pixel 3x2 gather."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    K = len(M)
+    ids = np.full((y1 - y0, x1 - x0), K, np.int32)  # K = none: the identity row appended below
+    pts = np.round((np.asarray(D, np.float64) - [x0, y0]) * 16).astype(np.int32)
+    for k in range(K):
+        cv2.fillConvexPoly(ids, pts[k], k, lineType=cv2.LINE_8, shift=4)
+    coef = np.concatenate([np.reshape(M, (K, 6)), [[1, 0, 0, 1, 0, 0]]]).astype(np.float32).T  # [6, K+1]
+    a00, a01, a10, a11, a20, a21 = (np.take(c, ids) for c in coef)  # [h', w'] each
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+    return xs * a00 + ys * a10 + a20, xs * a01 + ys * a11 + a21, ids < K
