@@ -5,9 +5,10 @@ faces, batch throughput on Dask.
   and 600 s, scaled to 60 % of the frame height and padded to 256x256 / 1280x720 / 1920x1080
   (H.264 yuv420p, AAC). Without ../shared the synthetic talking face of :mod:`serving.sample`.
 * Each edit (:func:`cmet.edit.edit_video`, target happy, the trained face-space bundle folder, as
-  ``cmet edit`` calls it) runs in a fresh interpreter: wall time (imports and model load included), real-time factor = video seconds / wall seconds, the
-  interpreter's peak RSS (``VmHWM``) and the sampled peak RSS of its whole process tree (the ffmpeg
-  decoders and encoder included). Longest clips last; a run past ``timeout_s`` is reported as such.
+  ``cmet edit`` calls it) runs in a fresh interpreter: wall time (imports and model load included),
+  real-time factor = video seconds / wall seconds, the interpreter's peak RSS (``VmHWM``) and the
+  sampled peak RSS of its whole process tree (the ffmpeg decoders and encoder included). Longest
+  clips last; a run past ``timeout_s`` is reported as such.
 * Two faces (the sample twice, different sizes, in 1280x720): default edit vs ``face=all``, the report.
 * A batch of 20 short clips (:mod:`flows.batch`) on a Dask LocalCluster of 2 workers vs 1 worker.
 """

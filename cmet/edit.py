@@ -279,11 +279,9 @@ def edit_video(
 
     timings = {}
     t0 = t = time.perf_counter()
-    loading = None
-    if isinstance(bundle, ModelBundle):
-        b = bundle
-    else:
-        b = ModelBundle.load(Path(bundle), weights=False)  # a broken folder fails here, before the video
+    folder = None if isinstance(bundle, ModelBundle) else Path(bundle)
+    # given a folder: sizes and banks now (a broken folder fails here, before the video), weights below
+    b = bundle if folder is None else ModelBundle.load(folder, weights=False)
     if int(b.d_expr) != D_EXPR:
         raise ModelError(
             f"the model works in a {b.d_expr}-d expression space; the face renderer needs the "
@@ -291,8 +289,7 @@ def edit_video(
         )
     timings["load_model"], t = time.perf_counter() - t, time.perf_counter()
     goal = aim(target, b, neutral)  # before the video: a bad target fails fast
-    if not isinstance(bundle, ModelBundle):
-        loading = ModelBundle.load_async(Path(bundle), threads=threads)
+    loading = None if folder is None else ModelBundle.load_async(folder, threads=threads)
     timings["audio"] = time.perf_counter() - t
     window = int(b.model_cfg.get("window", 5))
     tracked = track(video, cfg.face, window=window, which=face, max_seconds=max_seconds, progress=progress)

@@ -356,9 +356,10 @@ def default_bundle(cfg) -> tuple[Path, dict | None]:
     name = str(cfg.pipeline.registered_model)
     uri = str(cfg.pipeline.tracking_uri) if cfg.pipeline.tracking_uri else None
     v = champion_version_sqlite(uri or os.environ.get("MLFLOW_TRACKING_URI", ""), name)
-    here = work / "models" / f"champion-v{v}"
-    if v is not None and here.is_dir() and any(here.rglob("bundle.json")):
-        return find_bundle(here), {"model": name, "version": str(v), "alias": CHAMPION}
+    if v is not None:  # the champion already downloaded: no MLflow import
+        here = work / "models" / f"champion-v{v}"
+        if here.is_dir() and any(here.rglob("bundle.json")):
+            return find_bundle(here), {"model": name, "version": str(v), "alias": CHAMPION}
     c = client(uri)
     try:
         mv = c.get_model_version_by_alias(name, CHAMPION)

@@ -7,7 +7,8 @@ is retrieved and warped into the edited inner-lip polygon (piecewise-affine on a
 contour vertices around their centre), its colour shifted by the difference of light between the
 bank's moment and this frame (:func:`lip_ring_colour`: the lips around the mouth in both; a constant
 correction is the harmonic, Poisson-cloning fit of degree 0, and the lips, unlike the inner-lip edge,
-are the same surface in both frames), then blended in with a feathered mask; the warp itself has already carried the lips. Retrieval keeps the previous entry while it stays nearly as good
+are the same surface in both frames), then blended in with a feathered mask; the warp itself has
+already carried the lips. Retrieval keeps the previous entry while it stays nearly as good
 (hysteresis), so the interior does not jump between frames.
 
 Shape descriptor (:func:`mouth_shape`): the 20 inner-lip vertices in the mouth's own frame (origin
