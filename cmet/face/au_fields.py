@@ -19,6 +19,8 @@ R_BROW_MID, L_BROW_MID = [105, 52], [334, 282]
 R_BROW_OUTER, L_BROW_OUTER = [70, 46, 63, 53], [300, 276, 293, 283]
 R_UPPER_LID, L_UPPER_LID = [246, 161, 160, 159, 158, 157, 173], [466, 388, 387, 386, 385, 384, 398]
 R_LOWER_LID, L_LOWER_LID = [7, 163, 144, 145, 153, 154, 155], [249, 390, 373, 374, 380, 381, 382]
+#: a lid's share of its AU motion along the lid vertices above (corner ... corner)
+LID_TAPER = [0.35, 0.75, 1.0, 1.0, 1.0, 0.75, 0.35]
 R_CHEEK, L_CHEEK = [50, 101, 118, 117, 123, 187, 205, 36], [280, 330, 347, 346, 352, 411, 425, 266]
 R_ALA, L_ALA = [129, 49, 64, 98, 48, 102, 115, 219], [358, 279, 294, 327, 278, 331, 344, 439]
 NOSE_BRIDGE = [6, 197, 195, 168]
@@ -26,6 +28,10 @@ UPPER_LIP_OUTER = [185, 40, 39, 37, 0, 267, 269, 270, 409]
 UPPER_LIP_INNER_SET = [191, 80, 81, 82, 13, 312, 311, 310, 415]
 LOWER_LIP_INNER_SET = [95, 88, 178, 87, 14, 317, 402, 318, 324]
 LOWER_LIP_OUTER = [146, 91, 181, 84, 17, 314, 405, 321, 375]
+#: the two vertex rings inside each lip's red, between its inner and outer contour (corners left
+#: out): they move with their lip, else a jaw drop carries the inner lower lip past them (a fold)
+LOWER_LIP_RINGS = [96, 89, 179, 86, 15, 316, 403, 319, 325, 77, 90, 180, 85, 16, 315, 404, 320, 307]
+UPPER_LIP_RINGS = [183, 42, 41, 38, 12, 268, 271, 272, 407, 184, 74, 73, 72, 11, 302, 303, 304, 408]
 R_CORNER, L_CORNER = [61, 78, 62, 76, 184, 146, 185, 95, 191], [291, 308, 292, 306, 408, 375, 409, 324, 415]
 INNER_LIP_CONTOUR = [
     78,
@@ -101,8 +107,8 @@ def au_basis(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     above_eye = 1 - _smooth_step(Y, eye_y - 0.09, eye_y - 0.01)  # brows/forehead (+ lid skin), not the eye
     # lower face (moves with the jaw): below the mouth line, inner lower lip included
     lower = _smooth_step(Y, mouth_y - 0.02, mouth_y + 0.08)
-    lower[LOWER_LIP_INNER_SET + LOWER_LIP_OUTER] = 1.0
-    lower[UPPER_LIP_INNER_SET + UPPER_LIP_OUTER] = 0.0
+    lower[LOWER_LIP_INNER_SET + LOWER_LIP_OUTER + LOWER_LIP_RINGS] = 1.0
+    lower[UPPER_LIP_INNER_SET + UPPER_LIP_OUTER + UPPER_LIP_RINGS] = 0.0
     mouth_c = mesh[[MOUTH_RIGHT, MOUTH_LEFT]].mean(0)
     jaw_w = lower * np.exp(-((X - mouth_c[0]) ** 2) / (2 * 0.75**2))
     B = {k: np.zeros((n, 3)) for k in AU_NAMES}
@@ -119,11 +125,13 @@ def au_basis(mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     B["AU4"][:, 0] = -side * w4 * 0.055 * _smooth_step(np.abs(X), 0.05, 0.2)
     B["AU4"] += up(_g(mesh, R_UPPER_LID + L_UPPER_LID, 0.05) * (1 - above_eye), -0.015)
     # lids
+    # a lid moves most at its middle and little next to the eye corners (fixed: RIGID), which a
+    # lid vertex moved in full would cross (a fold at the canthus)
     wul = np.zeros(n)
-    wul[R_UPPER_LID + L_UPPER_LID] = 1.0
+    wul[R_UPPER_LID + L_UPPER_LID] = LID_TAPER + LID_TAPER
     B["AU5"] = up(wul, 0.05) + up(_g(mesh, R_UPPER_LID + L_UPPER_LID, 0.08) * above_eye, 0.025)
     wll = np.zeros(n)
-    wll[R_LOWER_LID + L_LOWER_LID] = 1.0
+    wll[R_LOWER_LID + L_LOWER_LID] = LID_TAPER + LID_TAPER
     B["AU6"] = up(_g(mesh, R_CHEEK + L_CHEEK, 0.14) * (1 - above_eye), 0.07) + up(wll, 0.02)
     B["AU6"][:, 0] += side * _g(mesh, [33, 263], 0.06) * -0.01
     B["AU7"] = (

@@ -3,7 +3,10 @@
 1. Target landmarks (:func:`cmet.face.expression.target_landmarks`): the frame's own landmarks
    (so its lips, pose and expression stay) moved by the AU displacement fields in the face's pose.
 2. Piecewise-affine mesh warp (:mod:`cmet.face.warp`): the 468 vertices plus a fixed ring around
-   the face and the image border, every target pixel mapped back through its triangle.
+   the face and the image border, every target pixel mapped back through its triangle. The target
+   mesh is kept one-to-one first (:class:`cmet.face.warp.Unfolder`: a displacement that would fold
+   a triangle over its neighbours, drawing a hard edge, spreads into the skin around it; each brow
+   moves as one piece; only a lowered brow may hood the lid).
 3. What a warp cannot do, painted in target coordinates: a mouth interior where the mouth opens
    more than in the source (:mod:`cmet.face.mouth`) and shading where the muscles bunch
    (:mod:`cmet.face.shading`).
@@ -24,9 +27,9 @@ from cmet.face.expression import Canonical, target_landmarks
 from cmet.face.facs import AU_NAMES
 from cmet.face.mouth import mouth_interior, signed_gap
 from cmet.face.mouth_bank import MouthBank
-from cmet.face.rigid import has_eyeglasses, vertex_weights
+from cmet.face.rigid import BROW_HOOD, BROW_PAIRS, has_eyeglasses, vertex_weights
 from cmet.face.shading import apply_shading, shading
-from cmet.face.warp import control_points, triangulate, warp
+from cmet.face.warp import Unfolder, control_points, triangulate, warp
 
 #: AUs whose fields are not scaled past their apex by the render gain: the emotional jaw drop
 #: (0.25 IOD at apex is already wide; more breaks the lip track and reads as shouting = angry)
@@ -51,6 +54,8 @@ OPEN_SHOWN = 0.08
 NEW_PAST = (1.0, 2.0)
 #: a video renderer's displacement EMA weight on the previous frame (see FaceRenderer)
 VIDEO_TEMPORAL = 0.5
+#: a video renderer's first guess of a frame's fold correction: the previous frame's times this
+UNFOLD_WARM = 0.8
 
 
 class FaceRenderer:
@@ -79,7 +84,12 @@ class FaceRenderer:
     ):
         self.can = can
         self.shape = shape
-        self.tris = triangulate(control_points(can.neutral_px[:, :2], shape, RING))
+        ref = control_points(can.neutral_px[:, :2], shape, RING)
+        self.tris = triangulate(ref)
+        self._ref = ref
+        self._brow_pairs = np.asarray(BROW_PAIRS)  # [P, 2] (upper, lower) vertex per brow column
+        self._fix: np.ndarray | None = None  # the Unfolder's last correction [N, 2] (video frames)
+        self._unfold: Unfolder | None = None  # needs the vertex weights (decided on the first frame)
         self.mouth_bank = mouth_bank
         self.open_shown = float(open_shown)
         self.weights = None if glasses is None else vertex_weights(can.neutral_px, glasses)[:, None]
@@ -115,7 +125,11 @@ class FaceRenderer:
             self.mouth_bank.offer(frame, landmarks)
         delta = np.asarray(delta_au, np.float32) * self.gains
         tgt = target_landmarks(self.can, landmarks, delta, jaw)
-        disp = self.weights * (tgt - landmarks)  # the rigid parts stay with the head
+        move = tgt - landmarks
+        # each brow moves as one piece: its upper and lower edge take their mean displacement (the
+        # fields' falloff differs by a few % between them, enough to squeeze the hair at 2 x apex)
+        move[self._brow_pairs] = move[self._brow_pairs].mean(1, keepdims=True)
+        disp = self.weights * move  # the rigid parts stay with the head (and eyeglass frames)
         if self.temporal > 0 and self._prev is not None:
             disp = (1 - self.temporal) * disp + self.temporal * self._prev
         self._prev = disp
@@ -123,6 +137,18 @@ class FaceRenderer:
         src_c = control_points(landmarks[:, :2], frame.shape[:2], RING)
         dst_c = control_points(tgt[:, :2], frame.shape[:2], RING)
         dst_c[468:] = src_c[468:]  # the ring and border stay put
+        if self._unfold is None:
+            free = np.zeros(len(self._ref))
+            free[:468] = self.weights[:, 0] > 0  # not the upper face outline, nor eyeglass frames
+            self._unfold = Unfolder(self.tris, self._ref, free, BROW_PAIRS, BROW_HOOD)
+        # no triangle folded over its neighbours; on a video the previous frame's correction
+        # (damped) is the first guess: fewer steps, and a correction that changes smoothly
+        warm = UNFOLD_WARM * self._fix if self.temporal > 0 and self._fix is not None else None
+        raw = dst_c
+        dst_c, _ = self._unfold(src_c, raw, warm)
+        self._fix = dst_c - raw
+        tgt = tgt.copy()
+        tgt[:, :2] = dst_c[:468]
         out = warp(frame, src_c, dst_c, self.tris)
         iod = float(np.linalg.norm(tgt[263, :2] - tgt[33, :2]))
         au = {k: float(v) for k, v in zip(AU_NAMES, delta, strict=True)}

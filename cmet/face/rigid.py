@@ -3,9 +3,9 @@ beyond it) and eyeglass frames.
 
 * :func:`vertex_weights`: a weight [468] in [0, 1] per FaceMesh vertex that scales the expression
   displacement of the warp. Vertices on and near the upper face oval (above the eyes) get 0,
-  fading to 1 over :data:`OVAL_FADE` IOD inwards; with eyeglasses, the eye band (lids, the
-  cheeks' top, the nose bridge: where the frames sit) gets 0 and the brows fade in above it, so
-  the frames move only with the head.
+  fading to 1 over :data:`OVAL_FADE` IOD inwards (a brow's two edges alike: :data:`BROW_PAIRS`);
+  with eyeglasses, the eye band (lids, the cheeks' top, the nose bridge: where the frames sit)
+  gets 0 and the brows fade in above it, so the frames move only with the head.
 * :func:`eyeglasses_score`: edge evidence of eyeglass frames: a strong straight horizontal edge
   across the nose bridge between the eyes (where the bridge of the frames crosses; skin there is
   smooth), relative to the upper lids' edges, as a median over frames (frames persist, a shadow
@@ -28,6 +28,13 @@ BAND_FADE = 0.2
 #: FaceMesh vertices: nose bridge between the eyes, forehead centre, under the lower lids
 BRIDGE = (168, 6)
 UPPER_LIDS = (159, 386)
+#: the skin between each brow's lower edge and the upper lid's edge (FaceMesh eye-upper rings 1-2,
+#: the brow's lower edge, the upper lid): a lowered brow may hood the lid (one surface over another)
+BROW_HOOD = (46, 53, 52, 65, 55, 247, 30, 29, 27, 28, 56, 190, 113, 225, 224, 223, 222, 221, 189, 246, 161, 160, 159, 158, 157, 173,
+             276, 283, 282, 295, 285, 467, 260, 259, 257, 258, 286, 414, 342, 445, 444, 443, 442, 441, 413, 466, 388, 387, 386, 385, 384, 398)  # fmt: skip
+#: each brow's upper-edge vertices and the lower-edge vertex below each (subject's right, left):
+#: the brow hair between them moves as one piece (see vertex_weights)
+BROW_PAIRS = ((70, 46), (63, 53), (105, 52), (66, 65), (107, 55), (300, 276), (293, 283), (334, 282), (296, 295), (336, 285))  # fmt: skip
 #: the face oval (silhouette) of the FaceMesh topology
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
              152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)  # fmt: skip
@@ -57,6 +64,11 @@ def vertex_weights(neutral_px: np.ndarray, glasses: bool = False) -> np.ndarray:
     w = np.ones(len(xy))
     upper = xy[:, 1] < 0.1  # above (a little below) the eye line: forehead, temples
     w[upper] = _smooth(d[upper] / OVAL_FADE)
+    # the brow's upper edge lies nearer the oval than its lower edge: faded alone it would rise less
+    # and squeeze the brow hair into a thin hard line; both edges take the larger weight and the
+    # forehead above (bare skin) takes the squeeze
+    for up, lo in BROW_PAIRS:
+        w[up] = w[lo] = max(w[up], w[lo])
     if glasses:
         rows = xy[list(EYE_BAND_ROWS), 1]
         top = float(rows.min()) - 0.05  # just above the upper lids: the frames' top rim

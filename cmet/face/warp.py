@@ -45,6 +45,12 @@ FACE_OVAL = [
     109,
 ]
 N_BORDER = 16
+#: the Unfolder's least mobility: the vertices an expression moves most still give way this much
+STIFF_FLOOR = 0.15
+#: the Unfolder stops when this many steps in a row leave as many squeezed triangles
+STALL = 25
+#: the Unfolder's Jacobi step toward the neighbours' mean displacement (1 = all the way)
+STEP = 1.0
 
 
 def control_points(p2d: np.ndarray, shape: tuple[int, int], ring: float | np.ndarray = 1.5) -> np.ndarray:
@@ -133,3 +139,157 @@ def triangle_maps(M: np.ndarray, D: np.ndarray, box: tuple[int, int, int, int]):
     xs = np.arange(x0, x1, dtype=np.float32)[None, :]
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     return xs * a00 + ys * a10 + a20, xs * a01 + ys * a11 + a21, ids < K
+
+
+def signed_areas(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Signed area of each triangle: points [N, 2], tris [K, 3] -> [K] (pixels^2)."""
+    p = np.asarray(points, np.float64)
+    a, b, c = p[tris[:, 0]], p[tris[:, 1]], p[tris[:, 2]]
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+
+def _areas(p: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """:func:`signed_areas` of float64 points [N, 2], faster on small sets (points as complex numbers)."""
+    z = p[:, 0] + 1j * p[:, 1]
+    a = z[tris[:, 0]]
+    return 0.5 * (np.conj(z[tris[:, 1]] - a) * (z[tris[:, 2]] - a)).imag
+
+
+class Unfolder:
+    """Keeps a piecewise-affine warp one-to-one: no triangle folds over its neighbours.
+
+    A large AU displacement can carry a vertex across its neighbours (a brow raised into the
+    forehead vertices above it, an upper lid lowered past the lower lid, the inner lower lip
+    dropped past the lip's middle ring). The warp then paints one triangle over another: a hard
+    edge and doubled skin, the "drawn stroke" look. :meth:`__call__` relaxes the displacement of
+    the vertices of every triangle squeezed below ``min_ratio`` of its source area toward the mean
+    displacement of their mesh neighbours (Jacobi steps of Laplacian smoothing). The vertices the
+    expression moves most are the stiffest (they carry it: a raised brow keeps its shape and
+    height), the passive ones around them give way most (the forehead skin above rises a little
+    and takes the squeeze), and the ``free`` = 0 vertices (the image border, the control ring, the
+    upper face outline, eyeglass frames) never move.
+    """
+
+    def __init__(
+        self,
+        tris: np.ndarray,
+        ref: np.ndarray,
+        free: np.ndarray,
+        tied: tuple[tuple[int, ...], ...] = (),
+        overlap: tuple[int, ...] = (),
+        min_ratio: float = 0.2,
+        iters: int = 150,
+    ):
+        """tris [K, 3] over the N control points ``ref`` [N, 2] they were built on (each triangle is
+        oriented to a positive area there); free [N] in [0, 1] (0: the vertex never moves); ``tied``:
+        groups of vertices relaxed as one piece (a brow's upper and lower edge: the hair between
+        them is not squeezed into a line); ``overlap``: vertices whose triangles (all three corners
+        among them) may fold while they move down the image: one skin surface sliding over another
+        in depth (a lowered brow hoods the upper lid), which the warp shows as the later triangle
+        drawn over the earlier."""
+        from scipy.sparse import coo_matrix
+
+        tris = np.asarray(tris)
+        flip = signed_areas(ref, tris) < 0
+        self.tris = np.where(flip[:, None], tris[:, [0, 2, 1]], tris)
+        self.free = np.clip(np.asarray(free, np.float64), 0.0, 1.0)
+        n = len(self.free)
+        i = self.tris[:, [0, 1, 2, 1, 2, 0]].ravel()
+        j = self.tris[:, [1, 2, 0, 0, 1, 2]].ravel()
+        adj = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)).tocsr()
+        adj.data[:] = 1.0  # an edge shared by two triangles counts once
+        deg = np.asarray(adj.sum(1)).ravel()
+        # dense operators (a face: 520 control points, ~1000 triangles; a few MB): row slices of
+        # them cost microseconds where sparse slicing costs tenths of a millisecond a call
+        self.adj = adj.toarray() > 0  # [N, N]
+        self.mean_nb = adj.multiply(1.0 / np.maximum(deg, 1)[:, None]).toarray()  # [N, N]
+        k = len(self.tris)
+        self.vert_tris = np.zeros((n, k), bool)  # [N, K] vertex in triangle
+        self.vert_tris[self.tris.ravel(), np.repeat(np.arange(k), 3)] = True
+        # tied groups as one "group mean" operator: step <- tie @ step
+        tie = np.eye(n)
+        for g in tied:
+            g = np.asarray(g, np.int64)
+            tie[np.ix_(g, np.arange(n))] = 0.0
+            tie[np.ix_(g, g)] = 1.0 / len(g)
+        self.tie = tie
+        self.may_fold = np.isin(self.tris, np.asarray(overlap, np.int64)).all(1)
+        self.min_ratio = float(min_ratio)
+        self.iters = int(iters)
+
+    def bad(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """[K] bool: triangles squeezed below ``min_ratio`` of their source area (or, where the
+        source triangle is folded already, folded further than in the source)."""
+        return self._bad(self._src_areas(src, dst), signed_areas(dst, self.tris))
+
+    def _src_areas(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Source areas [K]; -inf (never "squeezed") for an ``overlap`` triangle moving down the
+        image (a brow lowered over the lid; raised, the same skin must not fold)."""
+        s = signed_areas(src, self.tris)
+        dy = np.asarray(dst, np.float64)[:, 1] - np.asarray(src, np.float64)[:, 1]
+        s[self.may_fold & (dy[self.tris].mean(1) > 0)] = -np.inf
+        return s
+
+    def _bad(self, s: np.ndarray, d: np.ndarray, tol: float = 0.5) -> np.ndarray:
+        return d < np.minimum(self.min_ratio * s, s) - tol
+
+    def __call__(
+        self, src: np.ndarray, dst: np.ndarray, warm: np.ndarray | None = None
+    ) -> tuple[np.ndarray, int]:
+        """src, dst [N, 2] control points -> (dst [N, 2] without folds where it could, the number of
+        triangles still squeezed after ``iters`` steps). ``warm`` [N, 2]: a first guess of the
+        correction (a video's previous frame's, damped), tried only when ``dst`` needs one.
+
+        The steps run on a working set (the squeezed triangles, two rings of vertices around them
+        and every triangle touching those) with small dense operators, the whole mesh checked
+        again after it settles."""
+        src = np.asarray(src, np.float64)
+        disp = np.asarray(dst, np.float64) - src
+        s_all = self._src_areas(src, dst)
+        bad = self._bad(s_all, signed_areas(src + disp, self.tris))
+        if not bad.any():
+            return np.asarray(dst, np.float32), 0
+        size = np.linalg.norm(disp, axis=1)
+        mobility = self.free * np.clip(1.0 - size / max(float(size.max()), 1e-9), STIFF_FLOOR, 1.0)
+        if warm is not None:
+            disp = disp + np.asarray(warm, np.float64) * (self.free > 0)[:, None]
+            bad = self._bad(s_all, signed_areas(src + disp, self.tris))
+        steps = 0
+        while bad.any() and steps < self.iters:
+            w = np.zeros(len(disp), bool)
+            w[self.tris[bad].ravel()] = True
+            for _ in range(2):
+                w |= self.adj[w].any(0)
+            tk = np.flatnonzero(self.vert_tris[w].any(0))  # every triangle touching the working set
+            on_set = np.zeros(len(disp), bool)
+            on_set[self.tris[tk].ravel()] = True
+            on_set |= (self.tie[on_set] != 0).any(0)  # with the rest of their tied groups
+            verts = np.flatnonzero(on_set)
+            # local operators: neighbour means (the neighbours outside ``verts`` do not move during
+            # the steps: their share is a constant) and the tied groups' means
+            a_loc = self.mean_nb[np.ix_(verts, verts)]
+            c_out = self.mean_nb[verts] @ disp - a_loc @ disp[verts]
+            tie_loc = self.tie[np.ix_(verts, verts)]
+            T = np.searchsorted(verts, self.tris[tk])
+            s, src_l, d_l = s_all[tk], src[verts], disp[verts]
+            mob_l, fixed_l = mobility[verts], self.free[verts] == 0
+            b = self._bad(s, _areas(src_l + d_l, T))
+            best, since = int(b.sum()), 0
+            while b.any() and steps < self.iters and since < STALL:
+                steps += 1
+                on = np.zeros(len(verts), bool)
+                on[T[b].ravel()] = True
+                on &= mob_l > 0
+                step = np.zeros_like(d_l)
+                step[on] = STEP * mob_l[on, None] * ((a_loc[on] @ d_l) + c_out[on] - d_l[on])
+                step = tie_loc @ step  # a tied group takes its members' mean step
+                step[fixed_l] = 0.0
+                d_l += step
+                b = self._bad(s, _areas(src_l + d_l, T))
+                since = 0 if b.sum() < best else since + 1
+                best = min(best, int(b.sum()))
+            disp[verts] = d_l
+            bad = self._bad(s_all, signed_areas(src + disp, self.tris))
+            if b.any() or np.isin(np.flatnonzero(bad), tk).all():
+                break  # stalled (or nothing new outside the working set): what is left stays
+        return (src + disp).astype(np.float32), int(bad.sum())

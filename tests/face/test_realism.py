@@ -274,3 +274,72 @@ def test_video_renderer_uses_the_persons_own_mouth(can, astronaut_face, astronau
     out, tgt = r.render(astronaut_face, closed, code, return_landmarks=True)
     g = out[polygon_mask(out.shape[:2], tgt[INNER_LIP_CONTOUR])].astype(int)
     assert (g[:, 1] > g[:, 0] + 40).mean() > 0.5
+
+
+def _grid(n: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    from cmet.face.warp import triangulate
+
+    pts = np.stack(np.meshgrid(np.arange(n) * 10.0, np.arange(n) * 10.0), -1).reshape(-1, 2)
+    return pts.astype(np.float32), triangulate(pts)
+
+
+def test_unfolder_removes_a_fold_and_leaves_a_fold_free_warp_alone():
+    from cmet.face.warp import Unfolder, signed_areas
+
+    pts, tris = _grid()
+    free = np.ones(len(pts))
+    edge = (pts % 40 == 0).any(1)
+    free[edge] = 0.0
+    unf = Unfolder(tris, pts, free)
+    ok = pts.copy()
+    ok[12] += [3.0, -2.0]  # the centre moved inside its ring: nothing to do
+    out, left = unf(pts, ok)
+    assert left == 0 and np.array_equal(out, ok)
+    bad = pts.copy()
+    bad[12] += [16.0, 0.0]  # the centre pushed past its right neighbour: triangles fold
+    oriented = unf.tris
+    assert (signed_areas(bad, oriented) < 0).any()
+    out, left = unf(pts, bad)
+    assert left == 0 and (signed_areas(out, oriented) > 0).all()
+    assert np.array_equal(out[edge], pts[edge])  # the fixed vertices never move
+    assert out[12, 0] - pts[12, 0] > 5.0  # the push is damped, not undone: the neighbours give way
+    assert out[13, 0] > pts[13, 0]
+
+
+def test_unfolder_moves_a_tied_group_as_one_piece():
+    from cmet.face.warp import Unfolder
+
+    pts, tris = _grid()
+    free = np.ones(len(pts))
+    free[(pts % 40 == 0).any(1)] = 0.0
+    bad = pts.copy()
+    bad[[12, 17]] += [0.0, -16.0]  # a "brow" (two vertices, one above the other) pushed up past row 1
+    out, _ = Unfolder(tris, pts, free, tied=((12, 17),))(pts, bad)
+    assert np.allclose(out[12] - bad[12], out[17] - bad[17])  # same step: the piece keeps its shape
+    out_free, _ = Unfolder(tris, pts, free)(pts, bad)
+    assert not np.allclose(out_free[12] - bad[12], out_free[17] - bad[17])
+
+
+def test_a_strong_brow_raise_keeps_the_brows_and_folds_nothing(can, astronaut_face, astronaut_landmarks):
+    """Surprise past the apex: the warp stays one-to-one and each brow keeps its thickness (a brow
+    run into the still forehead used to be squeezed into a hard drawn line)."""
+    from cmet.face.facs import AU_NAMES
+    from cmet.face.render import RING, FaceRenderer
+    from cmet.face.rigid import BROW_PAIRS
+    from cmet.face.warp import control_points, signed_areas
+
+    code = np.zeros(len(AU_NAMES), np.float32)
+    for a, v in (("AU1", 1.2), ("AU2", 1.4), ("AU5", 1.0), ("AU4", 0.0)):
+        code[AU_NAMES.index(a)] = v
+    rend = FaceRenderer(can, astronaut_face.shape[:2], gain=1.6, glasses=False)
+    _, tgt = rend.render(astronaut_face, astronaut_landmarks, code, return_landmarks=True)
+    src = control_points(astronaut_landmarks[:, :2], astronaut_face.shape[:2], RING)
+    dst = control_points(tgt[:, :2], astronaut_face.shape[:2], RING)
+    dst[468:] = src[468:]
+    s, d = signed_areas(src, rend._unfold.tris), signed_areas(dst, rend._unfold.tris)
+    assert (d[s > 1.0] > 0).all(), "a triangle folded over its neighbours"
+    p0, p1 = astronaut_landmarks, tgt
+    thick0 = np.array([p0[lo, 1] - p0[up, 1] for up, lo in BROW_PAIRS])
+    thick1 = np.array([p1[lo, 1] - p1[up, 1] for up, lo in BROW_PAIRS])
+    assert (thick1 > 0.6 * thick0).all(), (thick0, thick1)
+    assert (p1[[105, 334], 1] < p0[[105, 334], 1] - 0.1 * np.linalg.norm(p0[263, :2] - p0[33, :2])).all()
