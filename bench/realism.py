@@ -9,10 +9,15 @@ emotion (:mod:`cmet.face.realism`):
 * identity: dlib face-recognition ResNet descriptor distance, edited frame vs the same input frame
   (every 5th frame), median; beside it the natural variation inside the input (frames 2 s apart);
 * flicker ratio: mean frame-to-frame change of the face outside the mouth, edit / input;
-* the render stage's time per frame.
+* the render stage's time per frame;
+* the frontier: identity vs the FER judge's Acc_emo as the renderer's gain grows (``face.render_gain``
+  0.6 ... 1.6): what the warp pays in identity for an expression the judge reads.
+
+Beside the identity figures, the same person in another MEAD recording
+(``asset/identity/W009_001_identity_source.jpg``) against the input frames.
 
 Images: ``realism_sheet.png`` -- before/after of every emotion on the video (an open-mouth frame)
-and on three portraits. ``python -m bench.realism --bundle DIR`` runs it with any bundle.
+and on three portraits; ``realism_frontier.png`` -- the frontier. ``python -m bench.realism --bundle DIR`` runs it with any bundle.
 """
 
 from __future__ import annotations
@@ -58,6 +63,26 @@ def judge_share(judge, frames: np.ndarray, box, emotion: str) -> float | None:
     return float(np.mean([t == EMOTION_TO_LABEL[emotion] for t in judge(frames, box=box).top1]))
 
 
+#: the same speaker in another MEAD recording (the release's identity image of W009)
+OTHER_RECORDING = "W009_001_identity_source.jpg"
+
+
+def other_recording(ref) -> float | None:
+    """Median descriptor distance of the W009 identity image (another recording of the same person)
+    to the input frames of ``ref`` (:class:`cmet.face.identity.Reference`); None without the file."""
+    import cv2
+
+    from bench.context import find_release
+    from cmet.face.identity import descriptor, face_box
+
+    rel = find_release()
+    path = None if rel is None else rel / "asset" / "identity" / OTHER_RECORDING
+    if path is None or not path.is_file():
+        return None
+    img = cv2.imread(str(path))[:, :, ::-1].copy()
+    return float(np.median(np.linalg.norm(ref.desc - descriptor(img, face_box(img)), axis=1)))
+
+
 def measure_video(
     v: dict, bundle, face, emotions=BASIC, progress: bool = True, judge_stride: int = 2
 ) -> dict:
@@ -74,6 +99,9 @@ def measure_video(
     nat = natural_variation(frames, v["fps"], 2.0, lm_in)
     self_check = measure(frames, lm_in, frames, lm_in, stride, ref)
     res = {"natural_identity_median": float(np.median(nat)), "input_vs_itself": self_check.to_dict()}
+    other = other_recording(ref)
+    if other is not None:
+        res["other_recording_identity_median"] = other
     judge = Judge(str(face.get("judge_backend", "tflite")))
     box = judge.face_box(frames[0], "W009_038.mp4 frame 0")
     jidx = np.arange(0, len(frames), judge_stride)
@@ -90,6 +118,84 @@ def measure_video(
             print(f"realism {e}: {r}", flush=True)
     res["edits"] = edits
     return res
+
+
+#: render gains of the identity/FER frontier (1.0 = the FACS apex fields; the default is face.render_gain)
+FRONTIER_GAINS = (0.6, 1.0, 1.3, 1.6)
+
+
+def frontier(
+    v: dict, bundle, face, gains=FRONTIER_GAINS, emotions=BASIC, stride: int = 10, judge_stride: int = 4
+) -> dict:
+    """Identity vs FER as the renderer's gain grows: each emotion's edit of the tracked video ``v``
+    rendered at each ``face.render_gain`` in ``gains`` -> {"gains": [...], "rows": [{gain, emotion,
+    identity_median, judge_acc}, ...], "all": [{gain, identity_worst, judge_acc}, ...]} (``all``: the
+    worst emotion's identity median, as the target is for every emotion, and the mean FER share).
+
+    What a warp renderer pays in identity for an expression the FER judge reads (identity on every
+    ``stride``-th frame, the judge on every ``judge_stride``-th)."""
+    from omegaconf import OmegaConf
+
+    from bench.pixel import render_frames, smooth
+    from cmet.face.identity import Reference
+    from cmet.face.judge import Judge
+
+    frames = v["frames"]
+    idx, jidx = np.arange(0, len(frames), stride), np.arange(0, len(frames), judge_stride)
+    need = np.union1d(idx, jidx)
+    ref = Reference.of(frames[idx], v["tracks"][idx])
+    judge = Judge(str(face.get("judge_backend", "tflite")))
+    box = judge.face_box(frames[0], "W009_038.mp4 frame 0")
+    rows, agg = [], []
+    for g in gains:
+        fg = OmegaConf.merge(face, {"render_gain": float(g)})
+        ids, accs = [], []
+        for e in emotions:
+            off = smooth(bundle.predict_offsets(v["neutral"], e), v["fps"], fg)
+            # every frame up to the last needed one is rendered (the renderer's temporal state)
+            out = render_frames(v, off, np.arange(int(need[-1]) + 1), fg)
+            idm = float(np.median(ref.distances(out[idx])))
+            acc = judge_share(judge, out[jidx], box, e)
+            rows.append(dict(gain=float(g), emotion=e, identity_median=idm, judge_acc=acc))
+            ids.append(idm)
+            if acc is not None:
+                accs.append(acc)
+        agg.append(dict(gain=float(g), identity_worst=float(np.max(ids)), judge_acc=float(np.mean(accs))))
+    return {"gains": [float(g) for g in gains], "rows": rows, "all": agg}
+
+
+def frontier_plot(fr: dict, path: Path, targets=(0.30, 0.56)) -> Path:
+    """Each emotion's (identity median, FER share) per gain, all emotions together (the worst
+    identity, the mean FER share) and the issue's targets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cmet.plots import save_figure
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    for e in dict.fromkeys(r["emotion"] for r in fr["rows"]):
+        pts = [(r["identity_median"], r["judge_acc"], r["gain"]) for r in fr["rows"] if r["emotion"] == e]
+        if pts[0][1] is None:
+            continue
+        ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], "o-", ms=3, lw=1, label=e)
+    m = fr["all"]
+    ax.plot([p["identity_worst"] for p in m], [100 * p["judge_acc"] for p in m], "ks-", lw=2,
+            label="all: worst identity,\nmean FER")  # fmt: skip
+    for p in m:
+        ax.annotate(f"gain {p['gain']:g}", (p["identity_worst"], 100 * p["judge_acc"]), fontsize=7,
+                    xytext=(4, -10), textcoords="offset points")  # fmt: skip
+    ax.axvline(targets[0], color="grey", ls="--", lw=1)
+    ax.axhline(100 * targets[1], color="grey", ls="--", lw=1)
+    ax.fill_between([0, targets[0]], 100 * targets[1], 100, color="green", alpha=0.08, label="targets met")
+    ax.set_xlim(0, 0.65)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("identity distance, median (dlib; edit vs same input frame)")
+    ax.set_ylabel("FER judge Acc_emo (%)")
+    ax.set_title("Warp renderer: identity vs expression, W009_038", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    return save_figure(fig, path)
 
 
 def portrait_rows(release: Path, bundle, face, emotions=BASIC, n_frames: int = 25) -> list[list[np.ndarray]]:
@@ -226,19 +332,40 @@ def markdown(res: dict, ctx_line: str) -> str:
         if ps
         else ""
     )
+    fr = res.get("frontier")
+    fr_line = ""
+    if fr:
+        cells = ", ".join(
+            f"gain {p['gain']:g}: worst identity {p['identity_worst']:.3f} / FER {100 * p['judge_acc']:.1f}%"
+            for p in fr["all"]
+        )
+        fr_line = (
+            "Identity vs expression as the renderer's gain grows (`face.render_gain`; 1.0 = the FACS apex "
+            f"fields, the default {fr.get('default_gain', 1.6):g}): the worst emotion's identity median "
+            f"(every 10th frame) and the mean FER Acc_emo (every 4th frame): {cells}. "
+            "Image: [realism_frontier.png](realism_frontier.png)."
+        )
     s = res["input_vs_itself"]
+    other = res.get("other_recording_identity_median")
+    other_line = (
+        ""
+        if other is None
+        else f" the same person in another MEAD recording ({OTHER_RECORDING}): {other:.3f};"
+    )
     return f"""## {TITLE}
 
 {ctx_line}
 Input vs itself: mouth colour {s["mouth_colour"]:.3f} on {s["n_open"]} open-mouth frames, identity
 {s["identity_median"]:.3f}, flicker {s["flicker"]:.2f}. Natural identity variation inside the input
-(frames 2 s apart): median {res["natural_identity_median"]:.3f}; dlib's same-person threshold 0.6.
+(frames 2 s apart): median {res["natural_identity_median"]:.3f};{other_line} dlib's same-person threshold 0.6.
 
 {t}
 
 {acc_line}
 
 {ps_line}
+
+{fr_line}
 
 Images: [realism_sheet.png](realism_sheet.png) (rows: the video's most open frame, three portraits;
 columns: input, then each emotion).
@@ -260,6 +387,9 @@ def run(ctx: Ctx) -> Section:
     res = measure_video(v, bundle, face, progress=False)
     res["portrait_speech"] = portrait_speech(rel, face)
     sheet_for(v, res, rel, bundle, face, ctx.out)
+    res["frontier"] = frontier(v, bundle, face)
+    res["frontier"]["default_gain"] = float(face.render_gain)
+    frontier_plot(res["frontier"], ctx.out / "realism_frontier.png")
     line = (
         f"Measured on `asset/video/W009_038.mp4` ({len(v['frames'])} frames), the {VIDEO_SPEAKER} fold's "
         f"C-MET model (W009 never in training). Reproduce: {ctx.reproduce(NAME)}."
@@ -281,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--emotions", default=",".join(BASIC))
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--no-sheet", action="store_true")
+    ap.add_argument(
+        "--frontier", default="", help="render gains of the identity/FER frontier, e.g. 0.6,1.0,1.3,1.6"
+    )
     a = ap.parse_args(argv)
     rel = find_release()
     if rel is None:
@@ -295,6 +428,10 @@ def main(argv: list[str] | None = None) -> int:
     res["portrait_speech"] = portrait_speech(rel, face)
     if not a.no_sheet:
         sheet_for(v, res, rel, bundle, face, ctx.out)
+    if a.frontier:
+        res["frontier"] = frontier(v, bundle, face, tuple(float(g) for g in a.frontier.split(",")))
+        res["frontier"]["default_gain"] = float(face.render_gain)
+        frontier_plot(res["frontier"], ctx.out / "realism_frontier.png")
     md = markdown(res, f"Bundle `{a.bundle}`. Reproduce: `python -m bench.realism --bundle {a.bundle}`.")
     print(md)
     from bench.common import write_result

@@ -72,3 +72,46 @@ def test_accuracy_section_on_tiny_data(tmp_path):
     assert len(runs) == 1 and (runs[0] / "bundle" / "bundle.json").is_file()
     again = train_cached(ctx, overrides(ctx, "full"), None, "gen-simulator-full")
     assert again["cached"] is True and again["acc_emo/cmet"] == d["methods"]["cmet"]
+
+
+def test_realism_markdown_and_frontier_plot(tmp_path):
+    """The realism section's report from figures (no release data): table, targets, frontier line
+    and image."""
+    from bench.realism import frontier_plot, markdown
+
+    edit = dict(
+        mouth_colour=0.1, identity_median=0.45, identity_p90=0.5, flicker=1.1, render_s_per_frame=0.007
+    )
+    rows = [
+        dict(gain=g, emotion=e, identity_median=i, judge_acc=a)
+        for g, e, i, a in (
+            (1.0, "happy", 0.32, 0.86),
+            (1.6, "happy", 0.42, 0.99),
+            (1.0, "contempt", 0.1, None),
+        )
+    ]
+    fr = {
+        "gains": [1.0, 1.6],
+        "rows": rows,
+        "all": [
+            dict(gain=1.0, identity_worst=0.32, judge_acc=0.86),
+            dict(gain=1.6, identity_worst=0.42, judge_acc=0.99),
+        ],
+        "default_gain": 1.6,
+    }
+    res = {
+        "natural_identity_median": 0.17,
+        "other_recording_identity_median": 0.3,
+        "input_vs_itself": dict(mouth_colour=0.0, n_open=52, identity_median=0.0, flicker=1.0),
+        "edits": {
+            "happy": dict(edit, judge_acc=0.99),
+            "contempt": dict(edit, identity_median=0.2, judge_acc=None),
+        },
+        "frontier": fr,
+    }
+    md = markdown(res, "line")
+    assert "| happy | 0.100 | 0.450 (p90 0.500) | 1.10 | 7 | 99 | NOT met |" in md
+    assert "| contempt | 0.100 | 0.200 (p90 0.500) | 1.10 | 7 | n/a | met |" in md
+    assert "gain 1.6: worst identity 0.420 / FER 99.0%" in md and "another MEAD recording" in md
+    png = frontier_plot(fr, tmp_path / "f.png")
+    assert png.is_file() and png.stat().st_size > 10_000
