@@ -141,7 +141,8 @@ class FaceRenderer:
         if self._unfold is None:
             free = np.zeros(len(self._ref))
             free[:468] = self.weights[:, 0] > 0  # not the upper face outline, nor eyeglass frames
-            self._unfold = Unfolder(self.tris, self._ref, free, BROW_PAIRS, BROW_HOOD)
+            ring = tuple(range(468, len(self._ref)))  # the ring and border: squeezed, never folded
+            self._unfold = Unfolder(self.tris, self._ref, free, BROW_PAIRS, BROW_HOOD, ring)
         # no triangle folded over its neighbours; on a video the previous frame's correction
         # (damped) is the first guess: fewer steps, and a correction that changes smoothly
         warm = UNFOLD_WARM * self._fix if self.temporal > 0 and self._fix is not None else None

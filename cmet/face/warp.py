@@ -47,6 +47,10 @@ FACE_OVAL = [
 N_BORDER = 16
 #: the Unfolder's least mobility: the vertices an expression moves most still give way this much
 STIFF_FLOOR = 0.15
+#: source triangles smaller than this (pixels^2) are left alone by the Unfolder
+MIN_AREA = 2.0
+#: a source area no target area is ever below (a triangle the Unfolder leaves alone)
+NEVER = -1e18
 #: the Unfolder stops when this many steps in a row leave as many squeezed triangles
 STALL = 25
 #: the Unfolder's Jacobi step toward the neighbours' mean displacement (1 = all the way)
@@ -177,6 +181,7 @@ class Unfolder:
         free: np.ndarray,
         tied: tuple[tuple[int, ...], ...] = (),
         overlap: tuple[int, ...] = (),
+        loose: tuple[int, ...] = (),
         min_ratio: float = 0.2,
         iters: int = 150,
     ):
@@ -186,7 +191,8 @@ class Unfolder:
         them is not squeezed into a line); ``overlap``: vertices whose triangles (all three corners
         among them) may fold while they move down the image: one skin surface sliding over another
         in depth (a lowered brow hoods the upper lid), which the warp shows as the later triangle
-        drawn over the earlier."""
+        drawn over the earlier; ``loose``: vertices whose triangles may be squeezed as far as they
+        go, only not folded (the fixed ring around the face: the neck under a dropped jaw)."""
         from scipy.sparse import coo_matrix
 
         tris = np.asarray(tris)
@@ -214,7 +220,9 @@ class Unfolder:
             tie[np.ix_(g, g)] = 1.0 / len(g)
         self.tie = tie
         self.may_fold = np.isin(self.tris, np.asarray(overlap, np.int64)).all(1)
-        self.min_ratio = float(min_ratio)
+        self.min_ratio = np.where(
+            np.isin(self.tris, np.asarray(loose, np.int64)).any(1), 0.0, float(min_ratio)
+        )
         self.iters = int(iters)
 
     def bad(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -223,15 +231,23 @@ class Unfolder:
         return self._bad(self._src_areas(src, dst), signed_areas(dst, self.tris))
 
     def _src_areas(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """Source areas [K]; -inf (never "squeezed") for an ``overlap`` triangle moving down the
-        image (a brow lowered over the lid; raised, the same skin must not fold)."""
+        """Source areas [K]; :data:`NEVER` (never "squeezed") for an ``overlap`` triangle moving down the
+        image (a brow lowered over the lid; raised, the same skin must not fold) and for one under
+        :data:`MIN_AREA`."""
         s = signed_areas(src, self.tris)
         dy = np.asarray(dst, np.float64)[:, 1] - np.asarray(src, np.float64)[:, 1]
-        s[self.may_fold & (dy[self.tris].mean(1) > 0)] = -np.inf
+        s[self.may_fold & (dy[self.tris].mean(1) > 0)] = NEVER
+        # a triangle of next to no area in the source (across closed lips) shows nothing to fold:
+        # pulling its corners together would drag the lip into the mouth it opens
+        s[np.abs(s) < MIN_AREA] = NEVER
         return s
 
-    def _bad(self, s: np.ndarray, d: np.ndarray, tol: float = 0.5) -> np.ndarray:
-        return d < np.minimum(self.min_ratio * s, s) - tol
+    def _bad(
+        self, s: np.ndarray, d: np.ndarray, tk: np.ndarray | None = None, tol: float = 0.5
+    ) -> np.ndarray:
+        """Squeezed triangles among all (or the triangles ``tk``): source areas s, target areas d."""
+        ratio = self.min_ratio if tk is None else self.min_ratio[tk]
+        return d < np.minimum(ratio * s, s) - tol
 
     def __call__(
         self, src: np.ndarray, dst: np.ndarray, warm: np.ndarray | None = None
@@ -249,6 +265,7 @@ class Unfolder:
         bad = self._bad(s_all, signed_areas(src + disp, self.tris))
         if not bad.any():
             return np.asarray(dst, np.float32), 0
+        raw_bad = bad
         size = np.linalg.norm(disp, axis=1)
         mobility = self.free * np.clip(1.0 - size / max(float(size.max()), 1e-9), STIFF_FLOOR, 1.0)
         if warm is not None:
@@ -273,7 +290,7 @@ class Unfolder:
             T = np.searchsorted(verts, self.tris[tk])
             s, src_l, d_l = s_all[tk], src[verts], disp[verts]
             mob_l, fixed_l = mobility[verts], self.free[verts] == 0
-            b = self._bad(s, _areas(src_l + d_l, T))
+            b = self._bad(s, _areas(src_l + d_l, T), tk)
             best, since = int(b.sum()), 0
             while b.any() and steps < self.iters and since < STALL:
                 steps += 1
@@ -285,11 +302,15 @@ class Unfolder:
                 step = tie_loc @ step  # a tied group takes its members' mean step
                 step[fixed_l] = 0.0
                 d_l += step
-                b = self._bad(s, _areas(src_l + d_l, T))
+                b = self._bad(s, _areas(src_l + d_l, T), tk)
                 since = 0 if b.sum() < best else since + 1
                 best = min(best, int(b.sum()))
             disp[verts] = d_l
             bad = self._bad(s_all, signed_areas(src + disp, self.tris))
             if b.any() or np.isin(np.flatnonzero(bad), tk).all():
                 break  # stalled (or nothing new outside the working set): what is left stays
+        folded = signed_areas(src + disp, self.tris) < np.minimum(0.0, s_all) - 0.5
+        folded_raw = signed_areas(dst, self.tris) < np.minimum(0.0, s_all) - 0.5
+        if folded.sum() > folded_raw.sum():  # a relaxation that stalled may fold elsewhere: never worse
+            return np.asarray(dst, np.float32), int(raw_bad.sum())
         return (src + disp).astype(np.float32), int(bad.sum())

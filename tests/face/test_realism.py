@@ -343,3 +343,32 @@ def test_a_strong_brow_raise_keeps_the_brows_and_folds_nothing(can, astronaut_fa
     thick1 = np.array([p1[lo, 1] - p1[up, 1] for up, lo in BROW_PAIRS])
     assert (thick1 > 0.6 * thick0).all(), (thick0, thick1)
     assert (p1[[105, 334], 1] < p0[[105, 334], 1] - 0.1 * np.linalg.norm(p0[263, :2] - p0[33, :2])).all()
+
+
+def test_unfolder_leaves_degenerate_and_loose_triangles_alone():
+    """A triangle of next to no source area (across closed lips) and a squeezed (not folded)
+    triangle on a ``loose`` vertex (the fixed ring) are not "fixed": relaxing them would drag skin."""
+    from cmet.face.warp import Unfolder
+
+    pts, tris = _grid()
+    free = np.ones(len(pts))
+    edge = (pts % 40 == 0).any(1)
+    free[edge] = 0.0
+    squeezed = pts.copy()
+    squeezed[7] += [0.0, -8.5]  # row 1 pushed toward the fixed top row: squeezed to 15%, not folded
+    out, left = Unfolder(tris, pts, free, loose=tuple(np.flatnonzero(edge)))(pts, squeezed)
+    assert left == 0 and np.array_equal(out, squeezed)
+    out, left = Unfolder(tris, pts, free)(pts, squeezed)  # the same squeeze inside the face is relaxed
+    assert out[7, 1] > squeezed[7, 1] + 0.5
+    # closed lips: A, B and C (between them, 0.1 px off their line: a 0.5 px^2 triangle), then C
+    # moved through the line (the lips parted): the thin triangle flips, nothing else does
+    from cmet.face.warp import signed_areas
+
+    lips = np.array([[0, 0], [10, 0], [5, 0.1], [-10, -10], [20, -10], [20, 10], [-10, 10]], np.float32)
+    t = np.array([[0, 1, 2], [3, 4, 1], [3, 1, 0], [3, 0, 6], [0, 2, 6], [2, 5, 6], [2, 1, 5], [1, 4, 5]])
+    opened = lips.copy()
+    opened[2] = [5, -3.0]
+    ring = np.array([1, 1, 1, 0, 0, 0, 0], float)
+    assert (signed_areas(opened, t) * np.sign(signed_areas(lips, t)) < 0).sum() == 1
+    out, left = Unfolder(t, lips, ring)(lips, opened)
+    assert left == 0 and np.array_equal(out, opened)
