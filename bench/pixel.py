@@ -103,13 +103,19 @@ def method_offsets(bundle, fs, codes: np.ndarray, emotion: str, method: str) -> 
     raise ValueError(method)
 
 
-def render_frames(v: dict, offsets: np.ndarray, idx: np.ndarray, face) -> np.ndarray:
-    """The render stage of :func:`cmet.edit.edit_video` (same renderer settings) on frames ``idx``."""
+def render_frames(
+    v: dict, offsets: np.ndarray, idx: np.ndarray, face, stats: dict | None = None
+) -> np.ndarray:
+    """The render stage of :func:`cmet.edit.edit_video` (same renderer settings) on frames ``idx``
+    (``stats``: filled with the renderer's ``unfold_stats``)."""
     from cmet.face.render import make_renderer
 
     rend = make_renderer(face, v["can"], v["frames"].shape[1:3], video=True)
     delta = np.clip(offsets, 0.0, 2.0)  # as edit_video: an edit adds muscle activity, 2 x apex at most
-    return np.stack([rend.render(v["frames"][i], v["tracks"][i], delta[i]) for i in idx])
+    out = np.stack([rend.render(v["frames"][i], v["tracks"][i], delta[i]) for i in idx])
+    if stats is not None:
+        stats.update(getattr(rend, "unfold_stats", {}))
+    return out
 
 
 def run(ctx: Ctx) -> Section:

@@ -9,6 +9,8 @@ emotion (:mod:`cmet.face.realism`):
 * identity: dlib face-recognition ResNet descriptor distance, edited frame vs the same input frame
   (every 5th frame), median; beside it the natural variation inside the input (frames 2 s apart);
 * flicker ratio: mean frame-to-frame change of the face outside the mouth, edit / input;
+* folds: the share of frames whose AU warp folded a triangle over its neighbours (a hard drawn
+  edge, doubled skin), and of frames still so after the renderer's :class:`cmet.face.warp.Unfolder`;
 * the render stage's time per frame;
 * the frontier: identity vs the FER judge's Acc_emo as the renderer's gain grows (``face.render_gain``
   0.6 ... 1.6): what the warp pays in identity for an expression the judge reads.
@@ -43,14 +45,14 @@ def track(frames: np.ndarray, name: str) -> np.ndarray:
     return FaceMesh().track(frames, name=name)
 
 
-def edit_frames(v: dict, bundle, emotion: str, face) -> tuple[np.ndarray, float]:
+def edit_frames(v: dict, bundle, emotion: str, face, stats: dict | None = None) -> tuple[np.ndarray, float]:
     """All frames of the tracked video ``v`` (bench.pixel.tracked_video) edited to ``emotion``:
-    ([T, H, W, 3] uint8, render seconds per frame)."""
+    ([T, H, W, 3] uint8, render seconds per frame); ``stats``: the renderer's fold counts."""
     from bench.pixel import render_frames, smooth
 
     off = smooth(bundle.predict_offsets(v["neutral"], emotion), v["fps"], face)
     t = time.perf_counter()
-    out = render_frames(v, off, np.arange(len(v["frames"])), face)
+    out = render_frames(v, off, np.arange(len(v["frames"])), face, stats)
     return out, (time.perf_counter() - t) / len(out)
 
 
@@ -107,10 +109,14 @@ def measure_video(
     jidx = np.arange(0, len(frames), judge_stride)
     edits = {}
     for e in emotions:
-        out, spf = edit_frames(v, bundle, e, face)
+        stats: dict = {}
+        out, spf = edit_frames(v, bundle, e, face, stats)
         lm_out = track(out, f"edit {e}")
         r = measure(frames, lm_in, out, lm_out, stride, ref).to_dict()
         r["render_s_per_frame"] = round(spf, 4)
+        if stats.get("frames"):  # share of frames whose AU warp folded a triangle, and after the Unfolder
+            r["folds_warp"] = stats["folded_warp"] / stats["frames"]
+            r["folds_left"] = stats["folded_left"] / stats["frames"]
         r["judge_acc"] = judge_share(judge, out[jidx], box, e)
         edits[e] = r
         v.setdefault("edits", {})[e] = out[sheet_frame(v)]
@@ -300,6 +306,9 @@ def markdown(res: dict, ctx_line: str) -> str:
                 f"{r['mouth_colour']:.3f}",
                 f"{r['identity_median']:.3f} (p90 {r['identity_p90']:.3f})",
                 f"{r['flicker']:.2f}",
+                "n/a"
+                if "folds_warp" not in r
+                else f"{100 * r['folds_warp']:.0f} -> {100 * r['folds_left']:.0f}",
                 f"{1000 * r['render_s_per_frame']:.0f}",
                 "n/a" if r.get("judge_acc") is None else f"{100 * r['judge_acc']:.0f}",
                 "met" if ok else "NOT met",
@@ -311,6 +320,7 @@ def markdown(res: dict, ctx_line: str) -> str:
             "mouth colour dist. (<= 0.30)",
             "identity median (<= 0.30)",
             "flicker (<= 1.2)",
+            "frames with a folded triangle %: warp -> rendered",
             "render ms/frame",
             "FER Acc_emo %",
             "targets",

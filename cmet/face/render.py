@@ -91,6 +91,8 @@ class FaceRenderer:
         self._brow_pairs = np.asarray(BROW_PAIRS)  # [P, 2] (upper, lower) vertex per brow column
         self._fix: np.ndarray | None = None  # the Unfolder's last correction [N, 2] (video frames)
         self._unfold: Unfolder | None = None  # needs the vertex weights (decided on the first frame)
+        #: frames rendered, frames whose AU warp folded a triangle, frames still so after the Unfolder
+        self.unfold_stats = {"frames": 0, "folded_warp": 0, "folded_left": 0}
         self.mouth_bank = mouth_bank
         self.open_shown = float(open_shown)
         self.weights = None if glasses is None else vertex_weights(can.neutral_px, glasses)[:, None]
@@ -149,6 +151,9 @@ class FaceRenderer:
         raw = dst_c
         dst_c, _ = self._unfold(src_c, raw, warm)
         self._fix = dst_c - raw
+        self.unfold_stats["frames"] += 1
+        self.unfold_stats["folded_warp"] += int(self._unfold.last[0] > 0)
+        self.unfold_stats["folded_left"] += int(self._unfold.last[1] > 0)
         tgt = tgt.copy()
         tgt[:, :2] = dst_c[:468]
         out = warp(frame, src_c, dst_c, self.tris)

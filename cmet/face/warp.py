@@ -224,6 +224,9 @@ class Unfolder:
             np.isin(self.tris, np.asarray(loose, np.int64)).any(1), 0.0, float(min_ratio)
         )
         self.iters = int(iters)
+        #: the last call's folded triangles (turned over, by more than 0.5 px^2 past the source's
+        #: own orientation; not the ones allowed to fold): in the target it was given, in its result
+        self.last = (0, 0)
 
     def bad(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """[K] bool: triangles squeezed below ``min_ratio`` of their source area (or, where the
@@ -263,6 +266,7 @@ class Unfolder:
         disp = np.asarray(dst, np.float64) - src
         s_all = self._src_areas(src, dst)
         bad = self._bad(s_all, signed_areas(src + disp, self.tris))
+        self.last = (0, 0)  # (no squeezed triangle: none folded either)
         if not bad.any():
             return np.asarray(dst, np.float32), 0
         raw_bad = bad
@@ -312,5 +316,7 @@ class Unfolder:
         folded = signed_areas(src + disp, self.tris) < np.minimum(0.0, s_all) - 0.5
         folded_raw = signed_areas(dst, self.tris) < np.minimum(0.0, s_all) - 0.5
         if folded.sum() > folded_raw.sum():  # a relaxation that stalled may fold elsewhere: never worse
+            self.last = (int(folded_raw.sum()), int(folded_raw.sum()))
             return np.asarray(dst, np.float32), int(raw_bad.sum())
+        self.last = (int(folded_raw.sum()), int(folded.sum()))
         return (src + disp).astype(np.float32), int(bad.sum())

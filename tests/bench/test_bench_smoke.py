@@ -80,8 +80,9 @@ def test_realism_markdown_and_frontier_plot(tmp_path):
     from bench.realism import frontier_plot, markdown
 
     edit = dict(
-        mouth_colour=0.1, identity_median=0.45, identity_p90=0.5, flicker=1.1, render_s_per_frame=0.007
-    )
+        mouth_colour=0.1, identity_median=0.45, identity_p90=0.5, flicker=1.1, render_s_per_frame=0.007,
+        folds_warp=1.0, folds_left=0.0,
+    )  # fmt: skip
     rows = [
         dict(gain=g, emotion=e, identity_median=i, judge_acc=a)
         for g, e, i, a in (
@@ -110,8 +111,8 @@ def test_realism_markdown_and_frontier_plot(tmp_path):
         "frontier": fr,
     }
     md = markdown(res, "line")
-    assert "| happy | 0.100 | 0.450 (p90 0.500) | 1.10 | 7 | 99 | NOT met |" in md
-    assert "| contempt | 0.100 | 0.200 (p90 0.500) | 1.10 | 7 | n/a | met |" in md
+    assert "| happy | 0.100 | 0.450 (p90 0.500) | 1.10 | 100 -> 0 | 7 | 99 | NOT met |" in md
+    assert "| contempt | 0.100 | 0.200 (p90 0.500) | 1.10 | 100 -> 0 | 7 | n/a | met |" in md
     assert "gain 1.6: worst identity 0.420 / FER 99.0%" in md and "another MEAD recording" in md
     png = frontier_plot(fr, tmp_path / "f.png")
     assert png.is_file() and png.stat().st_size > 10_000

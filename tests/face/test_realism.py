@@ -343,6 +343,7 @@ def test_a_strong_brow_raise_keeps_the_brows_and_folds_nothing(can, astronaut_fa
     thick1 = np.array([p1[lo, 1] - p1[up, 1] for up, lo in BROW_PAIRS])
     assert (thick1 > 0.6 * thick0).all(), (thick0, thick1)
     assert (p1[[105, 334], 1] < p0[[105, 334], 1] - 0.1 * np.linalg.norm(p0[263, :2] - p0[33, :2])).all()
+    assert rend.unfold_stats == {"frames": 1, "folded_warp": 1, "folded_left": 0}  # folded, then fixed
 
 
 def test_unfolder_leaves_degenerate_and_loose_triangles_alone():
