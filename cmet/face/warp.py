@@ -51,6 +51,8 @@ STIFF_FLOOR = 0.15
 MIN_AREA = 2.0
 #: a source area no target area is ever below (a triangle the Unfolder leaves alone)
 NEVER = -1e18
+#: area slack (pixels^2) of the Unfolder's tests: a triangle counts as squeezed or folded past it
+TOL = 0.5
 #: the Unfolder stops when this many steps in a row leave as many squeezed triangles
 STALL = 25
 #: the Unfolder's Jacobi step toward the neighbours' mean displacement (1 = all the way)
@@ -152,13 +154,6 @@ def signed_areas(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
     return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
-def _areas(p: np.ndarray, tris: np.ndarray) -> np.ndarray:
-    """:func:`signed_areas` of float64 points [N, 2], faster on small sets (points as complex numbers)."""
-    z = p[:, 0] + 1j * p[:, 1]
-    a = z[tris[:, 0]]
-    return 0.5 * (np.conj(z[tris[:, 1]] - a) * (z[tris[:, 2]] - a)).imag
-
-
 class Unfolder:
     """Keeps a piecewise-affine warp one-to-one: no triangle folds over its neighbours.
 
@@ -224,14 +219,9 @@ class Unfolder:
             np.isin(self.tris, np.asarray(loose, np.int64)).any(1), 0.0, float(min_ratio)
         )
         self.iters = int(iters)
-        #: the last call's folded triangles (turned over, by more than 0.5 px^2 past the source's
+        #: the last call's folded triangles (turned over, by more than TOL past the source's
         #: own orientation; not the ones allowed to fold): in the target it was given, in its result
         self.last = (0, 0)
-
-    def bad(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """[K] bool: triangles squeezed below ``min_ratio`` of their source area (or, where the
-        source triangle is folded already, folded further than in the source)."""
-        return self._bad(self._src_areas(src, dst), signed_areas(dst, self.tris))
 
     def _src_areas(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """Source areas [K]; :data:`NEVER` (never "squeezed") for an ``overlap`` triangle moving down the
@@ -245,12 +235,12 @@ class Unfolder:
         s[np.abs(s) < MIN_AREA] = NEVER
         return s
 
-    def _bad(
-        self, s: np.ndarray, d: np.ndarray, tk: np.ndarray | None = None, tol: float = 0.5
-    ) -> np.ndarray:
-        """Squeezed triangles among all (or the triangles ``tk``): source areas s, target areas d."""
+    def _bad(self, s: np.ndarray, d: np.ndarray, tk: np.ndarray | None = None) -> np.ndarray:
+        """[K] bool, squeezed triangles among all (or the triangles ``tk``): below ``min_ratio`` of
+        their source area s (or, where the source triangle is folded already, folded further than
+        in the source); target areas d."""
         ratio = self.min_ratio if tk is None else self.min_ratio[tk]
-        return d < np.minimum(ratio * s, s) - tol
+        return d < np.minimum(ratio * s, s) - TOL
 
     def __call__(
         self, src: np.ndarray, dst: np.ndarray, warm: np.ndarray | None = None
@@ -265,16 +255,17 @@ class Unfolder:
         src = np.asarray(src, np.float64)
         disp = np.asarray(dst, np.float64) - src
         s_all = self._src_areas(src, dst)
-        bad = self._bad(s_all, signed_areas(src + disp, self.tris))
+        d = d_raw = signed_areas(dst, self.tris)
+        bad = raw_bad = self._bad(s_all, d)
         self.last = (0, 0)  # (no squeezed triangle: none folded either)
         if not bad.any():
             return np.asarray(dst, np.float32), 0
-        raw_bad = bad
         size = np.linalg.norm(disp, axis=1)
         mobility = self.free * np.clip(1.0 - size / max(float(size.max()), 1e-9), STIFF_FLOOR, 1.0)
         if warm is not None:
             disp = disp + np.asarray(warm, np.float64) * (self.free > 0)[:, None]
-            bad = self._bad(s_all, signed_areas(src + disp, self.tris))
+            d = signed_areas(src + disp, self.tris)
+            bad = self._bad(s_all, d)
         steps = 0
         while bad.any() and steps < self.iters:
             w = np.zeros(len(disp), bool)
@@ -294,7 +285,7 @@ class Unfolder:
             T = np.searchsorted(verts, self.tris[tk])
             s, src_l, d_l = s_all[tk], src[verts], disp[verts]
             mob_l, fixed_l = mobility[verts], self.free[verts] == 0
-            b = self._bad(s, _areas(src_l + d_l, T), tk)
+            b = self._bad(s, signed_areas(src_l + d_l, T), tk)
             best, since = int(b.sum()), 0
             while b.any() and steps < self.iters and since < STALL:
                 steps += 1
@@ -306,17 +297,18 @@ class Unfolder:
                 step = tie_loc @ step  # a tied group takes its members' mean step
                 step[fixed_l] = 0.0
                 d_l += step
-                b = self._bad(s, _areas(src_l + d_l, T), tk)
+                b = self._bad(s, signed_areas(src_l + d_l, T), tk)
                 since = 0 if b.sum() < best else since + 1
                 best = min(best, int(b.sum()))
             disp[verts] = d_l
-            bad = self._bad(s_all, signed_areas(src + disp, self.tris))
+            d = signed_areas(src + disp, self.tris)
+            bad = self._bad(s_all, d)
             if b.any() or np.isin(np.flatnonzero(bad), tk).all():
                 break  # stalled (or nothing new outside the working set): what is left stays
-        folded = signed_areas(src + disp, self.tris) < np.minimum(0.0, s_all) - 0.5
-        folded_raw = signed_areas(dst, self.tris) < np.minimum(0.0, s_all) - 0.5
-        if folded.sum() > folded_raw.sum():  # a relaxation that stalled may fold elsewhere: never worse
-            self.last = (int(folded_raw.sum()), int(folded_raw.sum()))
+        floor = np.minimum(0.0, s_all) - TOL
+        folded, folded_raw = int((d < floor).sum()), int((d_raw < floor).sum())
+        if folded > folded_raw:  # a relaxation that stalled may fold elsewhere: never worse
+            self.last = (folded_raw, folded_raw)
             return np.asarray(dst, np.float32), int(raw_bad.sum())
-        self.last = (int(folded_raw.sum()), int(folded.sum()))
+        self.last = (folded_raw, folded)
         return (src + disp).astype(np.float32), int(bad.sum())
