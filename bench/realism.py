@@ -69,16 +69,15 @@ def judge_share(judge, frames: np.ndarray, box, emotion: str) -> float | None:
 OTHER_RECORDING = "W009_001_identity_source.jpg"
 
 
-def other_recording(ref) -> float | None:
-    """Median descriptor distance of the W009 identity image (another recording of the same person)
-    to the input frames of ``ref`` (:class:`cmet.face.identity.Reference`); None without the file."""
+def other_recording(ref, release: Path | None) -> float | None:
+    """Median descriptor distance of the W009 identity image of ``release`` (another recording of the
+    same person) to the input frames of ``ref`` (:class:`cmet.face.identity.Reference`); None without
+    the file."""
     import cv2
 
-    from bench.context import find_release
     from cmet.face.identity import descriptor, face_box
 
-    rel = find_release()
-    path = None if rel is None else rel / "asset" / "identity" / OTHER_RECORDING
+    path = None if release is None else Path(release) / "asset" / "identity" / OTHER_RECORDING
     if path is None or not path.is_file():
         return None
     img = cv2.imread(str(path))[:, :, ::-1].copy()
@@ -86,10 +85,17 @@ def other_recording(ref) -> float | None:
 
 
 def measure_video(
-    v: dict, bundle, face, emotions=BASIC, progress: bool = True, judge_stride: int = 2
+    v: dict,
+    bundle,
+    face,
+    emotions=BASIC,
+    progress: bool = True,
+    judge_stride: int = 2,
+    release: Path | None = None,
 ) -> dict:
     """Realism figures of each emotion's edit of the tracked video ``v`` -> {emotion: dict, ...}
-    (with the FER judge's Acc_emo on every ``judge_stride``-th frame, as section ``pixel``)."""
+    (with the FER judge's Acc_emo on every ``judge_stride``-th frame, as section ``pixel``; with
+    ``release``, the identity reference of :func:`other_recording`)."""
     from cmet.face.identity import Reference, natural_variation
     from cmet.face.judge import Judge
     from cmet.face.realism import measure
@@ -101,7 +107,7 @@ def measure_video(
     nat = natural_variation(frames, v["fps"], 2.0, lm_in)
     self_check = measure(frames, lm_in, frames, lm_in, stride, ref)
     res = {"natural_identity_median": float(np.median(nat)), "input_vs_itself": self_check.to_dict()}
-    other = other_recording(ref)
+    other = other_recording(ref, release)
     if other is not None:
         res["other_recording_identity_median"] = other
     judge = Judge(str(face.get("judge_backend", "tflite")))
@@ -394,7 +400,7 @@ def run(ctx: Ctx) -> Section:
     bundle = ModelBundle.load(runs[(VIDEO_SPEAKER, "full")]["bundle_dir"])
     face = compose([]).face
     v = tracked_video(ctx)
-    res = measure_video(v, bundle, face, progress=False)
+    res = measure_video(v, bundle, face, progress=False, release=rel)
     res["portrait_speech"] = portrait_speech(rel, face)
     sheet_for(v, res, rel, bundle, face, ctx.out)
     res["frontier"] = frontier(v, bundle, face)
@@ -434,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = ModelBundle.load(a.bundle)
     face = compose([]).face
     v = tracked_video(ctx)
-    res = measure_video(v, bundle, face, tuple(a.emotions.split(",")))
+    res = measure_video(v, bundle, face, tuple(a.emotions.split(",")), release=rel)
     res["portrait_speech"] = portrait_speech(rel, face)
     if not a.no_sheet:
         sheet_for(v, res, rel, bundle, face, ctx.out)
