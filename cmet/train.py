@@ -49,8 +49,8 @@ from cmet.errors import ConfigError, DataError
 def run_dir_for(cfg, data_hash: str = "") -> Path:
     """Default out_dir: ``${paths.runs_dir}/<data.name>-<model.name>-<hash of data/model/train/seed + data content>``.
 
-    ``data_hash`` (``FeatureSet.content_hash()``) makes re-encoded or regenerated data train afresh instead
-    of resuming a checkpoint trained on other features.
+    ``data_hash`` (``FeatureSet.key()``: the hash of the data's inputs) makes re-encoded or regenerated data
+    train afresh instead of resuming a checkpoint trained on other features.
     """
     from omegaconf import OmegaConf
 
@@ -102,13 +102,13 @@ def _curves_png(histories: dict, path: Path) -> None:
 
 
 def _features(cfg, features: FeatureSet | None, out_dir: str | Path | None):
-    """The validated FeatureSet, its content hash and the run folder (claimed for these features)."""
+    """The validated FeatureSet, its key (:meth:`FeatureSet.key`) and the run folder (claimed for it)."""
     from cmet.checkpoint import claim_run_dir
     from cmet.data import build_feature_set
 
     fs = features if features is not None else build_feature_set(cfg)
     fs.validate()
-    data_hash = fs.content_hash()
+    data_hash = fs.key()
     out = Path(out_dir) if out_dir is not None else run_dir_for(cfg, data_hash)
     claim_run_dir(out, data_hash, bool(cfg.train.resume))
     return fs, data_hash, out

@@ -1,7 +1,9 @@
 """Prefect task defaults and content-addressed cache keys of the pipeline's stages.
 
-A cache key is a hash of what produced a result: the data (content hash), the config sections a stage
-reads and the library code it runs (:mod:`flows.hashing`). Tasks that write a folder write it under
+A cache key is a hash of what produced a result: the data's inputs (:func:`cmet.data.input_hash`: its
+config, source files and code), the config sections a stage reads and the library code it runs
+(:mod:`cmet.hashing`); never a float the pipeline computed (another CPU computes some in the last bits
+differently, and would miss every cache). Tasks that write a folder write it under
 ``<out_root>/<key>`` and mark it complete with a ``DONE`` file; :func:`fresh` recomputes a cached task
 whose folder vanished (``make clean``), so a cached result never points at deleted files.
 """
@@ -11,10 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from cmet import hashing
 from cmet.errors import CmetError
-from flows import hashing
 
-DATA_CODE = ("cmet/data", "cmet/audio", "cmet/face/facs.py")
 MODEL_CODE = (
     "cmet/model",
     "cmet/train.py",
@@ -79,14 +80,12 @@ def cfg_of(cfg_dict: dict):
 
 # ------------------------------------------------------------------------------------ the stage keys
 def data_key(cfg) -> str:
+    """The data's key (the dataset stage's folder, and the ``data_hash`` of every later stage's key):
+    the source's inputs (:func:`cmet.data.input_hash`), or the bytes of ``pipeline.features_dir``."""
+    from cmet.data import input_hash
+
     src = cfg.pipeline.features_dir
-    return hashing.hash_obj(
-        [
-            hashing.hash_cfg(cfg, "data", "audio", "seed"),
-            hashing.hash_code(*DATA_CODE),
-            hashing.hash_dir(src) if src else None,
-        ]
-    )
+    return hashing.hash_obj([input_hash(cfg), hashing.hash_dir(src) if src else None])
 
 
 def features_key(data_key_: str, n_shards: int) -> str:

@@ -2,7 +2,7 @@
 -> registry -> model card -> bento. This module only wires the stages (:mod:`flows.stages`).
 
 Every task is a small function of plain values (paths, dicts) so Prefect can hash its inputs. Cache
-keys are content hashes (data + config + library code, see :mod:`flows.caching`); results persist in
+keys hash what went in (the data's inputs + config + library code, see :mod:`flows.caching`); results persist in
 PREFECT_HOME (inside .cmet/), so a second run with unchanged data and config reuses the work. A task
 whose cached output folder vanished (``make clean``) recomputes. Bad data (a
 :class:`~cmet.errors.CmetError`) is never retried; I/O and registry steps retry. Training resumes from
@@ -50,11 +50,20 @@ def cmet_pipeline(overrides: list[str] | None = None, cfg_dict: dict | None = No
         mlflow.log_params({"overrides": " ".join(overrides) or "(none)", "data.source": str(cfg.data.source)})
         report_dir = Path(str(cfg.paths.runs_dir)) / "data_checks" / pid
         cd = OmegaConf.to_container(cfg, resolve=True)
-        fs_dir, checks = prepare_features(cfg, cd, data_key(cfg), report_dir, pid)
+        # the data's key is its inputs' hash (every later stage's key builds on it); the arrays' own
+        # content hash is lineage only (MLflow dataset digests): another CPU computes them to 1e-7
+        data_hash = data_key(cfg)
+        fs_dir, checks = prepare_features(cfg, cd, data_hash, report_dir, pid)
         meta = json.loads((Path(fs_dir) / "meta.json").read_text())
-        data_hash = str(meta.get("content_hash"))
-        mlflow.set_tags({"data_hash": data_hash, "data.n_clips": str(meta.get("n_clips"))})
-        log_datasets(fs_dir, data_hash, str(cfg.data.source))
+        content_hash = str(meta.get("content_hash"))
+        mlflow.set_tags(
+            {
+                "data_hash": data_hash,
+                "data_content_hash": content_hash,
+                "data.n_clips": str(meta.get("n_clips")),
+            }
+        )
+        log_datasets(fs_dir, content_hash, str(cfg.data.source))
         best_cfg, tune_res, train_res = tune_and_train(cfg, fs_dir, data_hash, pid, exp_id)
         eval_res, gate_res, ev_hash = evaluate_and_gate(best_cfg, train_res, fs_dir, data_hash)
         hashes = {"data_hash": data_hash, "eval_hash": ev_hash}
@@ -69,6 +78,7 @@ def cmet_pipeline(overrides: list[str] | None = None, cfg_dict: dict | None = No
             "overrides": overrides,
             "parent_run_id": pid,
             "data_hash": data_hash,
+            "data_content_hash": content_hash,
             "features": fs_dir,
             "tune": tune_res,
             "train": train_res,

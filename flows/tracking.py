@@ -116,10 +116,10 @@ def link_prefect_run(run_id: str, experiment_id: str, ui_url: str) -> None:
     )
 
 
-def log_datasets(fs_dir: str, data_hash: str, source: str) -> None:
+def log_datasets(fs_dir: str, content_hash: str, source: str) -> None:
     """The FeatureSet's clip table as MLflow dataset inputs of the active run, one per split (contexts
-    ``training``, ``validation``, ``evaluation``); digest = data content hash + split, source = the
-    feature folder."""
+    ``training``, ``validation``, ``evaluation``); digest = the arrays' content hash + split (which
+    arrays exactly; lineage, not a cache key), source = the feature folder."""
     import mlflow
     import pandas as pd
 
@@ -135,9 +135,9 @@ def log_datasets(fs_dir: str, data_hash: str, source: str) -> None:
                 part.reset_index(drop=True),
                 source=Path(fs_dir).resolve().as_uri(),
                 name=f"{source}-{split}",
-                digest=f"{data_hash}-{split}"[:36],
+                digest=f"{content_hash}-{split}"[:36],
             )
-        mlflow.log_input(ds, context=context, tags={"data_hash": data_hash, "split": split})
+        mlflow.log_input(ds, context=context, tags={"content_hash": content_hash, "split": split})
 
 
 def log_history(run_id: str, checkpoint: Path) -> None:

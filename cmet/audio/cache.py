@@ -21,10 +21,6 @@ def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()[:24]
 
 
-def wave_hash(wave: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(wave, dtype=np.float32).tobytes()).hexdigest()[:24]
-
-
 def encode_cached(
     encoder, paths: Sequence[str | Path], cache_dir: str | Path | None
 ) -> tuple[np.ndarray, dict]:

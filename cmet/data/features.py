@@ -213,8 +213,16 @@ class FeatureSet:
         return self
 
     # ---------------------------------------------------------------- on disk
+    def key(self) -> str:
+        """What keys run folders trained on this data: the hash of the inputs it was built from
+        (``meta["input_hash"]``, :func:`cmet.data.input_hash`) when known, else :meth:`content_hash`
+        (a FeatureSet handed over as such, or a folder read from disk, is its own input)."""
+        return str(self.meta.get("input_hash") or self.content_hash())
+
     def content_hash(self) -> str:
-        """A hash of the table and arrays (stable across save/load)."""
+        """A hash of the table and arrays (stable across save/load): lineage (which arrays exactly), not
+        a cache key, since arrays computed from the same inputs on another CPU may differ in their last
+        bits (:meth:`key`)."""
         h = hashlib.sha256()
         h.update(pd.util.hash_pandas_object(self.clips.astype(str), index=False).values.tobytes())
         for k in ("speech", "expr", "lips", "pose"):

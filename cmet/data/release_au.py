@@ -134,6 +134,25 @@ def _vectors_mode(dc: dict, cfg) -> tuple[str, Path]:
     return "vendored", root
 
 
+def input_files(cfg) -> list[tuple[str, Path]]:
+    """The files :func:`build` reads for ``cfg``: in release mode every clip's audio and feature file and
+    the TTS table (``release/<path in the release folder>``), in vendored mode the two vendored files
+    (``vendored/<file>``). The mode is in the names, so the two never share a key: their envelopes are
+    computed on different machines and agree only to float precision."""
+    from cmet.data import vendor
+
+    dc = _dc(cfg)
+    mode, root = _vectors_mode(dc, cfg)
+    if mode == "vendored":
+        return [(f"vendored/{f}", vendor.VENDOR_DIR / f) for f in (vendor.VECTORS_FILE, vendor.CLIPS_FILE)]
+    root = root.resolve()
+    table = read_release_clips(root, dc["feature_subdir"], bool(dc["include_extended"]))
+    paths = [Path(p) for p in (*table["audio_path"], *table["feature_path"])]
+    tts = root / "audios" / "gemini" / "test.csv"
+    paths += [tts] if bool(dc["include_extended"]) and tts.is_file() else []
+    return [(f"release/{p.relative_to(root).as_posix()}", p) for p in sorted(set(paths)) if p.is_file()]
+
+
 def _from_release(root: Path, dc: dict, fps: float) -> tuple[pd.DataFrame, np.ndarray, list]:
     """Clip table, speech [N, 1024] and per-clip envelopes [n_i] (None without lips_from_audio)."""
     from cmet.audio.io import load_audio
@@ -205,7 +224,8 @@ def build(cfg) -> FeatureSet:
     """The release_au FeatureSet: speech [N, 1024] (emotion2vec+large), expr [F, 19] AU tracks, lips, pose.
 
     The speech vectors come from the release folder when it is there, else from the package's vendored
-    copy (``data.vectors``: auto | release | vendored); both give the same arrays.
+    copy (``data.vectors``: auto | release | vendored); both give the same speech vectors and clip table,
+    and lip tracks equal to float precision (the release path computes the envelopes from the audio).
     """
     from cmet.data.vendor import ENCODER
     from cmet.face.tracks import identity_gains, make_clip_tracks

@@ -196,8 +196,8 @@ def evaluate_and_gate(cfg, train_res: dict, fs_dir: str, data_hash: str) -> tupl
     """evaluate (content-addressed, cached) -> gate. Returns ``(eval result, gate result, eval hash)``."""
     from omegaconf import OmegaConf
 
+    from cmet.hashing import hash_obj
     from flows.caching import eval_hash, fresh
-    from flows.hashing import hash_obj
 
     cd = OmegaConf.to_container(cfg, resolve=True)
     ev_hash = eval_hash(cfg, data_hash)

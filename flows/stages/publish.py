@@ -210,8 +210,8 @@ def publish(
     ``hashes``: data_hash, eval_hash. Returns ``(registry result, bento tag or None)``."""
     from omegaconf import OmegaConf
 
+    from cmet.hashing import hash_cfg, hash_obj
     from flows import registry as R
-    from flows.hashing import hash_cfg, hash_obj
 
     cd = OmegaConf.to_container(cfg, resolve=True)
     files = [x.get(k) for x in checks for k in ("json", "html")]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from prefect import get_run_logger
 
+from cmet.hashing import hash_dir
 from flows.caching import cfg_of, fresh, key_fn, mark_done, stage_task, study_name, train_key
-from flows.hashing import hash_dir
 
 
 @stage_task(name="tune", retries=1, retry_delay_seconds=2, cache_key_fn=key_fn("study_name"))

@@ -1,7 +1,9 @@
 """Run one library stage of the pipeline on a tiny simulator config and print, as JSON, the cmet source
 files it imported (used by test_cache_keys: every such file must be hashed into the stage's key).
 
-    python tests/pipeline/stage_modules.py WORK {data|train|evaluate}
+    python tests/pipeline/stage_modules.py WORK {data|data-release|train|evaluate}
+
+``data-release`` builds ``make run``'s data (``release_au``, from the vendored vectors) instead.
 """
 
 from __future__ import annotations
@@ -51,6 +53,13 @@ def main(work: Path, stage: str) -> None:
         from cmet.data import build_feature_set
 
         build_feature_set(cfg).save(work / "fs")
+    elif stage == "data-release":
+        from cmet.data import build_feature_set
+
+        absent = work / "no-release"
+        build_feature_set(
+            compose([f"paths.work_dir={work}/w", "data=release_au", f"data.release_dir={absent}"])
+        )
     elif stage == "train":
         from cmet.data.features import FeatureSet
         from cmet.train import train

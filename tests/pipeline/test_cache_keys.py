@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from flows import caching, hashing
+from cmet import hashing
+from cmet.data import DATA_CODE
+from flows import caching
 
 ROOT = Path(__file__).resolve().parents[2]
 # imported by the stages without changing a result: package markers, error classes, config composition
@@ -26,12 +28,13 @@ NEUTRAL_FILES = {
     "cmet/config.py",
     "cmet/conf.py",
     "cmet/plots.py",
+    "cmet/hashing.py",  # computes the keys themselves
 }
 
 
 @pytest.fixture
 def code_copy(tmp_path, monkeypatch):
-    """A copy of cmet/ that hash_code reads (flows.hashing.ROOT -> the copy): edit it freely."""
+    """A copy of cmet/ that hash_code reads (cmet.hashing.ROOT -> the copy): edit it freely."""
     shutil.copytree(ROOT / "cmet", tmp_path / "cmet", ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(hashing, "ROOT", tmp_path)
     return tmp_path
@@ -69,6 +72,15 @@ def test_keys_follow_code_config_and_data(code_copy, compose_cfg):
     assert caching.data_key(cfg) == dk3 and caching.train_key(cfg, "D1") == tk3
 
 
+def test_the_release_data_key_follows_its_face_track_code(code_copy, compose_cfg, tmp_path):
+    """release_au (make run's data) builds its face tracks in cmet/face/tracks.py: a change there is a
+    change of the data (the key hashes inputs and code, not the arrays that would have shown it)."""
+    cfg = compose_cfg("data=release_au", f"data.release_dir={tmp_path}/absent")
+    k = caching.data_key(cfg)
+    _touch(code_copy, "cmet/face/tracks.py")
+    assert caching.data_key(cfg) != k
+
+
 def test_features_dir_content_is_in_the_data_key(compose_cfg, tmp_path):
     feats = tmp_path / "feats"
     feats.mkdir()
@@ -98,10 +110,11 @@ def _stage_files(work: Path, stage: str) -> set[str]:
 
 @pytest.mark.slow  # three fresh interpreters running a tiny stage each (~1-2 min on 2 cores)
 def test_every_module_a_stage_runs_is_hashed_into_its_key(tmp_path):
-    """data (build_feature_set), train (cmet.train.train, which ends with the evaluation whose metrics
+    """data (build_feature_set, on the simulator and on make run's release_au), train (cmet.train.train, which ends with the evaluation whose metrics
     the evaluate stage reuses) and evaluate (cmet.evaluate.evaluate) each in a fresh interpreter."""
     stages = {
-        "data": caching.DATA_CODE,
+        "data": DATA_CODE,
+        "data-release": DATA_CODE,
         "train": caching.MODEL_CODE + caching.EVAL_CODE,  # the train key, and the eval key of its metrics
         "evaluate": caching.EVAL_CODE,
     }
@@ -110,4 +123,4 @@ def test_every_module_a_stage_runs_is_hashed_into_its_key(tmp_path):
         files = _stage_files(tmp_path, stage)
         assert files, stage
         missing[stage] = sorted(f for f in files if not _covered(f, packages))
-    assert missing == {"data": [], "train": [], "evaluate": []}, missing
+    assert missing == {"data": [], "data-release": [], "train": [], "evaluate": []}, missing
