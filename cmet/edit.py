@@ -38,8 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from cmet.errors import ModelError, VideoError
-from cmet.media import VideoSink
-from cmet.target import load_feature_folder, resolve_target
+from cmet.media import VideoSink, probe_video
+from cmet.target import load_feature_folder
+from cmet.timeline import resolve_plan
 
 #: AUs whose fields move the lip vertices (the speech lip track lives there; AU9 lifts the upper lip)
 LIP_AUS = (
@@ -92,11 +93,12 @@ class Tracked:
 
 @dataclass(frozen=True)
 class Aim:
-    """What the edit aims at: the resolved target and the neutral reference."""
+    """What the edit aims at: the resolved target(s) over time and the neutral reference."""
 
-    value: object  # what bundle.predict_offsets takes: a name, a {name: weight} blend, [k, D_a]
+    value: object  # one target's model input: a name, a {name: weight} blend, [k, D_a]; None: a timeline
     target: str  # description of the target
     neutral: np.ndarray | None  # [m, D_a] neutral speech features; None = the bundle's neutral bank
+    plan: object = None  # cmet.timeline.ResolvedTimeline (one segment at 0 for a single target)
 
 
 @dataclass(frozen=True)
@@ -188,29 +190,35 @@ def track(
     return Tracked(name, tr, plans, {"landmarks": time.perf_counter() - t}, tmp)
 
 
-def aim(target, bundle, neutral=None) -> Aim:
-    """The target (:func:`cmet.target.resolve_target`) and the neutral reference: speech features
-    [m, D_a], a folder of ``.npy``, or None (the bundle's neutral bank)."""
-    value, desc = resolve_target(target, bundle)
+def aim(target, bundle, neutral=None, video=None) -> Aim:
+    """The target or a :class:`cmet.timeline.Timeline` of them (:func:`cmet.timeline.resolve_plan`; its
+    starts checked against ``video``'s header) and the neutral reference: speech features [m, D_a], a
+    folder of ``.npy``, or None (the neutral bank)."""
+    plan = resolve_plan(target, bundle)
+    if video is not None and not plan.single:
+        plan.timeline.check_duration(probe_video(video, count=False).duration_s)
     if isinstance(neutral, str | Path):
         neutral = load_feature_folder(neutral, bundle.d_speech, "neutral features")
-    return Aim(value, desc, None if neutral is None else np.asarray(neutral, np.float32))
+    neutral = None if neutral is None else np.asarray(neutral, np.float32)
+    return Aim(plan.value, plan.description, neutral, plan)
 
 
 def predict(tracked: Tracked, aim: Aim, bundle, face, *, intensity: float = 1.0) -> Predicted:
-    """Per edited face, the model's offsets towards ``aim`` on its neutral codes [T, D_v] -> [T, D_v]:
-    One-Euro smoothed, the lip-moving AUs held (:func:`hold_lip_offsets`), times the face's weight
-    (0 where it is lost or turned away, ramped in and out)."""
+    """Per edited face, the model's offsets towards ``aim`` on its neutral codes [T, D_v] -> [T, D_v]
+    (per timeline segment, cross-faded: :func:`cmet.infer.timeline_offsets`): One-Euro smoothed, the
+    lip-moving AUs held (:func:`hold_lip_offsets`), times the face's weight (0 where it is lost or
+    turned away, ramped in and out)."""
     from cmet.face.landmarks import one_euro
+    from cmet.infer import timeline_offsets
 
-    t = time.perf_counter()
-    out = []
-    for plan in tracked.plans:
-        off = bundle.predict_offsets(plan.neutral_codes, aim.value, neutral=aim.neutral, intensity=intensity)
-        off = np.asarray(off, np.float32)
+    def smooth(off: np.ndarray) -> np.ndarray:
         if len(off) > 2:
             off = one_euro(off, fps=tracked.fps, min_cutoff=OFFSET_CUTOFF_HZ, beta=0.0)
-        off = hold_lip_offsets(off, tracked.fps, float(face.lip_hold_s))
+        return hold_lip_offsets(off, tracked.fps, float(face.lip_hold_s))
+
+    t, out, kw = time.perf_counter(), [], dict(neutral=aim.neutral, intensity=intensity, smooth=smooth)
+    for plan in tracked.plans:
+        off = timeline_offsets(bundle, plan.neutral_codes, aim.plan, tracked.fps, **kw)
         out.append(off * plan.weights[:, None])
     return Predicted(tuple(out), time.perf_counter() - t)
 
@@ -288,7 +296,7 @@ def edit_video(
             f"{D_EXPR} action units of cmet.face.facs (train it with data=release_au)"
         )
     timings["load_model"], t = time.perf_counter() - t, time.perf_counter()
-    goal = aim(target, b, neutral)  # before the video: a bad target fails fast
+    goal = aim(target, b, neutral, video)  # before the video is tracked: a bad target fails fast
     loading = None if folder is None else ModelBundle.load_async(folder, threads=threads)
     timings["audio"] = time.perf_counter() - t
     window = int(b.model_cfg.get("window", 5))

@@ -4,7 +4,8 @@
 for, then the video is re-encoded with the mark drawn in a corner). The tags (``ffprobe`` shows them
 under ``format.tags``): ``comment`` (a sentence saying the face was edited), ``cmet_edited=true``,
 ``cmet_tool`` (name and version), ``cmet_model`` (registry name, version, alias), ``cmet_target``,
-``cmet_intensity``, ``cmet_date`` (UTC, ISO 8601).
+``cmet_intensity``, ``cmet_date`` (UTC, ISO 8601); an edit along a timeline also ``cmet_timeline`` (the
+segments as ``START:TARGET@INTENSITY~TRANSITION, ...``).
 """
 
 from __future__ import annotations
@@ -16,22 +17,35 @@ from pathlib import Path
 from cmet.errors import VideoError
 
 TOOL = "cmet-ops"
+#: longest tag value written (a speech track's timeline of many windows is cut there, with "...")
+MAX_TAG_CHARS = 2000
 
 
-def tags(model: dict, target: str, intensity: float, version: str) -> dict[str, str]:
-    """The provenance tags of one edit."""
+def tags(
+    model: dict, target: str, intensity: float, version: str, timeline: str | None = None
+) -> dict[str, str]:
+    """The provenance tags of one edit; ``timeline``: the edit's timeline (:meth:`cmet.timeline.Timeline.describe`),
+    written as ``cmet_timeline`` (``cmet_target`` then says ``timeline``)."""
     model_id = f"{model.get('model', 'cmet')} v{model.get('version', '?')}"
     if model.get("alias"):
         model_id += f" ({model['alias']})"
-    return {
-        "comment": f"Facial expression synthetically edited by {TOOL} (C-MET) toward '{target}'.",
+    toward = f"the timeline {_cap(timeline)}" if timeline else f"'{target}'"
+    out = {
+        "comment": f"Facial expression synthetically edited by {TOOL} (C-MET) toward {toward}.",
         "cmet_edited": "true",
         "cmet_tool": f"{TOOL} {version}",
         "cmet_model": model_id,
-        "cmet_target": target,
+        "cmet_target": "timeline" if timeline else target,
         "cmet_intensity": f"{float(intensity):g}",
         "cmet_date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if timeline:
+        out["cmet_timeline"] = _cap(timeline)
+    return out
+
+
+def _cap(text: str, n: int = MAX_TAG_CHARS) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def stamp(path: Path, meta: dict[str, str], mark: str | None = None) -> Path:

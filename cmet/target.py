@@ -180,8 +180,11 @@ def parse_target_text(text: str) -> Target:
     return Target("blend", blend=tuple(parse_blend(text).items()))
 
 
-def load_feature_folder(folder: str | Path, d_speech: int, what: str = "emotion features") -> np.ndarray:
-    """A folder of ``.npy`` utterance features (each ``[D_a]`` or ``[1, D_a]``) -> ``[k, D_a]``."""
+def load_feature_folder(
+    folder: str | Path, d_speech: int | None, what: str = "emotion features"
+) -> np.ndarray:
+    """A folder of ``.npy`` utterance features (each ``[D_a]`` or ``[1, D_a]``) -> ``[k, D_a]``;
+    ``d_speech`` None: the first file's width (every file must have it)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{what}: {folder} is not a folder")
@@ -195,6 +198,7 @@ def load_feature_folder(folder: str | Path, d_speech: int, what: str = "emotion 
         except (OSError, ValueError, EOFError) as e:
             raise DataError(f"{what}: cannot read {f} ({e})") from None
         a = a.reshape(-1) if a.ndim == 2 and a.shape[0] == 1 else a
+        d_speech = d_speech or (a.shape[0] if a.ndim == 1 else None)
         if a.ndim != 1 or a.shape[0] != d_speech:
             raise DataError(
                 f"{what}: {f.name} has shape {tuple(a.shape)}; this model expects [{d_speech}] "
@@ -204,6 +208,20 @@ def load_feature_folder(folder: str | Path, d_speech: int, what: str = "emotion 
             raise DataError(f"{what}: {f.name} contains NaN/inf")
         rows.append(a)
     return np.stack(rows)
+
+
+def load_feature_path(path: str | Path, d_speech: int | None, what: str = "emotion features") -> np.ndarray:
+    """A ``.npy`` file (``[D_a]``, ``[k, D_a]``) or a folder of them (:func:`load_feature_folder`) ->
+    ``[k, D_a]`` (width ``d_speech`` when given)."""
+    path = Path(path)
+    if path.is_dir():
+        return load_feature_folder(path, d_speech, what)
+    try:
+        arr = np.asarray(np.load(path, allow_pickle=False), np.float32)
+    except (OSError, ValueError, EOFError) as e:
+        raise DataError(f"{what}: cannot read {path} as .npy ({e})") from None
+    width = d_speech or (arr.shape[-1] if arr.ndim in (1, 2) else -1)
+    return check_features(arr, width, f"{what} {path.name}")
 
 
 def check_features(arr: np.ndarray, d_speech: int, what: str = "target features") -> np.ndarray:

@@ -99,15 +99,41 @@ class ModelBundle:
         Intensity 0 returns exact zeros (no edit). ``target``/``neutral`` as in
         :meth:`semantic_speech_vector`.
         """
+        from cmet.infer import check_codes
+
+        codes = check_codes(neutral_codes, self.d_expr)
+        return self.predict_segments(codes, [(0, len(codes))], [target], neutral, [intensity])[0]
+
+    def predict_segments(
+        self,
+        neutral_codes: np.ndarray,
+        spans,
+        targets,
+        neutral: np.ndarray | None = None,
+        intensities=None,
+    ) -> list[np.ndarray]:
+        """Offsets of stretches of one neutral code sequence, each towards its own target, in one
+        batch: codes [L, D_v], spans [(a, b), ...] -> [[b - a, D_v], ...]. Each stretch is its own
+        autoregressive chain from frame ``a`` (a timeline segment: :func:`cmet.infer.timeline_offsets`).
+        ``targets[i]`` / ``intensities[i]`` (default 1) as in :meth:`semantic_speech_vector`;
+        intensity 0 gives exact zeros."""
         from cmet.infer import check_codes, predict_offsets_batch
 
         if self.connector is None:
             raise ModelError("this bundle was loaded without its weights (ModelBundle.load(weights=False))")
         codes = check_codes(neutral_codes, self.d_expr)
-        if float(intensity) == 0.0:
-            return np.zeros_like(codes)
-        a = self.semantic_speech_vector(target, neutral, intensity)
-        return predict_offsets_batch(self.connector, [codes], a[None])[0]
+        intensities = [1.0] * len(spans) if intensities is None else list(intensities)
+        for a, b in spans:
+            if not 0 <= a < b <= len(codes):
+                raise DataError(f"span ({a}, {b}) is not inside the {len(codes)} frames of the codes")
+        out: list = [np.zeros((b - a, self.d_expr), np.float32) for a, b in spans]
+        todo = [i for i, k in enumerate(intensities) if float(k) != 0.0]
+        if todo:
+            a = np.stack([self.semantic_speech_vector(targets[i], neutral, intensities[i]) for i in todo])
+            seqs = [codes[spans[i][0] : spans[i][1]] for i in todo]
+            for i, off in zip(todo, predict_offsets_batch(self.connector, seqs, a), strict=True):
+                out[i] = off
+        return out
 
     def edit_codes(
         self, neutral_codes: np.ndarray, target, neutral: np.ndarray | None = None, intensity: float = 1.0

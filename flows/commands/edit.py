@@ -23,18 +23,42 @@ def cli_target(
     emotion_speech: Path | None = None,
     *,
     d_speech: int,
+    timeline: str | None = None,
+    timeline_speech: Path | None = None,
+    timeline_hop: float | None = None,
+    transition: float | None = None,
+    bundle=None,
 ):
-    """The target options -> a :class:`cmet.target.Target` (exactly one must be given).
+    """The target options -> a :class:`cmet.target.Target` or a :class:`cmet.timeline.Timeline`
+    (exactly one must be given).
 
     ``--emotion`` takes a name or any blend spelling of :func:`cmet.target.parse_blend`; ``--blend``
     a blend; ``--emotion-features`` a folder of ``.npy`` vectors; ``--emotion-speech`` speech files or a
-    folder of them (encoded with the model's own speech encoder)."""
+    folder of them (encoded with the model's own speech encoder); ``--timeline`` the string or file
+    form of :func:`cmet.timeline_parse.parse_timeline`; ``--timeline-speech`` a speech track
+    (:func:`cmet.timeline_speech.speech_timeline`, needs ``bundle``)."""
     from cmet.errors import DataError
     from cmet.target import Target, load_feature_folder, parse_blend
+    from cmet.timeline import DEFAULT_TRANSITION_S
+    from cmet.timeline_parse import parse_timeline
 
-    given = [x is not None for x in (emotion, blend, emotion_features, emotion_speech)]
-    if sum(given) != 1:
-        raise DataError("give exactly one of --emotion, --blend, --emotion-features, --emotion-speech")
+    opts = (emotion, blend, emotion_features, emotion_speech, timeline, timeline_speech)
+    if sum(x is not None for x in opts) != 1:
+        raise DataError(
+            "give exactly one of --emotion, --blend, --emotion-features, --emotion-speech, --timeline, "
+            "--timeline-speech"
+        )
+    if timeline_hop is not None and timeline_speech is None:
+        raise DataError("--timeline-hop goes with --timeline-speech")
+    if transition is not None and timeline is None and timeline_speech is None:
+        raise DataError("--transition goes with --timeline or --timeline-speech")
+    tr = DEFAULT_TRANSITION_S if transition is None else transition
+    if timeline is not None:
+        return parse_timeline(timeline, transition_s=tr, d_speech=d_speech)
+    if timeline_speech is not None:
+        from cmet.timeline_speech import speech_timeline
+
+        return speech_timeline(timeline_speech, bundle, hop_s=timeline_hop, transition_s=tr)
     if emotion is not None:
         return Target.of(emotion)
     if blend is not None:
@@ -85,22 +109,44 @@ def edit(
     face: str = typer.Option(
         "largest", "--face", help="face to edit: largest (default), all, or a number (0 = the largest)"
     ),
+    timeline: str = typer.Option(
+        None,
+        "--timeline",
+        help="targets over time, 'START:TARGET\\[@INTENSITY]\\[~TRANSITION], ...' in seconds, e.g. '0:neutral, "
+        "2.0:happy@0.8, 4.5:sad~0.5' (a blend in an entry: 2:happy=0.7+surprised=0.3), or a .yaml/.json file. "
+        "neutral = no edit, unedited before the first START; INTENSITY times --intensity; TRANSITION: "
+        "cross-fade (s) centred on START (README: Emotion timeline)",
+    ),
+    timeline_speech: Path = typer.Option(
+        None,
+        "--timeline-speech",
+        help="target speech track, each window editing its part of the video: .npy \\[windows, D], or audio "
+        "with emotion2vec+large_features/<stem>.npy \\[windows, D] beside it (else the model's encoder)",
+    ),
+    timeline_hop: float = typer.Option(
+        None, "--timeline-hop", help="s between --timeline-speech windows (default: <stem>.json, else tiled)"
+    ),
+    transition: float = typer.Option(None, "--transition", help="default timeline cross-fade (s, 1.0)"),
     overrides: list[str] = typer.Argument(None, help="config overrides, e.g. face.render_gain=1.4"),
 ):
     """Edit the emotion of a neutral talking-face video."""
-    from rich.console import Console
-
     from cmet import __version__
     from cmet.config import compose
     from cmet.edit import edit_video
     from cmet.model.bundle import ModelBundle
     from cmet.provenance import stamp, tags
     from cmet.target import load_feature_folder
+    from cmet.timeline import Timeline
 
     cfg = compose(list(overrides or []))
     model_dir, registry_id = _model(model, cfg)
     bundle = ModelBundle.load(model_dir, weights=False)  # sizes and banks; the weights load while tracking
-    target = cli_target(emotion, blend, emotion_features, emotion_speech, d_speech=bundle.d_speech)
+    timed = dict(timeline=timeline, timeline_speech=timeline_speech, timeline_hop=timeline_hop)
+    target = cli_target(
+        emotion, blend, emotion_features, emotion_speech, d_speech=bundle.d_speech, transition=transition,
+        bundle=bundle, **timed
+    )  # fmt: skip
+    is_timeline = isinstance(target, Timeline)
     neutral = None
     if neutral_features is not None:
         neutral = load_feature_folder(neutral_features, bundle.d_speech, "--neutral-features")
@@ -124,10 +170,18 @@ def edit(
             res.target,
             intensity,
             __version__,
+            timeline=res.target if is_timeline else None,
         ),
         mark=cfg.serving.provenance.visible_mark,
     )
     codes = res.write_codes(codes_out or Path(out).with_suffix(".json"))
+    _print_report(res, codes)
+
+
+def _print_report(res, codes: Path) -> None:
+    """What ``cmet edit`` wrote, its timings, the faces found and edited, the warnings (stderr)."""
+    from rich.console import Console
+
     con = Console(stderr=True)
     con.print(
         f"[green]wrote[/] {res.out} ({res.n_frames} frames @ {res.fps:g} fps, target {res.target}); codes {codes}"
