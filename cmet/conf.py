@@ -178,6 +178,7 @@ class LimitsConfig:
     max_speech_s: float = 60.0
     intensity: list[float] = field(default_factory=lambda: [0.0, 3.0])
     max_blend_terms: int = 8
+    max_timeline_entries: int = 256
     max_feature_values: int = 262144
     max_feature_abs: float = 1000.0
 

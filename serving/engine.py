@@ -134,6 +134,13 @@ class Engine:
             return value, target.describe()
         return resolve_target(target, self.bundle)
 
+    def resolve_timeline(self, timeline):
+        """A cmet.timeline.Timeline -> its ResolvedTimeline (every segment's target resolved, an
+        unknown emotion naming its entry): cmet.timeline.resolve_timeline."""
+        from cmet.timeline import resolve_timeline
+
+        return resolve_timeline(timeline, self.bundle)
+
     # ---------------------------------------------------------------- the heavy calls
     def edit(self, req, out_path: Path | None):
         """A checked EditRequest -> cmet.edit.edit_video's EditResult (per-frame codes, timings); the

@@ -34,6 +34,7 @@ class Limits:
     max_speech_s: float = 60.0
     intensity: tuple[float, float] = (0.0, 3.0)
     max_blend_terms: int = 8
+    max_timeline_entries: int = 256  # entries of a timeline / windows of a timeline_speech track
     max_feature_values: int = 262_144  # elements of one .npy upload (32 clips x 8192 dims)
     max_feature_abs: float = 1000.0  # |x| of any speech feature value
 
@@ -240,7 +241,8 @@ def parse_target(
     ]
     if len(given) != 1:
         raise DataError(
-            "give exactly one target: emotion (a name), blend ({emotion: weight}), target_speech (audio clips) "
+            "give exactly one target: emotion (a name), blend ({emotion: weight}), target_speech (audio clips), "
+            "timeline, timeline_speech "
             f"or target_features (.npy [k, D]); got {given or 'none'}"
         )
     which = given[0]

@@ -24,6 +24,7 @@ from serving.inputs import (
     check_audio,
     check_image,
     check_intensity,
+    check_upload,
     load_features,
     parse_target,
     probe_video,
@@ -51,6 +52,21 @@ class TargetFields(IODescriptor):
     neutral_speech: list[Path] = Field(None, description="neutral reference: speech clips")
     neutral_features: Path = Field(None, description="neutral reference: .npy speech features [m, D]")
     intensity: float = Field(1.0, description="how strong the edit is (range: /version limits.intensity)")
+    timeline: str | list | dict | None = Field(
+        None,
+        description="target: emotions over time, 'START:TARGET[@INTENSITY][~TRANSITION], ...' in seconds "
+        "(e.g. '0:happy, 2.5:sad, 5:surprised~0.5'; a blend in an entry: 2:happy=0.7+sad=0.3; neutral = no "
+        'edit), or JSON [{"start": 0, "emotion": "happy", "intensity": 0.8, "transition": 0.5}, ...]',
+    )
+    timeline_speech: Path = Field(
+        None,
+        description="target: a speech track whose windows edit their part of the video: .npy [windows, D] "
+        "(with timeline_hop) or audio (windows of timeline_hop s through the model's speech encoder)",
+    )
+    timeline_hop: float | None = Field(None, description="seconds between timeline_speech windows")
+    transition: float | None = Field(
+        None, description="default cross-fade (s) of timeline entries that give none (1.0)"
+    )
 
 
 class ExpressionFields(TargetFields):
@@ -83,6 +99,7 @@ class EditRequest:
     driving_speech: Path | None
     max_s: float
     render: bool = True
+    timeline: str | None = None  # the edit's timeline (cmet.timeline.Timeline.describe), for provenance
 
     @property
     def inputs(self) -> dict[str, Path]:
@@ -122,16 +139,23 @@ def build_request(
     else:
         portrait = check_image(f_portrait, limits)
         speech = check_audio(f_speech, limits, "driving_speech", max_s=max_s)
-    target = parse_target(
-        emotion=f.emotion,
-        blend=f.blend,
-        target_speech=f.target_speech,
-        target_features=f.target_features,
-        known=engine.emotions,
-        d_speech=engine.d_speech,
-        limits=limits,
-    )
-    value, description = engine.resolve(target)
+    duration_s = video.duration_s if video is not None else _audio_s(speech)
+    timeline = _timeline(f, engine, limits, duration_s)
+    if timeline is not None:
+        target = timeline
+        value = engine.resolve_timeline(timeline)
+        description = value.description
+    else:
+        target = parse_target(
+            emotion=f.emotion,
+            blend=f.blend,
+            target_speech=f.target_speech,
+            target_features=f.target_features,
+            known=engine.emotions,
+            d_speech=engine.d_speech,
+            limits=limits,
+        )
+        value, description = engine.resolve(target)
     return EditRequest(
         target=target,
         value=value,
@@ -143,7 +167,80 @@ def build_request(
         driving_speech=speech,
         max_s=max_s,
         render=render,
+        timeline=None if timeline is None else description,
     )
+
+
+TIMELINE_FIELDS = ("timeline", "timeline_speech")
+OTHER_TARGETS = ("emotion", "blend", "target_speech", "target_features")
+
+
+def _given(f, names) -> list[str]:
+    return [n for n in names if getattr(f, n, None) not in (None, "", [], {})]
+
+
+def _timeline(f: TargetFields, engine, limits: Limits, duration_s: float):
+    """The ``timeline`` / ``timeline_speech`` fields -> a checked :class:`cmet.timeline.Timeline`
+    (its starts inside the video), or None when the target is given another way."""
+    from cmet.timeline import DEFAULT_TRANSITION_S
+    from cmet.timeline_parse import parse_timeline
+    from cmet.timeline_speech import speech_timeline, window_starts, windows_timeline
+    from serving.sniff import read_npy
+
+    timed, other = _given(f, TIMELINE_FIELDS), _given(f, OTHER_TARGETS)
+    if not timed:
+        for n in ("timeline_hop", "transition"):
+            if getattr(f, n, None) is not None:
+                raise DataError(f"{n} goes with timeline or timeline_speech")
+        return None
+    if len(timed) + len(other) != 1:
+        raise DataError(
+            "give exactly one target: emotion, blend, target_speech, target_features, timeline or "
+            f"timeline_speech; got {timed + other}"
+        )
+    tr = DEFAULT_TRANSITION_S if f.transition is None else f.transition
+    if f.timeline_hop is not None and timed != ["timeline_speech"]:
+        raise DataError("timeline_hop goes with timeline_speech")
+    if timed == ["timeline"]:
+        tl = parse_timeline(f.timeline, transition_s=tr, allow_paths=False, d_speech=engine.d_speech)
+    else:
+        path = check_upload(f.timeline_speech, "timeline_speech", limits)
+        with open(path, "rb") as fh:
+            is_npy = fh.read(6) == b"\x93NUMPY"
+        if is_npy:
+            path = check_upload(path, "timeline_speech", limits, kind="npy")
+            feats = read_npy(
+                path, "timeline_speech", max_values=limits.max_feature_values, max_abs=limits.max_feature_abs
+            )
+            feats = feats[None] if feats.ndim == 1 else feats
+            if feats.ndim != 2 or feats.shape[1] != engine.d_speech:
+                raise DataError(
+                    f"timeline_speech: shape {tuple(feats.shape)}; expected [windows, {engine.d_speech}]"
+                )
+            _entries(len(feats), limits, "timeline_speech windows")
+            starts = window_starts(len(feats), {}, f.timeline_hop, None, "timeline_speech")
+            tl = windows_timeline(feats, starts, transition_s=tr, name="upload.npy")
+        else:
+            path = check_audio(path, limits, "timeline_speech")
+            tl = speech_timeline(
+                path, engine.bundle, hop_s=f.timeline_hop, transition_s=tr, field="timeline_speech"
+            )
+    _entries(len(tl.segments), limits, "timeline entries")
+    tl.check_duration(duration_s)
+    return tl
+
+
+def _entries(n: int, limits: Limits, what: str) -> None:
+    from serving.errors import PayloadTooLargeError
+
+    if n > limits.max_timeline_entries:
+        raise PayloadTooLargeError(f"{what}: {n}; the limit is {limits.max_timeline_entries}")
+
+
+def _audio_s(path) -> float:
+    from cmet.audio.io import TARGET_SR, load_audio
+
+    return len(load_audio(path)[0]) / float(TARGET_SR) if path is not None else 0.0
 
 
 def _neutral(f: TargetFields, engine, limits: Limits) -> np.ndarray | None:

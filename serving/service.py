@@ -152,7 +152,7 @@ class CmetService:
         if not out.is_file() or out.stat().st_size == 0:
             raise DataError("the edit produced no video")
         t1 = time.perf_counter()
-        meta = tags(self.engine.version(), req.description, req.intensity, __version__)
+        meta = tags(self.engine.version(), req.description, req.intensity, __version__, timeline=req.timeline)
         stamp(out, meta, mark=_CFG.provenance.visible_mark)
         timings = dict(getattr(result, "timings", None) or {})
         timings["provenance"] = time.perf_counter() - t1

@@ -92,3 +92,128 @@ def measure_edits(video: str | Path, results: dict, out_dir: str | Path, judge=N
     res["strip"] = str(out / "edit_strip.png")
     (out / "edits.json").write_text(json.dumps(res, indent=1))
     return res
+
+
+# ------------------------------------------------------------------------------ timelines
+#: outer-lip mouth corners, outer upper/lower lip centre, mid brows, upper eyelid centres (FaceMesh)
+MOUTH_CORNERS, LIP_CENTRE, MID_BROWS, UPPER_LIDS = (61, 291), (0, 17), (105, 334), (159, 386)
+
+
+def face_readings(p: np.ndarray) -> dict[str, np.ndarray]:
+    """Landmarks [T, 468, 2|3] -> per frame, in inter-ocular units (image y down):
+    ``corner_lift`` (height of the mouth corners above the lip centre: up in a smile, down in
+    sadness), ``brow_height`` (mid brow above the upper eyelid: up in surprise), ``mouth_open``."""
+    from cmet.face.landmarks import inter_ocular, mouth_opening
+
+    iod = inter_ocular(p)
+    centre = p[:, list(LIP_CENTRE), 1].mean(1)
+    return {
+        "corner_lift": (centre - p[:, list(MOUTH_CORNERS), 1].mean(1)) / iod,
+        "brow_height": (p[:, list(UPPER_LIDS), 1] - p[:, list(MID_BROWS), 1]).mean(1) / iod,
+        "mouth_open": mouth_opening(p),
+    }
+
+
+def code_steps(codes: np.ndarray) -> np.ndarray:
+    """Per-frame change of expression codes [T, D_v] -> [T - 1] (L2 norm over the AUs)."""
+    return np.linalg.norm(np.diff(np.asarray(codes, np.float64), axis=0), axis=1)
+
+
+def check_timeline(video: str | Path, result, timeline, out_dir: str | Path | None = None) -> dict:
+    """Measure an edit along ``timeline`` (:class:`cmet.timeline.Timeline`) of ``video``.
+
+    Per segment, over its frames held at full weight (outside transitions): the mean change of
+    :func:`face_readings` of the edited frames (landmarks re-tracked on the output) against the same
+    input frames. Transitions: the largest per-frame change of the edited codes inside a transition
+    window (``transition_code_step_max``) against the input's own largest per-frame change anywhere
+    (``input_code_step_max``), and the same on the frames: the per-frame change of the edit's
+    displacement (re-tracked output minus input landmarks, mean over vertices / IOD,
+    ``transition_landmark_step_max``) against the input's own per-frame landmark motion
+    (``input_landmark_step_max``). A step across a segment's start counts as a transition step (a
+    cut, ``~0``, is measured too). With
+    ``out_dir``: ``timeline_strip.png`` (input / edit, one frame per segment) and
+    ``timeline_codes.png`` (a few AUs over time, segment starts and transitions shaded)."""
+    from cmet.face.landmarks import FaceMesh, inter_ocular
+
+    frames_in, fps = read_video(video)
+    frames_out, _ = read_video(result.out)
+    n = min(len(frames_in), len(frames_out), len(result.landmarks))
+    p_in = np.asarray(result.landmarks[:n], np.float64)
+    p_out = np.asarray(FaceMesh().track(frames_out[:n], name=str(result.out)), np.float64)
+    w = timeline.weights(n, fps)
+    tr = timeline.transition_frames(n, fps)
+    r_in, r_out = face_readings(p_in), face_readings(p_out)
+    segs = []
+    for i, s in enumerate(timeline.segments):
+        held = np.flatnonzero(w[i] > 0.999)
+        row = {"start_s": s.start_s, "target": s.describe(), "held_frames": int(held.size)}
+        for k in r_in:
+            row[f"d_{k}"] = float((r_out[k][held] - r_in[k][held]).mean()) if held.size else float("nan")
+        segs.append(row)
+    step_in, step_out = code_steps(result.neutral_codes[:n]), code_steps(result.edited_codes[:n])
+    in_tr = tr[1:] | tr[:-1]  # a step touching a transition frame, or crossing a start (a cut)
+    for s in timeline.segments:
+        k = int(np.ceil(s.start_s * fps - 1e-9))
+        if 0 < k < n:
+            in_tr[k - 1] = True
+    iod = inter_ocular(p_in).mean()
+    lm_in = np.linalg.norm(np.diff(p_in[..., :2], axis=0), axis=-1).mean(1) / iod
+    # the edit's own motion: the step of the displacement edited - input (the input's motion removed)
+    lm_out = np.linalg.norm(np.diff((p_out - p_in)[..., :2], axis=0), axis=-1).mean(1) / iod
+    res = {
+        "fps": fps,
+        "n_frames": n,
+        "timeline": timeline.describe(),
+        "segments": segs,
+        "transition_frames": int(tr.sum()),
+        "input_code_step_max": float(step_in.max()),
+        "transition_code_step_max": float(step_out[in_tr].max()) if in_tr.any() else 0.0,
+        "edit_code_step_max": float(step_out.max()),
+        "input_landmark_step_max": float(lm_in.max()),
+        "transition_landmark_step_max": float(lm_out[in_tr].max()) if in_tr.any() else 0.0,
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        res["strip"] = str(_timeline_strip(frames_in[:n], frames_out[:n], w, out / "timeline_strip.png"))
+        res["plot"] = str(_timeline_plot(result, timeline, tr, fps, n, out / "timeline_codes.png"))
+    return res
+
+
+def _timeline_strip(fin: np.ndarray, fout: np.ndarray, w: np.ndarray, path: Path) -> Path:
+    """Input row over edited row, the middle held frame of every segment."""
+    import cv2
+
+    picks = []
+    for i in range(len(w)):
+        held = np.flatnonzero(w[i] > 0.999)
+        picks.append(int(held[len(held) // 2]) if held.size else int(np.argmax(w[i])))
+    sheet = np.concatenate([np.concatenate([f[i] for i in picks], 1) for f in (fin, fout)], 0).copy()
+    cv2.imwrite(str(path), sheet[:, :, ::-1])
+    return path
+
+
+def _timeline_plot(result, timeline, tr: np.ndarray, fps: float, n: int, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cmet.face.facs import AU_NAMES
+
+    t = np.arange(n) / fps
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    for au in ("AU1", "AU4", "AU12", "AU15", "AU26_emo", "AU2"):
+        if au in AU_NAMES:
+            ax.plot(t, np.asarray(result.edited_codes)[:n, AU_NAMES.index(au)], label=au, lw=1.2)
+    ax.fill_between(t, 0, 1, where=tr, transform=ax.get_xaxis_transform(), color="0.85", label="transition")
+    for s in timeline.segments:
+        ax.axvline(s.start_s, color="k", lw=0.8, ls="--")
+        ax.text(s.start_s, 1.01, s.target.describe(), transform=ax.get_xaxis_transform(), fontsize=8)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("edited AU code")
+    ax.legend(fontsize=7, ncol=4, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
