@@ -186,7 +186,8 @@ def _parse_mapping_entry(i: int, e: Mapping, ctx: _Ctx) -> Segment:
         else:
             target = _target_text(str(val).strip(), what, ctx)
     except CmetError as err:
-        raise type(err)(f"{what}: {err}") from None
+        msg = str(err)
+        raise type(err)(msg if msg.startswith(what) else f"{what}: {msg}") from None
     return Segment(
         _seconds(e["start"], f"{what}: start"),
         target,
