@@ -85,7 +85,40 @@ def sample_video(cfg, bundle_dir: str, out_dir: Path) -> dict:
     model = {"model": str(cfg.pipeline.registered_model), "version": "candidate"}
     for f in (out, both):
         stamp(Path(f), tags(model, res.target, 1.0, __version__))
-    return {"lips_kept": float(chk["mouth_corr"]), "identity_median": float(chk["identity_median"])}
+    got = {"lips_kept": float(chk["mouth_corr"]), "identity_median": float(chk["identity_median"])}
+    return {**got, **timeline_sample(cfg, bundle_dir, video, out_dir, model)}
+
+
+#: the timeline of the MLflow sample (and of the README's example): three emotions over the clip
+SAMPLE_TIMELINE = "0:happy, 2.5:sad, 5:surprised"
+
+
+def timeline_sample(cfg, bundle_dir: str, video: Path, out_dir: Path, model: dict) -> dict:
+    """The real clip edited along :data:`SAMPLE_TIMELINE` (``sample_timeline.mp4``, input | edit) with
+    its measures (``cmet.face.edit_measures.check_timeline``: ``timeline.json``, ``timeline_strip.png``,
+    ``timeline_codes.png``) -> the transition figure ``timeline_step_ratio`` (largest per-frame code
+    change inside a transition / the input's largest); {} when it cannot be made."""
+    from cmet import __version__
+    from cmet.edit import edit_video
+    from cmet.face.edit_measures import check_timeline
+    from cmet.provenance import stamp, tags
+    from cmet.timeline_parse import parse_timeline
+
+    tl = parse_timeline(SAMPLE_TIMELINE)
+    out = out_dir / "edited_timeline.mp4"
+    try:
+        res = edit_video(str(video), tl, bundle=bundle_dir, out=str(out), cfg=cfg)
+        chk = check_timeline(video, res, tl, out_dir)
+    except CmetError as e:
+        log.warning("timeline sample skipped: %s", e)
+        return {}
+    both = side_by_side(
+        video, out, out_dir / "sample_timeline.mp4", ("input", f"timeline: {SAMPLE_TIMELINE}")
+    )
+    for f in (out, both):
+        stamp(Path(f), tags(model, res.target, 1.0, __version__, timeline=res.target))
+    (out_dir / "timeline.json").write_text(json.dumps(chk, indent=1))
+    return {"timeline_step_ratio": chk["transition_code_step_max"] / max(chk["input_code_step_max"], 1e-9)}
 
 
 def side_by_side(before: Path, after: Path, dst: Path, labels: tuple[str, str]) -> Path:

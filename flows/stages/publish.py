@@ -90,9 +90,15 @@ def log_final(
             if p and Path(p).exists():
                 mlflow.log_artifact(p, "data_checks")
         mlflow.log_dict(gate_res["report"], "gate/gate_report.json")
-        video = Path(eval_res["dir"]) / "sample_happy.mp4"
-        if video.is_file():
-            mlflow.log_artifact(str(video), "sample")
+        for name in (
+            "sample_happy.mp4",
+            "sample_timeline.mp4",
+            "timeline.json",
+            "timeline_strip.png",
+            "timeline_codes.png",
+        ):
+            if (Path(eval_res["dir"]) / name).is_file():
+                mlflow.log_artifact(str(Path(eval_res["dir"]) / name), "sample")
         if cfg.pipeline.log_model:
             from flows.pyfunc_model import log_pyfunc
 
