@@ -49,9 +49,11 @@ def speech_timeline(
     intensity: float = 1.0,
     encoder=None,
     field: str = "--timeline-speech",
+    upload: bool = False,
 ) -> Timeline:
     """A speech track (see the module docstring) -> a Timeline of one ``features`` segment a window.
-    ``bundle``: its speech width, speech space and encoder (weights not needed)."""
+    ``bundle``: its speech width, speech space and encoder (weights not needed); ``upload``: a file
+    sent to the service (no vectors beside it are looked for, its temporary name is not shown)."""
     from cmet.audio.io import AUDIO_EXTS
 
     path = Path(path)
@@ -64,7 +66,7 @@ def speech_timeline(
         feats, sidecar = _windows(path, bundle.d_speech, field), _sidecar(path, field)
         starts = window_starts(len(feats), sidecar, hop_s, None, f"{field} {name}")
     elif path.suffix.lower() in AUDIO_EXTS:
-        feats, starts = _audio_windows(path, bundle, hop_s, encoder, field)
+        feats, starts = _audio_windows(path, bundle, hop_s, encoder, field, upload)
     else:
         raise DataError(f"{field}: {name} is neither a .npy of window vectors nor an audio file")
     return windows_timeline(feats, starts, transition_s=transition_s, intensity=intensity, name=name)
@@ -144,7 +146,9 @@ def window_starts(
     return np.arange(n, dtype=np.float64) * hop
 
 
-def _audio_windows(path: Path, bundle, hop_s, encoder, field: str) -> tuple[np.ndarray, np.ndarray]:
+def _audio_windows(
+    path: Path, bundle, hop_s, encoder, field: str, upload: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """An audio track -> (window vectors [W, D_a], starts [W]): the vectors beside it, else the raw
     audio's windows through the bundle's encoder."""
     from cmet.audio.encoders import SR
@@ -155,7 +159,7 @@ def _audio_windows(path: Path, bundle, hop_s, encoder, field: str) -> tuple[np.n
     beside = path.parent / subdir / f"{path.stem}.npy"
     wave, _ = load_audio(path, SR)
     duration = len(wave) / float(SR)
-    if spec.config.get("source") == "precomputed" and beside.is_file():
+    if spec.config.get("source") == "precomputed" and beside.is_file() and not upload:
         feats = _windows(beside, bundle.d_speech, field)
         return feats, window_starts(
             len(feats), _sidecar(beside, field), hop_s, duration, f"{field} {path.name}"
@@ -173,8 +177,11 @@ def _audio_windows(path: Path, bundle, hop_s, encoder, field: str) -> tuple[np.n
             encoder.encode(encoder.check(waves, [f"{path.name} window {i}" for i in range(n)]))
         )
     except ModelError as e:
-        raise ModelError(
-            f"{field} {path.name}: no {subdir}/{path.stem}.npy window vectors beside it, and {e}"
-        ) from None
+        where = (
+            f"{field}: raw audio"
+            if upload
+            else f"{field} {path.name}: no {subdir}/{path.stem}.npy window vectors beside it, and"
+        )
+        raise ModelError(f"{where} {e}") from None
     feats = check_features(feats, bundle.d_speech, f"{field}: the encoder's window vectors of {path.name}")
     return feats, np.asarray(cuts[:-1], np.float64) / SR

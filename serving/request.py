@@ -223,7 +223,12 @@ def _timeline(f: TargetFields, engine, limits: Limits, duration_s: float):
         else:
             path = check_audio(path, limits, "timeline_speech")
             tl = speech_timeline(
-                path, engine.bundle, hop_s=f.timeline_hop, transition_s=tr, field="timeline_speech"
+                path,
+                engine.bundle,
+                hop_s=f.timeline_hop,
+                transition_s=tr,
+                field="timeline_speech",
+                upload=True,
             )
     _entries(len(tl.segments), limits, "timeline entries")
     tl.check_duration(duration_s)

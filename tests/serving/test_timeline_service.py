@@ -111,4 +111,5 @@ def test_timeline_speech_raw_audio_without_an_encoder_is_a_clear_400(client, sam
     up = {**_video(sample_video), "timeline_speech": ("s.wav", wav.read_bytes(), "audio/wav")}
     r = client.post("/edit", files=up)
     assert r.status_code == 400, r.text
-    assert r.json()["error"] == "not_supported_by_model" and "timeline_speech" in err(r)
+    assert r.json()["error"] == "not_supported_by_model" and "timeline_speech: raw audio" in err(r)
+    assert "beside it" not in err(r)  # an upload: no server file names, no folder to look beside
