@@ -7,9 +7,10 @@
    frames where the face is lost or turned away (:data:`MAX_TURN_RAD`), the edit's weight with a
    ramp in and out (:func:`cmet.face.crop.ramp_weights`), smoothed crop boxes and the renderer of the
    face in its crop (:func:`cmet.face.render.make_renderer` at the working size).
-3. :func:`render_stream` -- a second decode at native size, frame by frame: each face's crop rendered
-   at the working size and its change pasted back with a feathered mask (:class:`cmet.face.crop.FaceCrop`),
-   the frame written straight into the encoder's pipe (:class:`cmet.media.VideoSink`).
+3. :func:`render_stream` -- a second decode at native size, frame by frame: each face's geometry
+   worked out in its crop at the working size, the native frame read once through the composed warp
+   (:class:`cmet.face.compose.View`), the frame written straight into the encoder's pipe
+   (:class:`cmet.media.VideoSink`).
 
 Memory: a few frames, the per-frame codes ``[T, D_v]`` (76 B a frame) and the landmark store on disk.
 """
@@ -217,8 +218,10 @@ def render_stream(
             box = Box.of(plan.boxes[i])
             before = plan.crop.cut(frame, box)
             lm = plan.crop.to_crop(plan.landmarks[i], box)
-            after = plan.renderer.render(before, lm, delta[i], 0.0 if jaw is None else float(jaw[i]))
-            plan.crop.paste(frame, before, after, box)
+            # the edit is written straight into the native frame, each pixel read once from it
+            plan.renderer.render(
+                before, lm, delta[i], 0.0 if jaw is None else float(jaw[i]), view=plan.crop.view(frame, box)
+            )
         sink.write(frame)
         n += 1
     return n

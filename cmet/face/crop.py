@@ -5,10 +5,10 @@ and the edit pasted back into the native frame.
   face's landmark track, held over frames where the face was lost and smoothed over time (a jittery
   crop would make the resampling shimmer).
 * :class:`FaceCrop`: ``cut(frame, box)`` -> the crop ``[S, S, 3]`` at working size ``S``;
-  ``to_crop(landmarks, box)`` maps landmarks into it; ``paste(frame, before, after, box)`` adds the
-  edit (``after - before``, the change the renderer made in the crop) back into the native frame
-  through a feathered mask: pixels the renderer left alone keep their native detail exactly, and
-  the crop's border never shows.
+  ``to_crop(landmarks, box)`` maps landmarks into it; ``view(frame, box)`` says where the crop sits in
+  the native frame (:class:`cmet.face.compose.View`): the renderer works out the edit in the crop and
+  writes it into the native frame at its own resolution, each pixel read once; pixels it leaves alone
+  keep their native detail exactly.
 * :func:`ramp_weights`: 1 where the face is tracked, 0 on lost frames, with a linear ramp over
   ``ramp`` frames in and out (an edit fades instead of popping).
 """
@@ -19,11 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: crop side / face size (landmark extent): the renderer's fixed ring sits at 0.75 x the face size
-#: from the centre, the crop edge at 1.0; the feather lies between them
+#: crop side / face size (landmark extent): the renderer's fixed ring sits at most 0.7 x the face size
+#: from the centre, the crop edge at 1.0: nothing the renderer moves reaches the crop's edge
 CROP_SCALE = 2.0
-#: share of the crop side, at each edge, over which the paste mask fades from 1 to 0
-FEATHER = 0.12
 
 
 def crop_boxes(
@@ -92,13 +90,6 @@ class FaceCrop:
 
     def __init__(self, size: int):
         self.size = int(size)
-        n = self.size
-        u = np.arange(n, dtype=np.float32)
-        edge = np.minimum(u, n - 1 - u) / max(1.0, FEATHER * n)
-        r = np.clip(edge, 0, 1)
-        r = r * r * (3 - 2 * r)
-        self.mask = (r[:, None] * r[None, :])[..., None].astype(np.float32)  # [S, S, 1]
-        self.mask3 = np.repeat(self.mask, 3, axis=-1)  # [S, S, 3] (cv2 arithmetic wants equal channels)
 
     def scale(self, box: Box) -> float:
         """Crop pixels per native pixel."""
@@ -131,27 +122,9 @@ class FaceCrop:
         p[:, 2] *= k
         return p
 
-    def paste(self, frame: np.ndarray, before: np.ndarray, after: np.ndarray, box: Box) -> np.ndarray:
-        """Add the crop's change ``after - before`` ([S, S, 3] uint8 each), feathered, into ``frame``
-        [H, W, 3] uint8 in place; returns ``frame``.
+    def view(self, frame: np.ndarray, box: Box):
+        """The crop's place in ``frame`` as a :class:`cmet.face.compose.View` (a renderer writes its
+        edit of the crop into the frame through it, at the frame's resolution)."""
+        from cmet.face.compose import View
 
-        The change is split into its positive and negative parts (uint8 each, saturating), each
-        weighted by the mask, resampled to the native box (bilinear: native pixel ``x`` reads crop
-        pixel ``(x - x0 + 0.5) / k - 0.5``) and added / subtracted with saturation: pixels the
-        renderer left alone get 0."""
-        import cv2
-
-        pos = cv2.multiply(cv2.subtract(after, before), self.mask3, dtype=cv2.CV_8U)
-        neg = cv2.multiply(cv2.subtract(before, after), self.mask3, dtype=cv2.CV_8U)
-        h, w = frame.shape[:2]
-        x0, y0, s = box.x0, box.y0, box.side
-        xa, ya, xb, yb = max(0, x0), max(0, y0), min(w, x0 + s), min(h, y0 + s)
-        if xb <= xa or yb <= ya or not (pos.any() or neg.any()):
-            return frame
-        region = frame[ya:yb, xa:xb]
-        for part, op in ((pos, cv2.add), (neg, cv2.subtract)):
-            up = cv2.resize(part, (s, s), interpolation=cv2.INTER_LINEAR)[
-                ya - y0 : yb - y0, xa - x0 : xb - x0
-            ]
-            op(region, up, dst=region)
-        return frame
+        return View(frame, float(box.x0), float(box.y0), self.scale(box))

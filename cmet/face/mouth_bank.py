@@ -1,15 +1,11 @@
 """The mouth interior from the person's own frames (Video Rewrite 1997; Synthesizing Obama 2017).
 
 On a video the input's open-mouth frames (teeth, tongue, inner lips as that person shows them) are
-collected into a small bank, each with its inner-lip contour. Where an edit opens the mouth wider
-than the source frame shows it, the bank entry whose mouth *shape* is nearest to the edited mouth
-is retrieved and warped into the edited inner-lip polygon (piecewise-affine on a fan of the 20
-contour vertices around their centre), its colour shifted by the difference of light between the
-bank's moment and this frame (:func:`lip_ring_colour`: the lips around the mouth in both; a constant
-correction is the harmonic, Poisson-cloning fit of degree 0, and the lips, unlike the inner-lip edge,
-are the same surface in both frames), then blended in with a feathered mask; the warp itself has
-already carried the lips. Retrieval keeps the previous entry while it stays nearly as good
-(hysteresis), so the interior does not jump between frames.
+collected into a small bank, each with its landmarks, its mouth shape and the colour of its lip ring
+(:func:`lip_ring_colour`: the light of its moment). Where an edit opens the mouth wider than the
+source frame shows it, the entries nearest in mouth *shape* (:meth:`MouthBank.nearest`: the first
+kept while it stays nearly as good, so the interior does not jump between frames) are the donors of
+:func:`cmet.face.interior.compose_interior`, which reads them rigidly (teeth never stretched).
 
 Shape descriptor (:func:`mouth_shape`): the 20 inner-lip vertices in the mouth's own frame (origin
 between the corners, x along the corner line, unit = the corner distance) -> [40].
@@ -44,36 +40,6 @@ def mouth_shape(p: np.ndarray) -> np.ndarray:
     return (np.stack([q @ ex, q @ ey], 1) / L).reshape(-1).astype(np.float32)
 
 
-def fan_triangles(n: int) -> np.ndarray:
-    """Triangles [n, 3] of a fan: contour vertices 0..n-1 around a centre vertex n."""
-    i = np.arange(n)
-    return np.stack([i, (i + 1) % n, np.full(n, n)], 1).astype(np.int32)
-
-
-def warp_into(
-    src_img: np.ndarray,
-    src_pts: np.ndarray,
-    dst_pts: np.ndarray,
-    tris: np.ndarray,
-    box: tuple[int, int, int, int],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Piecewise-affine warp of src_img [h, w, 3] so that src_pts [N, 2] land on dst_pts [N, 2]
-    (target frame pixels), evaluated on the target box (x0, y0, x1, y1) -> (patch [bh, bw, 3]
-    float32, covered [bh, bw] bool)."""
-    import cv2
-
-    from cmet.face.warp import affine_dst_to_src, triangle_maps
-
-    S, D = src_pts[tris].astype(np.float64), dst_pts[tris].astype(np.float64)
-    Dh = np.concatenate([D, np.ones((len(tris), 3, 1))], 2)
-    ok = np.abs(np.linalg.det(Dh)) > 1e-6
-    mx, my, covered = triangle_maps(affine_dst_to_src(Dh[ok], S[ok]), D[ok], box)
-    patch = cv2.remap(src_img.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    return patch, covered
-
-
-#: the most the light correction shifts the bank interior's colour (levels)
-MAX_FIT = 40.0
 #: the lip ring whose colour measures the light: from the inner-lip line out to this share of the
 #: mouth width
 RING = 0.12
@@ -102,15 +68,17 @@ def lip_ring_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray | None:
 
 @dataclass
 class MouthBank:
-    """Open-mouth crops of one person: crops (uint8 RGB), their inner-lip contours (crop pixels),
+    """Open-mouth crops of one person: crops (uint8 RGB), their landmarks [468, 2] (crop pixels),
     shape descriptors [40] and openings (inner-lip gap / IOD). Filled up front
     (:meth:`from_frames`) or as a video streams past the renderer (:meth:`offer`)."""
 
     crops: list[np.ndarray] = field(default_factory=list)
-    contours: list[np.ndarray] = field(default_factory=list)
+    landmarks: list[np.ndarray] = field(default_factory=list)
     shapes: list[np.ndarray] = field(default_factory=list)
     openings: list[float] = field(default_factory=list)
     rings: list = field(default_factory=list)  # lip-ring colour [3] of each entry (None: unknown)
+    #: the entries' mouth shadows (:func:`cmet.face.interior.shadow_colour`)
+    shadows: list = field(default_factory=list)
     size: int = 40
     min_open: float = 0.08
     hysteresis: float = 0.15
@@ -136,11 +104,26 @@ class MouthBank:
         if x1 - x0 < 3 or y1 - y0 < 3:
             return False
         self.crops.append(np.ascontiguousarray(frame[y0:y1, x0:x1]))
-        self.contours.append((lip - [x0, y0]).astype(np.float32))
+        self.landmarks.append((p[:, :2] - [x0, y0]).astype(np.float32))
         self.shapes.append(shape)
         self.openings.append(mo)
         self.rings.append(lip_ring_colour(frame, p))
+        from cmet.face.interior import shadow_colour
+
+        shade = shadow_colour(self.donor(len(self) - 1))
+        if shade is not None:
+            self.shadows.append(shade)
         return True
+
+    @property
+    def cavity(self) -> np.ndarray | None:
+        """The person's mouth shadow: the entries' shadow of median brightness (None: no entry yet)."""
+        from cmet.face.interior import luminance
+
+        if not self.shadows:
+            return None
+        lum = [luminance(s) for s in self.shadows]
+        return self.shadows[int(np.argsort(lum)[len(lum) // 2])]
 
     @classmethod
     def from_frames(
@@ -159,43 +142,22 @@ class MouthBank:
             bank.offer(frames[i], landmarks[i])
         return bank
 
-    def retrieve(self, p: np.ndarray) -> int:
-        """Index of the entry nearest in mouth shape to landmarks p [468, >=2] (sticky)."""
+    def nearest(self, p: np.ndarray, k: int = 2) -> list[tuple[int, float]]:
+        """The ``k`` entries nearest in mouth shape to landmarks p [468, >=2]: [(index, distance)],
+        nearest first; the last call's nearest stays first while within ``hysteresis`` of the best."""
         d = np.linalg.norm(np.stack(self.shapes) - mouth_shape(p)[None], axis=1)
-        best = int(np.argmin(d))
-        if self._last is not None and d[self._last] <= (1 + self.hysteresis) * d[best] + 1e-3:
-            best = self._last
-        self._last = best
-        return best
+        order = [int(i) for i in np.argsort(d)[:k]]
+        if (
+            self._last is not None
+            and self._last < len(d)
+            and d[self._last] <= (1 + self.hysteresis) * d[order[0]] + 1e-3
+        ):
+            order = [self._last] + [i for i in order if i != self._last][: k - 1]
+        self._last = order[0]
+        return [(i, float(d[i])) for i in order]
 
-    def paste(self, img: np.ndarray, p: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-        """The retrieved interior warped into the inner-lip polygon of target landmarks p [468, >=2]
-        of img [H, W, 3] uint8, blended with weight ``alpha`` (feathered at the lips)."""
-        import cv2
+    def donor(self, i: int):
+        """Entry ``i`` as a :class:`cmet.face.interior.Donor`."""
+        from cmet.face.interior import Donor
 
-        if alpha <= 0:
-            return img
-        k = self.retrieve(p)
-        lip = p[INNER_LIP_CONTOUR, :2].astype(np.float64)
-        H, W = img.shape[:2]
-        mw = float(np.linalg.norm(p[CORNERS[1], :2] - p[CORNERS[0], :2]))
-        m = int(max(3, 0.1 * mw))
-        x0, y0 = np.maximum(np.floor(lip.min(0)).astype(int) - m, 0)
-        x1, y1 = np.minimum(np.ceil(lip.max(0)).astype(int) + m, [W, H])
-        if x1 - x0 < 3 or y1 - y0 < 3:
-            return img
-        src = np.concatenate([self.contours[k], self.contours[k].mean(0, keepdims=True)])
-        dst = np.concatenate([lip, lip.mean(0, keepdims=True)])
-        patch, covered = warp_into(self.crops[k], src, dst, fan_triangles(len(lip)), (x0, y0, x1, y1))
-        roi = img[y0:y1, x0:x1].astype(np.float32)
-        now = lip_ring_colour(img, p)
-        if now is not None and self.rings[k] is not None:  # this frame's light on the bank's interior
-            patch += np.clip(now - self.rings[k], -MAX_FIT, MAX_FIT)
-        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-        cv2.fillPoly(mask, [np.round((lip - [x0, y0]) * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-        mask = cv2.GaussianBlur(mask, (0, 0), max(0.7, 0.02 * mw)) * covered * float(np.clip(alpha, 0, 1))
-        out = img.copy()
-        out[y0:y1, x0:x1] = np.clip(roi * (1 - mask[..., None]) + patch * mask[..., None], 0, 255).astype(
-            np.uint8
-        )
-        return out
+        return Donor(self.crops[i], self.landmarks[i], self.rings[i])

@@ -9,6 +9,12 @@
   face outside the mouth (face oval minus the dilated outer-lip region of input and edit) in the
   edit, divided by the same in the input (1 = as stable as the input).
 * identity (:mod:`cmet.face.identity`): dlib descriptor distance edited vs input, same frame.
+* :func:`sharpness_ratio` -- detail kept: variance of the Laplacian of the mouth (lips, teeth,
+  inner lips: the outer-lip polygon's box) on the edit against the same input frame, median over the
+  input's open-mouth frames (1 = as sharp; a second resampling or a blurred interior lowers it).
+* :func:`teeth_stretch` -- the horizontal scale of the teeth against the same input frame: the
+  scale of the input's column profile of the upper-teeth band that best matches the edit's (1 = the
+  teeth kept their width; a mouth warp that widens the teeth with the smile reads 1.3-1.5).
 """
 
 from __future__ import annotations
@@ -121,6 +127,118 @@ def flicker_ratio(
     """Frame-to-frame change of the face outside the mouth, edit / input (1 = as stable)."""
     mask = outside_mouth_mask(frames_in.shape[1:3], lm_in, lm_out)
     return frame_change(frames_out, mask) / max(frame_change(frames_in, mask), 1e-6)
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    return img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def lip_box(lm: np.ndarray, shape: tuple[int, int], margin: float = 0.0) -> tuple[int, int, int, int] | None:
+    """The outer-lip polygon's box (x0, y0, x1, y1) of landmarks [468, 2|3], grown by ``margin`` x its
+    width, clipped to ``shape`` (H, W); None when empty."""
+    q = lm[OUTER_LIP_CONTOUR, :2]
+    lo, hi = q.min(0), q.max(0)
+    g = margin * float(hi[0] - lo[0])
+    H, W = shape
+    x0, y0 = int(max(0, np.floor(lo[0] - g))), int(max(0, np.floor(lo[1] - g)))
+    x1, y1 = int(min(W, np.ceil(hi[0] + g) + 1)), int(min(H, np.ceil(hi[1] + g) + 1))
+    return None if x1 - x0 < 4 or y1 - y0 < 4 else (x0, y0, x1, y1)
+
+
+def laplacian_variance(img: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """Variance of the grey-level Laplacian (3x3) of img [H, W, 3] inside box (x0, y0, x1, y1)."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    g = _grey(img[max(0, y0 - 1) : y1 + 1, max(0, x0 - 1) : x1 + 1])
+    return float(cv2.Laplacian(g, cv2.CV_32F, ksize=1)[1:-1, 1:-1].var())
+
+
+def sharpness_ratio(
+    frames_in: np.ndarray,
+    lm_in: np.ndarray,
+    frames_out: np.ndarray,
+    lm_out: np.ndarray,
+    thresh: float = OPEN_IOD,
+) -> tuple[float, int]:
+    """(median over the input's open-mouth frames of laplacian_variance(edit, its lip box) /
+    laplacian_variance(input, its lip box), number of frames); frames [T, H, W, 3], landmarks
+    [T, 468, 2|3] tracked on each video."""
+    idx = open_frames(lm_in, thresh)
+    r = []
+    for i in idx:
+        bi, bo = lip_box(lm_in[i], frames_in.shape[1:3]), lip_box(lm_out[i], frames_out.shape[1:3])
+        if bi is None or bo is None:
+            continue
+        r.append(laplacian_variance(frames_out[i], bo) / max(laplacian_variance(frames_in[i], bi), 1e-6))
+    return (float(np.median(r)), len(r)) if r else (float("nan"), 0)
+
+
+#: horizontal scales teeth_stretch tries (1 = unchanged)
+STRETCH_GRID = np.round(np.arange(0.70, 1.801, 0.01), 3)
+
+
+def teeth_profile(img: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+    """The upper-teeth band's column profile: (grey-level x-derivative [2 R + 1] over x = centre - R ...
+    centre + R, centre x, R) with R half the mouth width; the band runs from the upper inner lip a
+    third of the way to the lower one. None when the mouth is closed or off the image."""
+    from cmet.face.landmarks import LOWER_LIP_INNER, UPPER_LIP_INNER
+
+    top, bot = lm[UPPER_LIP_INNER, :2], lm[LOWER_LIP_INNER, :2]
+    gap = float(bot[1] - top[1])
+    R = 0.5 * float(abs(lm[308, 0] - lm[78, 0]))
+    if gap < 3 or R < 6:
+        return None
+    cx = float(top[0])
+    y0, y1 = int(round(top[1] + 0.05 * gap)), int(round(top[1] + 0.4 * gap)) + 1
+    x0, x1 = int(np.floor(cx - R)) - 2, int(np.ceil(cx + R)) + 3
+    H, W = img.shape[:2]
+    if y0 < 0 or x0 < 0 or y1 > H or x1 > W or y1 - y0 < 1:
+        return None
+    col = _grey(img[y0:y1, x0:x1]).mean(0)
+    xs = np.arange(x0, x1, dtype=np.float64)
+    grid = cx + np.arange(-int(R), int(R) + 1, dtype=np.float64)
+    prof = np.interp(grid, xs, col)
+    return np.gradient(prof), cx, float(int(R))
+
+
+def stretch_of(p_in: np.ndarray, p_out: np.ndarray) -> float | None:
+    """The horizontal scale s (from :data:`STRETCH_GRID`) for which the input's teeth profile
+    ``p_in`` stretched by s best correlates with the edit's ``p_out`` (both [2 R + 1], centred)."""
+    R = (len(p_out) - 1) // 2
+    u = np.arange(-R, R + 1, dtype=np.float64)
+    ri = (len(p_in) - 1) // 2
+    best, arg = -np.inf, None
+    for s in STRETCH_GRID:
+        q = np.interp(u / s, np.arange(-ri, ri + 1), p_in, left=np.nan, right=np.nan)
+        ok = np.isfinite(q)
+        if ok.sum() < 0.5 * len(u):
+            continue
+        a, b = q[ok] - q[ok].mean(), p_out[ok] - p_out[ok].mean()
+        c = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-9))
+        if c > best:
+            best, arg = c, float(s)
+    return arg if best > 0.3 else None
+
+
+def teeth_stretch(
+    frames_in: np.ndarray,
+    lm_in: np.ndarray,
+    frames_out: np.ndarray,
+    lm_out: np.ndarray,
+    thresh: float = OPEN_IOD,
+) -> tuple[float, int]:
+    """(median horizontal scale of the teeth, edit against the same input frame, number of frames it
+    was read on): the input's open-mouth frames (1 = rigid; see :func:`stretch_of`)."""
+    r = []
+    for i in open_frames(lm_in, thresh):
+        a, b = teeth_profile(frames_in[i], lm_in[i]), teeth_profile(frames_out[i], lm_out[i])
+        if a is None or b is None:
+            continue
+        s = stretch_of(a[0], b[0])
+        if s is not None:
+            r.append(s)
+    return (float(np.median(r)), len(r)) if r else (float("nan"), 0)
 
 
 @dataclass

@@ -7,9 +7,11 @@
    mesh is kept one-to-one first (:class:`cmet.face.warp.Unfolder`: a displacement that would fold
    a triangle over its neighbours, drawing a hard edge, spreads into the skin around it; each brow
    moves as one piece; only a lowered brow may hood the lid).
-3. What a warp cannot do, painted in target coordinates: a mouth interior where the mouth opens
-   more than in the source (:mod:`cmet.face.mouth`) and shading where the muscles bunch
-   (:mod:`cmet.face.shading`).
+   The frame is read once through the composed inverse map, at its own resolution, with a bicubic
+   kernel (:mod:`cmet.face.compose`), however small the working crop.
+3. What a warp cannot do: the mouth interior, rigid (:mod:`cmet.face.interior`: the person's own
+   teeth, from this frame or the bank of their open-mouth frames, else the shaded model of
+   :mod:`cmet.face.mouth`), and shading where the muscles bunch (:mod:`cmet.face.shading`).
 
 :func:`make_renderer` builds the renderer of one identity from the face config; callers depend on
 the :class:`Renderer` protocol.
@@ -23,13 +25,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from cmet.errors import ConfigError
+from cmet.face.compose import View, frame_maps, sample
 from cmet.face.expression import Canonical, target_landmarks
 from cmet.face.facs import AU_NAMES
-from cmet.face.mouth import mouth_interior, signed_gap
+from cmet.face.interior import MOVED_FULL, Donor, compose_interior, inner_box
+from cmet.face.mouth import lip_colour, mouth_model, signed_gap
 from cmet.face.mouth_bank import MouthBank
 from cmet.face.rigid import BROW_HOOD, BROW_PAIRS, has_eyeglasses, vertex_weights
-from cmet.face.shading import apply_shading, shading
-from cmet.face.warp import Unfolder, control_points, triangulate, warp
+from cmet.face.shading import apply_shading, nonzero_box, shading
+from cmet.face.warp import Unfolder, control_points, inverse_map, triangulate
 
 #: AUs whose fields are not scaled past their apex by the render gain: the emotional jaw drop
 #: (0.25 IOD at apex is already wide; more breaks the lip track and reads as shouting = angry)
@@ -42,16 +46,21 @@ LIP_OPENING_AUS = ("AU10", "AU16")
 #: close (1.1) around the upper half (forehead, temples: hair and ears), wider (1.4) around the
 #: jaw, which an open mouth moves down
 RING = np.where(np.isin(np.arange(36), np.r_[0:9, 28:36]), 1.1, 1.4)
-#: the person's own interior is blended in fully from this much extra opening (IOD)
-BANK_RAMP = 0.03
-#: a source mouth open this wide (IOD) already shows the person's own interior (teeth, tongue),
-#: which the warp stretches into the edited mouth: a new interior (a bank entry, the mouth model)
-#: fades out as the source opens, so another moment's teeth or a model are not painted over the
-#: teeth this frame shows (FaceRenderer(open_shown=...))
-OPEN_SHOWN = 0.08
-#: ... unless the edit adds this many times the source's opening (blended in from the first, fully
-#: at the second): the new gap between the teeth is a cavity, not the teeth stretched tall
-NEW_PAST = (1.0, 2.0)
+#: the source's own opening / the target's: below the first the interior comes from the bank (or the
+#: mouth model), above the second from the source frame itself, cross-faded between
+OWN_COVER = (0.15, 0.35)
+#: the bank's moments blended into an interior (the nearest in lip shape), the second only while its
+#: shape is within this factor of the nearest's distance (two unlike mouths blended show double teeth)
+BANK_NEAREST = 2
+BANK_ALIKE = 1.25
+#: a mouth widened (or opened past TALLER) by up to this (IOD; ~5 % of its width) keeps the warp's
+#: interior: a stretch that small does not show, a rigid interior would only redraw it
+UNSEEN = 0.03
+#: an opening up to this many times the source's keeps the warp's interior (teeth a little taller
+#: read as teeth; the rigid interior takes over as the jaw drops past it)
+TALLER = 1.5
+#: a target opening (IOD) under this gets a proportionally fainter new interior (a slit shows little)
+OPEN_MIN = 0.02
 #: a video renderer's displacement EMA weight on the previous frame (see FaceRenderer)
 VIDEO_TEMPORAL = 0.5
 #: a video renderer's first guess of a frame's fold correction: the previous frame's times this (it
@@ -63,9 +72,9 @@ class FaceRenderer:
     """Renders AU code changes onto the frames of one identity (fixed triangulation).
 
     It learns the person from the frames it is given: with a ``mouth_bank`` every source frame
-    whose mouth is open is offered to it (:meth:`cmet.face.mouth_bank.MouthBank.offer`), and a
-    mouth opened wider than its source gets the person's own interior, else the shaded mouth
-    model (:func:`cmet.face.mouth.mouth_interior`); eyeglasses are looked for on the first frame
+    whose mouth is open is offered to it (:meth:`cmet.face.mouth_bank.MouthBank.offer`); an edited
+    mouth shows the source frame's own teeth read rigidly, or where the source opens less than the
+    edit, the bank's (:meth:`_interior`), else the shaded mouth model; eyeglasses are looked for on the first frame
     (``glasses=None``) and, when found, the eye band stays rigid (:func:`cmet.face.rigid.vertex_weights`,
     which also keeps the upper face outline, hair and background still).
     """
@@ -81,7 +90,6 @@ class FaceRenderer:
         mouth_bank: MouthBank | None = None,
         glasses: bool | None = None,
         temporal: float = 0.0,
-        open_shown: float = OPEN_SHOWN,
     ):
         self.can = can
         self.shape = shape
@@ -94,7 +102,6 @@ class FaceRenderer:
         #: frames rendered, frames whose AU warp folded a triangle, frames still so after the Unfolder
         self.unfold_stats = {"frames": 0, "folded_warp": 0, "folded_left": 0}
         self.mouth_bank = mouth_bank
-        self.open_shown = float(open_shown)
         self.weights = None if glasses is None else vertex_weights(can.neutral_px, glasses)[:, None]
         # frames of a video in order: the displacement is an exponential moving average with this
         # weight on the previous frame's (landmark jitter no longer shakes the warp)
@@ -119,13 +126,41 @@ class FaceRenderer:
         delta_au: np.ndarray,
         jaw: float = 0.0,
         return_landmarks: bool = False,
+        view: View | None = None,
     ):
-        """frame [H, W, 3] uint8 + its landmarks [468, 3] + AU change [D_EXPR] -> [H, W, 3] uint8."""
+        """frame [H, W, 3] uint8 + its landmarks [468, 3] + AU change [D_EXPR] -> [H, W, 3] uint8.
+
+        ``view``: where ``frame`` (the working image: a face crop) sits in the frame it was cut from;
+        the edit is then written into ``view.frame`` at that frame's own resolution, each of its pixels
+        read once (:mod:`cmet.face.compose`), and ``view.frame`` is returned. None: the edit of
+        ``frame`` itself (a new array). The target landmarks are in working pixels either way."""
         if self.weights is None:  # the first frame decides: eyeglass frames on the face?
             glasses = has_eyeglasses(frame[None], landmarks[None])
             self.weights = vertex_weights(self.can.neutral_px, glasses)[:, None]
+        v = View(frame.copy()) if view is None else view
+        src_lm, delta, tgt, src_c, dst_c = self._geometry(landmarks, delta_au, jaw, frame.shape[:2])
+        s_n, t_n = (src_lm, tgt) if v.identity else (v.to_frame(src_lm), v.to_frame(tgt))
         if self.mouth_bank is not None:
-            self.mouth_bank.offer(frame, landmarks)
+            self.mouth_bank.offer(v.frame, s_n)
+        own = Donor.cut(v.frame, s_n)  # the source's own mouth, read before the warp writes over it
+        own = None if own is None else Donor(own.img.copy(), own.lm)
+        inv = inverse_map(src_c, dst_c, self.tris, frame.shape[:2])
+        if inv is not None:
+            maps = frame_maps(v, *inv[1:], inv[0])
+            if maps is not None:
+                (x0, y0, x1, y1), MX, MY = maps
+                v.frame[y0:y1, x0:x1] = sample(v.frame, MX, MY)
+        au = {k: float(x) for k, x in zip(AU_NAMES, delta, strict=True)}
+        self._interior(v.frame, s_n, t_n, own, au)
+        if self.shading_strength > 0:
+            iod = float(np.linalg.norm(tgt[263, :2] - tgt[33, :2]))
+            dark, light = shading(frame.shape[:2], tgt[:, :2], iod, au, self.shading_strength)
+            shade_into(v, dark, light)
+        return (v.frame, tgt) if return_landmarks else v.frame
+
+    def _geometry(self, landmarks: np.ndarray, delta_au: np.ndarray, jaw: float, shape: tuple[int, int]):
+        """The edit's geometry in working pixels: (source landmarks [468, 3], the AU change with its
+        gains [D_EXPR], target landmarks [468, 3], source and target control points [N, 2])."""
         delta = np.asarray(delta_au, np.float32) * self.gains
         tgt = target_landmarks(self.can, landmarks, delta, jaw)
         move = tgt - landmarks
@@ -137,8 +172,8 @@ class FaceRenderer:
             disp = (1 - self.temporal) * disp + self.temporal * self._prev
         self._prev = disp
         tgt = landmarks + disp
-        src_c = control_points(landmarks[:, :2], frame.shape[:2], RING)
-        dst_c = control_points(tgt[:, :2], frame.shape[:2], RING)
+        src_c = control_points(landmarks[:, :2], shape, RING)
+        dst_c = control_points(tgt[:, :2], shape, RING)
         dst_c[468:] = src_c[468:]  # the ring and border stay put
         if self._unfold is None:
             free = np.zeros(len(self._ref))
@@ -156,27 +191,70 @@ class FaceRenderer:
         self.unfold_stats["folded_left"] += int(self._unfold.last[1] > 0)
         tgt = tgt.copy()
         tgt[:, :2] = dst_c[:468]
-        out = warp(frame, src_c, dst_c, self.tris)
-        iod = float(np.linalg.norm(tgt[263, :2] - tgt[33, :2]))
-        au = {k: float(v) for k, v in zip(AU_NAMES, delta, strict=True)}
-        # signed inner-lip gap along the face's down axis: lips pressed past each other (a
-        # negative gap) must not count as an opening that paints teeth
-        src_open = signed_gap(landmarks) / iod
-        dst_open = signed_gap(tgt) / iod
-        added = dst_open - src_open
-        fresh = float(np.clip(1 - src_open / self.open_shown, 0, 1))
-        if src_open > 0:  # an edit that opens the mouth far past the source's (a jaw drop) needs a cavity
-            fresh = max(
-                fresh, float(np.clip(added / src_open - NEW_PAST[0], 0, 1) / (NEW_PAST[1] - NEW_PAST[0]))
-            )
-        if self.mouth_bank is not None and len(self.mouth_bank) and added > 0.01:
-            out = self.mouth_bank.paste(out, tgt[:, :2], fresh * float(np.clip(added / BANK_RAMP, 0, 1)))
-        else:
-            out = mouth_interior(out, tgt[:, :2], iod, fresh * added, au)
-        if self.shading_strength > 0:
-            dark, light = shading(out.shape[:2], tgt[:, :2], iod, au, self.shading_strength)
-            out = apply_shading(out, dark, light)
-        return (out, tgt) if return_landmarks else out
+        return np.asarray(landmarks, np.float32), delta, tgt, src_c, dst_c
+
+    def _interior(self, img: np.ndarray, s_n: np.ndarray, t_n: np.ndarray, own, au: dict[str, float]):
+        """The target inner-lip polygon painted from the person's own mouth (in place, frame pixels:
+        source / target landmarks s_n / t_n [468, >=2]): this frame's own teeth read rigidly where its
+        mouth is open enough (:data:`OWN_COVER`), else the bank's nearest mouths, else the mouth model."""
+        iod = float(np.linalg.norm(t_n[263, :2] - t_n[33, :2]))
+        gap_t, gap_s = signed_gap(t_n), signed_gap(s_n)
+        # the warp stretches what the source shows between the lips where the edit widens or opens the
+        # mouth: there the interior is composed; a mouth narrowed or closed keeps the warp's (squeezed
+        # teeth read as teeth)
+        width = lambda p: float(np.linalg.norm(p[308, :2] - p[78, :2]))  # noqa: E731
+        grown = max(width(t_n) - width(s_n), gap_t - TALLER * max(gap_s, 0.0)) / iod
+        amount = float(np.clip((grown - UNSEEN) / MOVED_FULL, 0, 1) * np.clip(gap_t / iod / OPEN_MIN, 0, 1))
+        if gap_t <= 1.0 or amount <= 0:
+            return
+        cover = gap_s / gap_t
+        w_own = (
+            0.0
+            if own is None
+            else float(np.clip((cover - OWN_COVER[0]) / (OWN_COVER[1] - OWN_COVER[0]), 0, 1))
+        )
+        donors = [(own, w_own)] if w_own > 0 else []
+        rest, fallback = 1.0 - w_own, None
+        if rest > 0 and self.mouth_bank is not None and len(self.mouth_bank):
+            near = self.mouth_bank.nearest(t_n, BANK_NEAREST)
+            near = [(i, d) for i, d in near if d <= BANK_ALIKE * near[0][1] + 1e-3]
+            w = np.array([1.0 / (d + 0.01) ** 2 for _, d in near])
+            donors += [
+                (self.mouth_bank.donor(i), rest * float(x))
+                for (i, _), x in zip(near, w / w.sum(), strict=True)
+            ]
+        elif rest > 0:
+            box = inner_box(t_n, img.shape[:2])
+            if box is not None:
+                x0, y0, x1, y1 = box
+                q = t_n[:, :2] - [x0, y0]
+                fallback = mouth_model((y1 - y0, x1 - x0), q, iod, au, lip_colour(img, t_n))
+        donors.sort(key=lambda dw: -dw[1])
+        cavity = None if self.mouth_bank is None else self.mouth_bank.cavity
+        compose_interior(
+            img, t_n, s_n, donors, amount, fallback, rest if fallback is not None else 0.0, cavity
+        )
+
+
+def shade_into(view: View, dark: np.ndarray, light: np.ndarray) -> None:
+    """Working-size shading maps ([S, S] each, :func:`cmet.face.shading.shading`) applied to the
+    view's frame at its own resolution (the maps are smooth: read bilinearly), in place."""
+    if view.identity:
+        view.frame[...] = apply_shading(view.frame, dark, light)
+        return
+    box = nonzero_box(np.maximum(dark, light))
+    if box is None:
+        return
+    fbox = view.frame_box(box)
+    if fbox is None:
+        return
+    x0, y0, x1, y1 = box
+    dl = view.upsample(np.dstack([dark[y0:y1, x0:x1], light[y0:y1, x0:x1]]), box, fbox)
+    fx0, fy0, fx1, fy1 = fbox
+    f = view.frame[fy0:fy1, fx0:fx1].astype(np.float32)
+    f *= 1 - dl[..., :1]
+    f += dl[..., 1:] * (255 - f)
+    view.frame[fy0:fy1, fx0:fx1] = np.clip(f, 0, 255)
 
 
 class Renderer(Protocol):

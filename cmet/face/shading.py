@@ -194,7 +194,7 @@ def shading(shape, p: np.ndarray, iod: float, au: dict[str, float], strength: fl
     return np.clip(dark, 0, MAX_DARK, out=dark), np.clip(light, 0, MAX_LIGHT, out=light)
 
 
-def _roi(canvas: np.ndarray, margin: int = 0) -> tuple[int, int, int, int] | None:
+def nonzero_box(canvas: np.ndarray, margin: int = 0) -> tuple[int, int, int, int] | None:
     """The box (x0, y0, x1, y1) of ``canvas``'s non-zero pixels grown by ``margin`` and clipped to
     it; None when all are zero."""
     import cv2
@@ -213,7 +213,7 @@ def _blur(canvas: np.ndarray, sigma: float) -> np.ndarray:
     import cv2
 
     out = np.zeros_like(canvas)
-    box = _roi(canvas, int(np.ceil(4 * sigma)) + 2)  # OpenCV's float kernel reaches ~4 sigma
+    box = nonzero_box(canvas, int(np.ceil(4 * sigma)) + 2)  # OpenCV's float kernel reaches ~4 sigma
     if box is not None:
         x0, y0, x1, y1 = box
         out[y0:y1, x0:x1] = cv2.GaussianBlur(canvas[y0:y1, x0:x1], (0, 0), sigma)
@@ -225,7 +225,7 @@ def apply_shading(img: np.ndarray, dark: np.ndarray, light: np.ndarray) -> np.nd
     :func:`shading`): ``f (1 - dark)``, then ``+ light (255 - f)`` -> a new [H, W, 3] uint8 (only
     the box where either map is non-zero is computed)."""
     out = img.copy()
-    box = _roi(np.maximum(dark, light))
+    box = nonzero_box(np.maximum(dark, light))
     if box is None:
         return out
     x0, y0, x1, y1 = box

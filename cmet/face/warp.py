@@ -1,6 +1,7 @@
 """Piecewise-affine mesh warp (OpenCV): a Delaunay triangulation of the 468 FaceMesh vertices plus
 a fixed ring around the face and the image border (fixed points, so the warp fades out); every
-target pixel is mapped back through its triangle's affine map and sampled with ``cv2.remap``."""
+target pixel is mapped back through its triangle's affine map (:func:`inverse_map`) and the image read
+once through it (:func:`cmet.face.compose.sample`)."""
 
 from __future__ import annotations
 
@@ -87,22 +88,23 @@ def triangulate(points: np.ndarray) -> np.ndarray:
     return Delaunay(points.astype(np.float64)).simplices.astype(np.int32)
 
 
-def warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray) -> np.ndarray:
-    """Piecewise-affine warp: the pixel at ``src`` control points moves to ``dst``.
+#: a triangle whose corners all move less than this (pixels) is left where it is
+STILL_PX = 0.05
 
-    img [H, W, C] uint8, src/dst [N, 2], tris [K, 3] -> [H, W, C] uint8.
-    """
-    import cv2
 
-    h, w = img.shape[:2]
+def inverse_map(src: np.ndarray, dst: np.ndarray, tris: np.ndarray, shape: tuple[int, int]):
+    """The inverse map of the piecewise-affine warp moving control points ``src`` to ``dst`` ([N, 2]
+    each, triangles ``tris`` [K, 3]) on an image of ``shape`` (H, W), over the box of the triangles
+    that move (a corner by more than :data:`STILL_PX`) -> (box (x0, y0, x1, y1), mx, my [h, w] float32
+    source coordinates), or None when nothing moves. Outside the box every pixel maps to itself."""
+    h, w = shape
     S = src[tris].astype(np.float64)  # [K, 3, 2]
     D = dst[tris].astype(np.float64)
-    # only triangles with a moved vertex need remapping; the others map to themselves
-    moved = np.abs(S - D).max(axis=(1, 2)) > 1e-3
+    moved = np.abs(S - D).max(axis=(1, 2)) > STILL_PX
     Dh = np.concatenate([D, np.ones((len(tris), 3, 1))], 2)  # [K, 3, 3]
     ok = moved & (np.abs(np.linalg.det(Dh)) > 1e-9)
     if not ok.any():
-        return img.copy()
+        return None
     M = affine_dst_to_src(Dh[ok], S[ok])
     Dk = D[ok]
     x0 = int(max(0, np.floor(Dk[..., 0].min()) - 1))
@@ -110,12 +112,27 @@ def warp(img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray) ->
     x1 = int(min(w, np.ceil(Dk[..., 0].max()) + 2))
     y1 = int(min(h, np.ceil(Dk[..., 1].max()) + 2))
     if x1 <= x0 or y1 <= y0:
-        return img.copy()
+        return None
     mx, my, _ = triangle_maps(M, Dk, (x0, y0, x1, y1))
+    return (x0, y0, x1, y1), mx, my
+
+
+def warp(
+    img: np.ndarray, src: np.ndarray, dst: np.ndarray, tris: np.ndarray, kernel: str = "cubic"
+) -> np.ndarray:
+    """Piecewise-affine warp: the pixel at ``src`` control points moves to ``dst``; each output pixel
+    read once (:func:`cmet.face.compose.sample`).
+
+    img [H, W, C] uint8, src/dst [N, 2], tris [K, 3] -> [H, W, C] uint8.
+    """
+    from cmet.face.compose import sample
+
+    inv = inverse_map(src, dst, tris, img.shape[:2])
     out = img.copy()  # outside the box every pixel maps to itself
-    out[y0:y1, x0:x1] = cv2.remap(
-        img, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    )
+    if inv is None:
+        return out
+    (x0, y0, x1, y1), mx, my = inv
+    out[y0:y1, x0:x1] = sample(img, mx, my, kernel)
     return out
 
 

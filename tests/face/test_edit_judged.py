@@ -26,9 +26,9 @@ def talking_clip(tmp_path_factory, astronaut_face, astronaut_landmarks) -> Path:
 
     d = tmp_path_factory.mktemp("talking")
     r = make_renderer(None, canonical(astronaut_landmarks), astronaut_face.shape[:2])
-    # the clip's opened mouth is the mouth model in every frame: one still photo has no other moments
-    # of its mouth to bank, and its own smile (teeth, 0.12 IOD open) stretched tall is not a mouth
-    r.mouth_bank, r.open_shown = None, float("inf")
+    # one still photo has no other moments of its mouth to bank: the opened mouth shows its own teeth
+    # (0.12 IOD open) read rigidly with the jaw's gap between the rows
+    r.mouth_bank = None
     n, fps = 50, 25.0
     opening = np.clip(0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * np.arange(n) / fps), 0, 1)
     frames = []

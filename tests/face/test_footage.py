@@ -1,4 +1,4 @@
-"""The user's own footage: face crops pasted back, every face tracked, odd inputs (cmet.stream)."""
+"""The user's own footage: face crops and their place in the frame, every face tracked, odd inputs (cmet.stream)."""
 
 from __future__ import annotations
 
@@ -6,30 +6,23 @@ import numpy as np
 import pytest
 
 
-def test_paste_keeps_every_untouched_pixel_and_feathers_the_crop_border():
+def test_cut_and_view_agree_with_the_landmark_map():
+    """The crop cut from a frame, the landmarks mapped into it and the view back onto the frame agree:
+    View.to_frame inverts FaceCrop.to_crop, and the frame box of the whole crop is the crop's box
+    (clipped to the frame where it runs past the edges)."""
     from cmet.face.crop import Box, FaceCrop
 
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 256, (359, 641, 3), dtype=np.uint8)
     fc = FaceCrop(128)
     box = Box(500, 250, 200)  # runs past the right and bottom edges
-    before = fc.cut(frame, box)
-    assert before.shape == (128, 128, 3)
-    same = fc.paste(frame.copy(), before, before, box)
-    assert np.array_equal(same, frame)  # no change in the crop -> the native frame, bit for bit
-    after = before.copy()
-    after[60:70, 60:70] = 255 - after[60:70, 60:70]  # a change in the middle
-    after[0, :] = 0  # and one on the crop's edge: the feather must swallow it
-    after[1:4, :] = np.clip(after[1:4, :].astype(int) + 40, 0, 255)  # near it: mostly swallowed
-    out = fc.paste(frame.copy(), before, after, box)
-    change = np.abs(out.astype(int) - frame).max(-1)
-    assert change[250:256].max() <= 0.1 * 40 + 1  # the feather: <= 10 % of a change 3 px from the edge
-    moved = change > 5
-    ys, xs = np.where(moved)
-    k = 200 / 128
-    assert moved.any() and ys.min() >= 250 + 55 * k and xs.min() >= 500 + 55 * k
-    assert ys.max() <= 250 + 75 * k and xs.max() <= 500 + 75 * k
-    assert out.shape == frame.shape
+    assert fc.cut(frame, box).shape == (128, 128, 3)
+    view = fc.view(frame, box)
+    assert view.frame is frame and view.k == pytest.approx(128 / 200)
+    p = np.array([[510.0, 260.0, 8.0], [600.25, 300.5, -2.0]], np.float32)
+    np.testing.assert_allclose(view.to_frame(fc.to_crop(p, box)), p, atol=1e-4)
+    x0, y0, x1, y1 = view.frame_box((0, 0, 128, 128))  # the crop's first pixel reaches 499.5
+    assert (x0, y0) in ((499, 249), (500, 250)) and (x1, y1) == (641, 359)
 
 
 def test_landmarks_map_into_the_crop():
@@ -221,28 +214,25 @@ def test_any_container_ffmpeg_reads(cfg, tiny_bundle, short_video, tmp_path, suf
     assert (info.n_frames, info.w, info.h, info.has_audio) == (12, 256, 256, False)
 
 
-def test_paste_is_the_masked_change_resampled_to_the_native_box():
-    """paste == frame + bilinear resize of (after - before) x mask to the box (native pixel x reads
-    crop pixel (x - x0 + 0.5) / k - 0.5), within rounding, also where the box leaves the frame."""
-    import cv2
+def test_view_upsamples_a_working_map_exactly_where_it_is_linear():
+    """A map given on working pixels, read on the frame's pixels (View.upsample): a linear ramp comes
+    back as the same ramp in frame pixels (the composed warp's inverse map is piecewise linear), to
+    OpenCV's interpolation grid (1/32 of a working pixel: 1/16 of a level on a slope of 2)."""
+    from cmet.face.compose import View
 
-    from cmet.face.crop import Box, FaceCrop
-
-    rng = np.random.default_rng(1)
-    frame = rng.integers(60, 196, (300, 400, 3), dtype=np.uint8)
-    fc = FaceCrop(96)
-    for box in (Box(40, 30, 150), Box(300, 220, 170), Box(10, 10, 60)):
-        before = fc.cut(frame, box)
-        after = np.clip(before.astype(int) + rng.integers(-50, 51, before.shape), 0, 255).astype(np.uint8)
-        out = fc.paste(frame.copy(), before, after, box).astype(float)
-        d = (after.astype(np.float32) - before) * fc.mask
-        up = cv2.resize(d, (box.side, box.side), interpolation=cv2.INTER_LINEAR)
-        ref = frame.astype(float)
-        xa, ya = max(0, box.x0), max(0, box.y0)
-        xb, yb = min(400, box.x0 + box.side), min(300, box.y0 + box.side)
-        ref[ya:yb, xa:xb] += up[ya - box.y0 : yb - box.y0, xa - box.x0 : xb - box.x0]
-        ref = np.clip(ref, 0, 255)
-        assert np.abs(out - ref).max() <= 2.0
+    frame = np.zeros((300, 400, 3), np.uint8)
+    v = View(frame, 40.0, 30.0, 96 / 150)
+    box = (10, 12, 70, 80)  # working pixels
+    ys, xs = np.mgrid[box[1] : box[3], box[0] : box[2]].astype(np.float32)
+    ramp = np.dstack([2 * xs + 1, 0.5 * ys - 3]).astype(np.float32)
+    fbox = v.frame_box(box)
+    up = v.upsample(ramp, box, fbox)
+    fy, fx = np.mgrid[fbox[1] + 2 : fbox[3] - 2, fbox[0] + 2 : fbox[2] - 2].astype(np.float32)
+    cx = (fx - 40.0 + 0.5) * v.k - 0.5  # the working coordinate of each frame pixel
+    cy = (fy - 30.0 + 0.5) * v.k - 0.5
+    inner = up[2:-2, 2:-2]
+    np.testing.assert_allclose(inner[..., 0], 2 * cx + 1, atol=2 / 32 + 1e-4)
+    np.testing.assert_allclose(inner[..., 1], 0.5 * cy - 3, atol=0.5 / 32 + 1e-4)
 
 
 def test_shading_blur_only_around_the_marks_is_the_full_blur():

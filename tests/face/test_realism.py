@@ -63,9 +63,18 @@ def test_flicker_ratio(astronaut_face, astronaut_landmarks):
     assert flicker_ratio(frames, jittery, lm) > 2.0
 
 
-def test_mouth_bank_pastes_the_persons_own_interior_in_this_frames_light(astronaut_face, astronaut_landmarks):
-    """The bank's interior (a white stripe of 'teeth') is pasted into the open mouth; the bank frame's
-    colour cast (green halved: another moment's light) is fitted away by the Poisson step."""
+def _paste(bank, img, lm):
+    """The bank's nearest entry composed into the inner-lip polygon of img's landmarks lm (the
+    renderer's path for a source mouth that shows nothing: a banked donor, all weight on it)."""
+    from cmet.face.interior import compose_interior
+
+    (i, _), *_ = bank.nearest(lm[:, :2], 1)
+    return compose_interior(img.copy(), lm[:, :2], lm[:, :2], [(bank.donor(i), 1.0)], 1.0, cavity=bank.cavity)
+
+
+def test_mouth_bank_gives_the_persons_own_interior_in_this_frames_light(astronaut_face, astronaut_landmarks):
+    """The bank's interior (a white stripe of 'teeth') is composed into the open mouth; the bank frame's
+    colour cast (green at 0.7: another moment's light) is fitted away by the lip-ring step."""
     import cv2
 
     from cmet.face.mouth_bank import MouthBank, mouth_shape
@@ -78,25 +87,26 @@ def test_mouth_bank_pastes_the_persons_own_interior_in_this_frames_light(astrona
     assert inside.sum() > 20
     frames = _video(astronaut_face, n=4)
     ys, xs = np.nonzero(inside)
-    mid = (ys >= np.percentile(ys, 35)) & (ys <= np.percentile(ys, 65))
-    frames[:, ys[mid], xs[mid]] = 250  # teeth across the middle of the opening
+    mid = (ys >= np.percentile(ys, 25)) & (ys <= np.percentile(ys, 50))
+    frames[:, ys[mid], xs[mid]] = 250  # upper teeth across the upper middle of the opening
     frames[:, :, :, 1] = (frames[:, :, :, 1] * 0.7).astype(np.uint8)  # a colour cast over the bank frame
     bank = MouthBank.from_frames(frames, np.repeat(lm[None], len(frames), 0), min_open=0.05)
     assert bank is not None and len(bank) == 1  # four frames of the same mouth shape: kept once
     assert mouth_shape(lm).shape == (2 * len(INNER_LIP_CONTOUR),)
-    out = bank.paste(astronaut_face, lm[:, :2])
-    core = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert bank.cavity is not None and bank.cavity.shape == (3,)
+    out = _paste(bank, astronaut_face, lm)
+    core = cv2.erode(inside.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     teeth = np.zeros_like(inside)
     teeth[ys[mid], xs[mid]] = True
-    teeth &= core
-    rest = core & ~cv2.dilate(teeth.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    teeth = cv2.erode(teeth.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & core
+    rest = core & ~cv2.dilate(teeth.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     assert teeth.sum() > 5 and rest.sum() > 5
-    # the stripe is there: brighter than the rest of the pasted mouth by most of its contrast
+    # the stripe is there, where it was (the same mouth shape: read in place): brighter than the rest
     contrast = out[teeth].astype(float).mean() - out[rest].astype(float).mean()
     assert contrast > 60, contrast
-    # the cast is not: green against red inside the mouth as in this frame (the bank's: 0.7 of it)
+    # the cast is not: green against red on the teeth as in this frame's light (the bank's: 0.7 of it)
     g_over_r = lambda im, m: im[m][:, 1].astype(float).mean() / max(im[m][:, 0].astype(float).mean(), 1)  # noqa: E731
-    assert g_over_r(out, rest) > 0.9 * g_over_r(astronaut_face, rest)
+    assert g_over_r(out, teeth) > 0.85
     near = cv2.dilate(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
     assert np.array_equal(out[~near], astronaut_face[~near])  # outside the mouth: untouched
     assert MouthBank.from_frames(frames, np.repeat(astronaut_landmarks[None], len(frames), 0), 0.5) is None
@@ -115,9 +125,9 @@ def test_bank_interior_keeps_its_colour_when_the_light_is_the_same(
     lm[[14, 87, 178, 88, 95, 317, 402, 318, 324], 1] += 0.12 * iod
     frames = _video(astronaut_face, n=3, seed=5)
     bank = mb.MouthBank.from_frames(frames, np.repeat(lm[None], len(frames), 0), min_open=0.05)
-    out = bank.paste(astronaut_face, lm[:, :2])
+    out = _paste(bank, astronaut_face, lm)
     monkeypatch.setattr(mb, "lip_ring_colour", lambda img, p: None)
-    plain = bank.paste(astronaut_face, lm[:, :2])
+    plain = _paste(bank, astronaut_face, lm)
     inside = polygon_mask(out.shape[:2], lm[INNER_LIP_CONTOUR])
     assert np.abs(out[inside].astype(float).mean(0) - plain[inside].astype(float).mean(0)).max() < 2.0
     monkeypatch.undo()
@@ -261,19 +271,25 @@ def test_video_renderer_uses_the_persons_own_mouth(can, astronaut_face, astronau
     assert 0.01 < signed_gap(tgt) - signed_gap(lm) < signed_gap(lm)
     g = out[polygon_mask(out.shape[:2], tgt[INNER_LIP_CONTOUR])].astype(int)
     assert (g[:, 1] > g[:, 0] + 40).mean() < 0.05
-    # a jaw drop past twice the source's opening needs the new gap filled (banked interior)
+    # a jaw drop past twice the source's opening: the frame's own teeth stay (read rigidly, never the
+    # banked mouth of another moment painted over them), a gap opens between the rows
     code[AU_NAMES.index("AU26_emo")] = 1.0
     out, tgt = r.render(astronaut_face, lm, code, return_landmarks=True)
     assert signed_gap(tgt) - signed_gap(lm) > 2 * signed_gap(lm)
     g = out[polygon_mask(out.shape[:2], tgt[INNER_LIP_CONTOUR])].astype(int)
-    assert (g[:, 1] > g[:, 0] + 40).mean() > 0.5
+    assert (g[:, 1] > g[:, 0] + 40).mean() < 0.05
     # a closed source mouth (lower inner lip on the upper one) opened by the edit shows the banked
-    # (green) interior of "this person"
+    # (green) interior of "this person", as wide as it was banked (rigid), the rest its shadow
     closed = lm.copy()
     closed[LOWER_INNER] -= (lm[14] - lm[13])[None]
     out, tgt = r.render(astronaut_face, closed, code, return_landmarks=True)
-    g = out[polygon_mask(out.shape[:2], tgt[INNER_LIP_CONTOUR])].astype(int)
-    assert (g[:, 1] > g[:, 0] + 40).mean() > 0.5
+    inner = polygon_mask(out.shape[:2], tgt[INNER_LIP_CONTOUR])
+    g = out.astype(int)
+    green = inner & (g[..., 1] > g[..., 0] + 40)
+    assert green.sum() > 0.2 * inner.sum()
+    cols = np.flatnonzero(green.any(0))
+    banked = np.flatnonzero(inside.any(0))
+    assert abs(len(cols) - len(banked)) <= 0.1 * len(banked) + 2  # not widened to the target mouth
 
 
 def _grid(n: int = 5) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,309 @@
+"""The edited mouth's interior from the person's own footage, with rigid teeth (Synthesizing Obama,
+Suwajanakorn et al. 2017; Video Rewrite 1997).
+
+A mesh warp that widens or opens the mouth stretches whatever the source frame shows between the
+lips: the teeth come out scaled sideways with a smile, smeared with a jaw drop. Teeth are rigid:
+the upper row moves with the head, the lower row with the jaw. :func:`compose_interior` paints the
+target inner-lip polygon from *donors* read rigidly (:func:`rigid_read`): each target pixel is read
+at the donor's upper inner lip (landmark 13) plus the offset from the target's, rotated and scaled
+only by the head (the eye line: no sideways scale), and likewise from the lower inner lip (14) for
+the lower half; the two reads cross-fade down the opening. Where such a read falls outside the
+donor's own opening (the target mouth is wider or taller than the donor's), the person's own mouth
+shadow shows (:func:`shadow_colour`, the darkest part of the donor's interior): the dark corridor
+at the corners of a smile and the cavity of an open jaw, never teeth stretched into it.
+
+Donors: the frame itself (its own teeth, this moment's light), or where its mouth is not open
+enough, the bank's open-mouth moments nearest in lip shape (:class:`cmet.face.mouth_bank.MouthBank`)
+blended by weight and sharpened against the nearest (its detail layer added back, so the blend does
+not soften the teeth edges), their light matched to this frame's by the lip ring
+(:func:`cmet.face.mouth_bank.lip_ring_colour`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from cmet.face.au_fields import INNER_LIP_CONTOUR
+from cmet.face.landmarks import LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_OUTER, UPPER_LIP_INNER
+
+#: the edit widened or opened the mouth this much (IOD) past render.UNSEEN: the interior is fully composed
+MOVED_FULL = 0.03
+#: the share of the donor's interior (the darkest pixels) whose mean colour is its mouth shadow
+SHADOW_SHARE = 0.8
+#: the donor's opening is read this far (IOD) inside its inner-lip line (the lips' wet edge stays out)
+LIP_EDGE = 0.015
+#: the target polygon's edge is feathered over this (IOD): the lips' inner edge is soft
+FEATHER = 0.012
+#: the mouth shadow's brightness at the lips and at the back of the mouth (x the shadow colour)
+RIM_LIGHT, DEEP = 1.2, 0.8
+#: the lips' wet inner surface shows along the inner-lip line over this share of the opening, in the
+#: lips' colour times this
+WET, WET_TONE = 0.35, 0.9
+#: the most the light correction shifts a banked interior's colour (levels)
+MAX_FIT = 40.0
+
+
+@dataclass(frozen=True)
+class Donor:
+    """An open mouth to read from: pixels [h, w, 3] uint8 around it, its landmarks [468, 2] in them
+    and its lip-ring colour [3] (the light of its moment; None: this frame's own)."""
+
+    img: np.ndarray
+    lm: np.ndarray
+    ring: np.ndarray | None = None
+
+    @classmethod
+    def cut(cls, frame: np.ndarray, lm: np.ndarray, margin: float = 0.35, ring=None) -> Donor | None:
+        """The donor around the inner lips of landmarks lm [468, >=2] in frame [H, W, 3] (a margin of
+        ``margin`` x the mouth width); None when off the frame."""
+        lip = lm[INNER_LIP_CONTOUR, :2]
+        m = margin * float(np.linalg.norm(lm[308, :2] - lm[78, :2])) + 3
+        H, W = frame.shape[:2]
+        x0, y0 = np.maximum(np.floor(lip.min(0) - m).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(lip.max(0) + m).astype(int) + 1, [W, H])
+        if x1 - x0 < 3 or y1 - y0 < 3:
+            return None
+        return cls(np.ascontiguousarray(frame[y0:y1, x0:x1]), (lm[:, :2] - [x0, y0]).astype(np.float32), ring)
+
+    def opening_mask(self) -> np.ndarray:
+        """[h, w] float32: 1 inside the donor's inner-lip polygon shrunk by :data:`LIP_EDGE` x its
+        IOD (the wet inner edge of the lips, which a rigid read must not carry into the opening),
+        feathered over a pixel."""
+        import cv2
+
+        m = np.zeros(self.img.shape[:2], np.uint8)
+        pts = np.round(self.lm[INNER_LIP_CONTOUR] * 16).astype(np.int32)
+        cv2.fillPoly(m, [pts], 255, lineType=cv2.LINE_AA, shift=4)
+        iod = float(np.linalg.norm(self.lm[LEFT_EYE_OUTER] - self.lm[RIGHT_EYE_OUTER]))
+        r = max(1, int(round(LIP_EDGE * iod)))
+        m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), 0.6 + 0.3 * r)
+
+
+def shadow_colour(donor: Donor) -> np.ndarray | None:
+    """Mean RGB [3] float32 of the darkest :data:`SHADOW_SHARE` of the donor's interior pixels (its
+    mouth shadow); None when its opening holds fewer than 8 pixels."""
+    inside = donor.opening_mask() > 0.5
+    px = donor.img[inside].astype(np.float32)
+    if len(px) < 8:
+        return None
+    lum = px @ np.array([0.299, 0.587, 0.114], np.float32)
+    k = max(4, int(SHADOW_SHARE * len(px)))
+    return px[np.argpartition(lum, k - 1)[:k]].mean(0)
+
+
+def luminance(rgb: np.ndarray) -> float:
+    return float(np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+
+
+def head_similarity(d_lm: np.ndarray, t_lm: np.ndarray) -> np.ndarray:
+    """[2, 2]: target offsets -> donor offsets, the head's rotation and scale between them (the eye
+    line of each; the same scale across and down, so teeth are never stretched sideways)."""
+    ed = d_lm[LEFT_EYE_OUTER, :2] - d_lm[RIGHT_EYE_OUTER, :2]
+    et = t_lm[LEFT_EYE_OUTER, :2] - t_lm[RIGHT_EYE_OUTER, :2]
+    s = float(np.linalg.norm(ed) / max(np.linalg.norm(et), 1e-6))
+    a = float(np.arctan2(ed[1], ed[0]) - np.arctan2(et[1], et[0]))
+    return s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], np.float32)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3 - 2 * x)
+
+
+#: the skull point the upper teeth are fixed to (the nasal base), the jaw's the lower ones are (chin)
+NOSE_BASE, CHIN = 2, 152
+#: the upper and lower inner-lip arcs (corner to corner)
+UPPER_ARC = INNER_LIP_CONTOUR[:11]
+LOWER_ARC = [*INNER_LIP_CONTOUR[10:], INNER_LIP_CONTOUR[0]]
+#: how much more of the upper teeth (IOD) a raised lip may show than the donor shows (the crown it hid)
+CROWN = 0.1
+#: the share of the donor's opening (from its upper inner lip) that shows its upper teeth
+DONOR_SPLIT = 0.6
+
+
+def _arc_y(lm: np.ndarray, arc: list[int], x: np.ndarray) -> np.ndarray:
+    """The y of the lip arc ``arc`` of landmarks lm [468, 2] at the columns x (held past its ends)."""
+    pts = lm[arc]
+    o = np.argsort(pts[:, 0])
+    return np.interp(x, pts[o, 0], pts[o, 1]).astype(np.float32)
+
+
+def teethness(donor: Donor, c: np.ndarray) -> np.ndarray:
+    """[h, w] in [0, 1]: how much the colours c [h, w, 3] look like the donor's teeth (brighter than
+    its mouth shadow towards its brightest interior tone)."""
+    inside = donor.opening_mask() > 0.5
+    px = donor.img[inside].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if len(px) < 8:
+        return np.zeros(c.shape[:2], np.float32)
+    lo, hi = np.percentile(px, [50, 95])
+    lum = c @ np.array([0.299, 0.587, 0.114], np.float32)
+    return _smoothstep((lum - lo) / max(hi - lo, 8.0))
+
+
+def rigid_read(
+    donor: Donor, t_lm: np.ndarray, head: tuple[np.ndarray, np.ndarray], box: tuple[int, int, int, int]
+):
+    """The donor's teeth read rigidly onto the target box (x0, y0, x1, y1) of landmarks t_lm
+    [468, >=2] -> (colour [h, w, 3] float32 weighted by the cover, cover [h, w] float32: how much of
+    the pixel the donor's teeth cover; the rest is the mouth's own: lips' inside, shadow).
+
+    The upper row is fixed to the skull: ``head`` = (a point of the skull in this frame, the same
+    point in the donor's; for the frame's own mouth the same point: the teeth stay where they are);
+    the lower row to the jaw: the donor's chin on the target's. Both only rotated and scaled
+    with the head (:func:`head_similarity`), each taken only from its own part of the donor's opening
+    (:data:`DONOR_SPLIT`). A lip raised above (lowered below) the donor's shows more of the same crown
+    (the donor's top (bottom) row of teeth held on, where it is teeth, :data:`CROWN` at most); a wider mouth shows the
+    dark corridor past the donor's corners, a taller one a gap between the rows: never teeth
+    stretched into them."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    shape = (y1 - y0, x1 - x0)
+    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
+    R = head_similarity(donor.lm, t_lm)
+    mask = donor.opening_mask()
+    dtop, dbot = donor.lm[UPPER_LIP_INNER], donor.lm[LOWER_LIP_INNER]
+    dgap = float(np.linalg.norm(dbot - dtop))
+    ddown = (dbot - dtop) / max(dgap, 1e-6)
+    iod_d = float(np.linalg.norm(donor.lm[LEFT_EYE_OUTER] - donor.lm[RIGHT_EYE_OUTER]))
+    edge = max(1, int(round(LIP_EDGE * iod_d))) + 1.5  # inside the opening mask's eroded line
+    col = np.zeros((*shape, 3), np.float32)
+    cover = np.zeros(shape, np.float32)
+    jaw = (t_lm[CHIN, :2], donor.lm[CHIN])
+    for upper, (a, d) in ((True, head), (False, jaw)):
+        ux = np.broadcast_to(d[0] + R[0, 0] * (xs - a[0]) + R[0, 1] * (ys - a[1]), shape)
+        uy = np.broadcast_to(d[1] + R[1, 0] * (xs - a[0]) + R[1, 1] * (ys - a[1]), shape)
+        # past the donor's lip: its first (last) row of teeth held up (down): the crown the lip hid
+        if upper:
+            lip = _arc_y(donor.lm, UPPER_ARC, ux) + edge
+            hidden = lip - uy
+            uy = np.maximum(uy, lip)
+        else:
+            lip = _arc_y(donor.lm, LOWER_ARC, ux) - edge
+            hidden = uy - lip
+            uy = np.minimum(uy, lip)
+        ux, uy = np.ascontiguousarray(ux, np.float32), np.ascontiguousarray(uy, np.float32)
+        c = cv2.remap(donor.img, ux, uy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        m = cv2.remap(mask, ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        td = ((ux - dtop[0]) * ddown[0] + (uy - dtop[1]) * ddown[1]) / max(dgap, 1.0)
+        half = _smoothstep((td - DONOR_SPLIT + 0.1) / 0.2)
+        m = m * (1 - half if upper else half)
+        crown = 1 - _smoothstep(hidden / max(1.0, CROWN * iod_d))  # the held crown: where that row is
+        m = m * np.where(hidden > 0, crown * teethness(donor, c), 1.0)  # teeth, and only so tall
+        col += m[..., None] * c
+        cover += m
+    over = np.maximum(cover, 1.0)
+    return col / over[..., None], cover / over
+
+
+def sharpen_to(blend: np.ndarray, nearest: np.ndarray, weight: float) -> np.ndarray:
+    """A weighted blend [h, w, 3] of reads with the nearest read's detail layer (``nearest`` minus
+    its Gaussian blur) added back for the share ``1 - weight`` the blend took from the others."""
+    import cv2
+
+    if weight >= 1.0:
+        return blend
+    detail = nearest - cv2.GaussianBlur(nearest, (0, 0), 1.0)
+    return blend + (1.0 - weight) * detail
+
+
+def inner_box(t_lm: np.ndarray, shape: tuple[int, int], margin: int = 2) -> tuple[int, int, int, int] | None:
+    lip = t_lm[INNER_LIP_CONTOUR, :2]
+    H, W = shape
+    x0, y0 = np.maximum(np.floor(lip.min(0)).astype(int) - margin, 0)
+    x1, y1 = np.minimum(np.ceil(lip.max(0)).astype(int) + margin + 1, [W, H])
+    return None if x1 - x0 < 3 or y1 - y0 < 3 else (int(x0), int(y0), int(x1), int(y1))
+
+
+def cavity_shade(t_lm: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Over the box: (factor [h, w, 1] float32 on the mouth shadow: :data:`RIM_LIGHT` at the target's
+    inner-lip line (light reaching past the lips), falling to :data:`DEEP` a third of the opening in,
+    the back of the mouth; rim [h, w, 1]: 1 on the lips' wet inner surface along the line, fading over
+    :data:`WET` of the opening): a shaded cavity in the person's own colours, not a flat fill."""
+    import cv2
+
+    x0, y0, x1, y1 = box
+    m = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    pts = np.round((t_lm[INNER_LIP_CONTOUR, :2] - [x0, y0]) * 16).astype(np.int32)
+    cv2.fillPoly(m, [pts], 1, lineType=cv2.LINE_8, shift=4)
+    dist = cv2.distanceTransform(m, cv2.DIST_L2, 3)
+    gap = float(np.linalg.norm(t_lm[LOWER_LIP_INNER, :2] - t_lm[UPPER_LIP_INNER, :2]))
+    f = RIM_LIGHT + (DEEP - RIM_LIGHT) * _smoothstep(dist / max(1.0, gap / 3))
+    rim = 1 - _smoothstep(dist / max(1.5, WET * gap))
+    return f[..., None].astype(np.float32), rim[..., None].astype(np.float32)
+
+
+def compose_interior(
+    img: np.ndarray,
+    t_lm: np.ndarray,
+    head_lm: np.ndarray,
+    donors: list[tuple[Donor, float]],
+    amount: float,
+    fallback: np.ndarray | None = None,
+    fallback_weight: float = 0.0,
+    cavity: np.ndarray | None = None,
+) -> np.ndarray:
+    """Paint the target inner-lip polygon of landmarks t_lm [468, >=2] in img [H, W, 3] uint8 (in
+    place; returned; ``head_lm``: this frame's source landmarks, in the same pixels: where the skull
+    is, which an expression does not move) from ``donors`` [(Donor, weight)] (nearest first; weights summing to at most 1),
+    each read rigidly (:func:`rigid_read`) with its own shadow past its opening, its light matched to
+    this frame's; ``fallback`` [H, W, 3] float32 (a modelled interior, e.g. :func:`cmet.face.mouth.mouth_model`
+    on the box) takes ``fallback_weight``. ``cavity`` [3]: the person's darkest mouth shadow (the bank's,
+    :attr:`cmet.face.mouth_bank.MouthBank.cavity`): a donor whose opening is all teeth has no shadow of
+    its own darker than its teeth. Blended in with weight ``amount`` (feathered at the lips)."""
+    import cv2
+
+    from cmet.face.mouth import lip_colour
+    from cmet.face.mouth_bank import lip_ring_colour
+
+    box = inner_box(t_lm, img.shape[:2])
+    if box is None or amount <= 0:
+        return img
+    x0, y0, x1, y1 = box
+    depth, rim = cavity_shade(t_lm, box)
+    wet = WET_TONE * lip_colour(img, t_lm)  # the inside of the lips: their colour, in their shade
+    now = None
+    col = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
+    total = 0.0
+    first = None
+    for donor, wt in donors:
+        if wt <= 0:
+            continue
+        # the skull's place: this frame's nasal base, the donor's (the frame's own mouth: the same)
+        head = (head_lm[NOSE_BASE, :2], donor.lm[NOSE_BASE])
+        c, ins = rigid_read(donor, t_lm, head, box)
+        shade = shadow_colour(donor)
+        if shade is None:
+            shade = 0.28 * lip_colour(img, t_lm) if cavity is None else cavity
+        elif cavity is not None and luminance(cavity) < luminance(shade):
+            shade = cavity
+        bare = rim * wet + (1 - rim) * shade * depth  # where no tooth covers: lips' inside, then shadow
+        c = c + (1 - ins[..., None]) * bare  # (c is already weighted by the cover)
+        if donor.ring is not None:  # another moment's light: shifted to this frame's (lip rings)
+            now = lip_ring_colour(img, t_lm) if now is None else now
+            if now is not None:
+                c += np.clip(now - donor.ring, -MAX_FIT, MAX_FIT)
+        first = (c, wt) if first is None else first
+        col += wt * c
+        total += wt
+    if fallback is not None and fallback_weight > 0:
+        col += fallback_weight * fallback
+        total += fallback_weight
+    if total <= 0:
+        return img
+    col /= total
+    if first is not None:
+        col = sharpen_to(col, first[0], first[1] / total)
+    mask = np.zeros((y1 - y0, x1 - x0), np.float32)
+    pts = np.round((t_lm[INNER_LIP_CONTOUR, :2] - [x0, y0]) * 16).astype(np.int32)
+    cv2.fillPoly(mask, [pts], 1.0, lineType=cv2.LINE_AA, shift=4)
+    iod = float(np.linalg.norm(t_lm[LEFT_EYE_OUTER, :2] - t_lm[RIGHT_EYE_OUTER, :2]))
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, FEATHER * iod)) * mask  # soft inside the line only
+    mask = (mask * float(np.clip(amount, 0, 1)))[..., None]
+    roi = img[y0:y1, x0:x1].astype(np.float32)
+    img[y0:y1, x0:x1] = np.clip(roi + mask * (col - roi), 0, 255).astype(np.uint8)
+    return img
