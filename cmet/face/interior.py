@@ -22,6 +22,7 @@ not soften the teeth edges), their light matched to this frame's by the lip ring
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -45,7 +46,7 @@ WET, WET_TONE = 0.35, 0.9
 MAX_FIT = 40.0
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Donor:
     """An open mouth to read from: pixels [h, w, 3] uint8 around it, its landmarks [468, 2] in them
     and its lip-ring colour [3] (the light of its moment; None: this frame's own)."""
@@ -67,6 +68,11 @@ class Donor:
             return None
         return cls(np.ascontiguousarray(frame[y0:y1, x0:x1]), (lm[:, :2] - [x0, y0]).astype(np.float32), ring)
 
+    @cached_property
+    def opening(self) -> np.ndarray:
+        """:meth:`opening_mask`, computed once."""
+        return self.opening_mask()
+
     def opening_mask(self) -> np.ndarray:
         """[h, w] float32: 1 inside the donor's inner-lip polygon shrunk by :data:`LIP_EDGE` x its
         IOD (the wet inner edge of the lips, which a rigid read must not carry into the opening),
@@ -85,7 +91,7 @@ class Donor:
 def shadow_colour(donor: Donor) -> np.ndarray | None:
     """Mean RGB [3] float32 of the darkest :data:`SHADOW_SHARE` of the donor's interior pixels (its
     mouth shadow); None when its opening holds fewer than 8 pixels."""
-    inside = donor.opening_mask() > 0.5
+    inside = donor.opening > 0.5
     px = donor.img[inside].astype(np.float32)
     if len(px) < 8:
         return None
@@ -134,7 +140,7 @@ def _arc_y(lm: np.ndarray, arc: list[int], x: np.ndarray) -> np.ndarray:
 def teethness(donor: Donor, c: np.ndarray) -> np.ndarray:
     """[h, w] in [0, 1]: how much the colours c [h, w, 3] look like the donor's teeth (brighter than
     its mouth shadow towards its brightest interior tone)."""
-    inside = donor.opening_mask() > 0.5
+    inside = donor.opening > 0.5
     px = donor.img[inside].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if len(px) < 8:
         return np.zeros(c.shape[:2], np.float32)
@@ -165,7 +171,7 @@ def rigid_read(
     xs = np.arange(x0, x1, dtype=np.float32)[None, :]
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     R = head_similarity(donor.lm, t_lm)
-    mask = donor.opening_mask()
+    mask = donor.opening
     dtop, dbot = donor.lm[UPPER_LIP_INNER], donor.lm[LOWER_LIP_INNER]
     dgap = float(np.linalg.norm(dbot - dtop))
     ddown = (dbot - dtop) / max(dgap, 1e-6)

@@ -2,11 +2,12 @@
 
 On video the person's own interior comes from their open-mouth frames (:mod:`cmet.face.mouth_bank`).
 Without such frames (a portrait, a video whose mouth never opens) a textured, shaded model is
-rendered into the target inner-lip polygon, never a flat fill (:func:`mouth_model`): a cavity in
-the hue of the person's own lips, darkest at the back; a tongue (lip hue, lit from the front)
-resting low; upper teeth under the upper lip (a smile, AU10/AU12) and lower teeth for AU20/AU26,
-each tooth with its own width along the arch, soft interproximal shading, darker towards the gums
-and the mouth corners and a fixed fine grain (no flicker).
+rendered into the target inner-lip polygon, never a flat fill (:func:`mouth_model`), in the person's
+own colours: a cavity in the hue of their lips, darkest at the back and the corners; a tongue (lip
+hue, lit from the front) resting low; upper teeth hanging from the upper lip along its curve (a
+smile, AU10/AU12) and lower teeth for AU20/AU26, in the colour of their eye whites under this light
+(:func:`teeth_colour`), each tooth with its own width along the arch, the crown shorter towards the
+corners, soft interproximal shading, darker under the lip and a fixed fine grain (no flicker).
 """
 
 from __future__ import annotations
@@ -36,10 +37,14 @@ def lip_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Mean RGB [3] of the lips (between the outer and inner lip contours) of img [H, W, 3]."""
     import cv2
 
-    m = np.zeros(img.shape[:2], np.uint8)
-    cv2.fillPoly(m, [np.round(p[OUTER_LIP_CONTOUR, :2]).astype(np.int32)], 1)
-    cv2.fillPoly(m, [np.round(p[INNER_LIP_CONTOUR, :2]).astype(np.int32)], 0)
-    px = img[m.astype(bool)]
+    outer = np.round(p[OUTER_LIP_CONTOUR, :2]).astype(np.int32)
+    H, W = img.shape[:2]
+    x0, y0 = np.clip(outer.min(0), 0, [W, H])
+    x1, y1 = np.clip(outer.max(0) + 1, 0, [W, H])
+    m = np.zeros((max(0, y1 - y0), max(0, x1 - x0)), np.uint8)  # the lips' box only
+    cv2.fillPoly(m, [outer - [x0, y0]], 1)
+    cv2.fillPoly(m, [np.round(p[INNER_LIP_CONTOUR, :2]).astype(np.int32) - [x0, y0]], 0)
+    px = img[y0:y1, x0:x1][m.astype(bool)]
     return px.astype(np.float32).mean(0) if len(px) else np.array(LIP_FALLBACK_RGB, np.float32)
 
 
@@ -64,19 +69,58 @@ def _teeth_shade(across: np.ndarray, grain: np.ndarray) -> np.ndarray:
     a = np.clip(across, 0, edges[-1] - 1e-3)
     k = np.searchsorted(edges, a, side="right") - 1
     frac = (a - edges[k]) / np.asarray(TOOTH_WIDTHS)[k]
-    gaps = 1 - 0.07 * np.exp(-((frac / 0.25) ** 2)) - 0.07 * np.exp(-(((frac - 1) / 0.25) ** 2))
+    gaps = 1 - 0.12 * np.exp(-((frac / 0.2) ** 2)) - 0.12 * np.exp(-(((frac - 1) / 0.2) ** 2))
     return gaps * np.clip(1 - 0.6 * across**2, 0, 1) * (1 + 0.03 * grain)
 
 
+#: the eye openings (FaceMesh), whose whites give the person's own "white" under this light
+EYE_CONTOURS = (
+    [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246],
+    [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466],
+)
+#: enamel against the sclera: a little darker and yellower than the eye's white
+ENAMEL = (0.95, 0.92, 0.84)
+
+
+def teeth_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The teeth's colour [3] in this person's light: the brightest tenth of their eye whites
+    (inside both eye openings of landmarks p [468, >=2] in img [H, W, 3]) times :data:`ENAMEL`;
+    :data:`TEETH_RGB` when the eyes show too few pixels."""
+    from cmet.face.realism import polygon_mask
+
+    px = np.concatenate([img[polygon_mask(img.shape[:2], p[c, :2])] for c in EYE_CONTOURS])
+    if len(px) < 12:
+        return np.asarray(TEETH_RGB, np.float32)
+    lum = px.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    white = px[lum >= np.percentile(lum, 90)].astype(np.float32).mean(0)
+    return np.clip(white * np.asarray(ENAMEL, np.float32), 0, 255)
+
+
+def _arc(p: np.ndarray, idx: list[int], xs: np.ndarray) -> np.ndarray:
+    """The y of a lip arc (landmark indices ``idx``, corner to corner) at the columns xs [1, w]."""
+    pts = p[idx, :2]
+    o = np.argsort(pts[:, 0])
+    return np.interp(xs, pts[o, 0], pts[o, 1]).astype(np.float32)
+
+
 def mouth_model(
-    shape: tuple[int, int], p: np.ndarray, iod: float, au: dict[str, float], lip_rgb
+    shape: tuple[int, int], p: np.ndarray, iod: float, au: dict[str, float], lip_rgb, teeth_rgb=TEETH_RGB
 ) -> np.ndarray:
-    """The shaded mouth model [h, w, 3] float32 RGB of a crop (landmarks p [468, 2] in crop pixels)."""
+    """The shaded mouth model [h, w, 3] float32 RGB of a crop (landmarks p [468, 2] in crop pixels):
+    a cavity in the lips' hue, darkest at the back and at the corners (the buccal corridor); a tongue;
+    rows of teeth in ``teeth_rgb`` (:func:`teeth_colour`: the person's own light) hanging from the
+    upper inner lip along its curve (standing on the lower), tallest at the centre and shorter
+    towards the corners as the arch turns away, each tooth shaded, darker under the lip."""
     import cv2
 
+    from cmet.face.au_fields import INNER_LIP_CONTOUR
+
     t, across, gap = _mouth_coords(shape, p)
+    h, w = shape
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    ys = np.arange(h, dtype=np.float32)[:, None]
     lip = np.asarray(lip_rgb, np.float32)
-    col = (0.28 * lip)[None, None] * (0.7 + 0.5 * np.clip(across, 0, 1))[..., None]
+    col = (0.28 * lip)[None, None] * (0.85 - 0.3 * np.clip(across, 0, 1) ** 2)[..., None]  # darker corners
     tongue = np.sqrt(np.clip(1 - (across / 0.65) ** 2 - ((t - 1.0) / 0.45) ** 2, 0, 1))[..., None]
     col = col * (1 - tongue) + (0.7 * lip + 12.0) * (0.75 + 0.25 * tongue) * tongue
     grain = cv2.GaussianBlur(
@@ -85,13 +129,18 @@ def mouth_model(
     shade = _teeth_shade(across, grain)
     upper = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + 0.2 * au.get("AU20", 0), 0, 1))
     lower = float(np.clip(au.get("AU20", 0) + 0.5 * au.get("AU26_emo", 0) - au.get("AU12", 0), 0, 1))
-    rows = [(t, 0.03 + 0.05 * upper)] + ([(1 - t, 0.06 * lower)] if lower > 0.2 else [])
-    for pos, height in rows:
-        pos = pos / min(0.4, height * iod / gap)  # 0 at the lip, 1 at the biting edge
-        m = (np.clip((1 - pos) * 6, 0, 1) * (across < sum(TOOTH_WIDTHS)))[..., None]  # from the lip on
-        tooth = (
-            np.asarray(TEETH_RGB, np.float32) * ((0.62 + 0.38 * np.clip(pos + 0.3, 0, 1)) * shade)[..., None]
-        )
+    arch = np.clip(1 - 0.7 * across**2, 0.2, 1)  # the visible crown shortens towards the corners
+    top = _arc(p, INNER_LIP_CONTOUR[:11], xs)
+    bot = _arc(p, [*INNER_LIP_CONTOUR[10:], INNER_LIP_CONTOUR[0]], xs)
+    rows = [(ys - top, 0.05 + 0.06 * upper)] + ([(bot - ys, 0.06 * lower)] if lower > 0.2 else [])
+    enamel = np.asarray(teeth_rgb, np.float32)
+    for dist, height in rows:
+        tall = np.minimum(0.45 * gap, height * iod) * arch  # [h, w] visible crown (pixels)
+        pos = dist / np.maximum(tall, 1e-3)  # 0 at the lip, 1 at the biting edge
+        inside = (pos > -0.2) & (across < sum(TOOTH_WIDTHS))
+        m = (np.clip((1 - pos) * 4, 0, 1) * np.clip(pos * 4 + 0.8, 0, 1) * inside)[..., None]
+        light = 0.7 + 0.3 * np.clip(pos * 2.5, 0, 1) - 0.08 * np.clip(pos - 0.8, 0, 1) * 5  # lip shadow, edge
+        tooth = enamel * (light * shade)[..., None]
         col = col * (1 - m) + tooth * m
     return col
 
@@ -120,7 +169,7 @@ def mouth_interior(
     )
     if mask.sum() < 2:
         return img
-    col = mouth_model(crop.shape[:2], q, iod, au, lip_colour(img, p))
+    col = mouth_model(crop.shape[:2], q, iod, au, lip_colour(img, p), teeth_colour(img, p))
     alpha = (np.clip(added_open / 0.05, 0, 1) * cv2.GaussianBlur(mask, (0, 0), 0.7))[..., None]
     out = img.copy()
     out[y0:y1, x0:x1] = np.clip(crop * (1 - alpha) + col * alpha, 0, 255).astype(np.uint8)

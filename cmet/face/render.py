@@ -29,7 +29,7 @@ from cmet.face.compose import View, frame_maps, sample
 from cmet.face.expression import Canonical, target_landmarks
 from cmet.face.facs import AU_NAMES
 from cmet.face.interior import MOVED_FULL, Donor, compose_interior, inner_box
-from cmet.face.mouth import lip_colour, mouth_model, signed_gap
+from cmet.face.mouth import lip_colour, mouth_model, signed_gap, teeth_colour
 from cmet.face.mouth_bank import MouthBank
 from cmet.face.rigid import BROW_HOOD, BROW_PAIRS, has_eyeglasses, vertex_weights
 from cmet.face.shading import apply_shading, nonzero_box, shading
@@ -61,6 +61,8 @@ UNSEEN = 0.03
 TALLER = 1.5
 #: a target opening (IOD) under this gets a proportionally fainter new interior (a slit shows little)
 OPEN_MIN = 0.02
+#: shading under this (a share of the level: ~half a grey level) is not applied at the frame's size
+SHADE_FLOOR = 0.002
 #: a video renderer's displacement EMA weight on the previous frame (see FaceRenderer)
 VIDEO_TEMPORAL = 0.5
 #: a video renderer's first guess of a frame's fold correction: the previous frame's times this (it
@@ -148,8 +150,8 @@ class FaceRenderer:
         if inv is not None:
             maps = frame_maps(v, *inv[1:], inv[0])
             if maps is not None:
-                (x0, y0, x1, y1), MX, MY = maps
-                v.frame[y0:y1, x0:x1] = sample(v.frame, MX, MY)
+                (x0, y0, x1, y1), MX, MY, W = maps
+                v.frame[y0:y1, x0:x1] = sample(v.frame, MX, MY, cubic_weight=W)
         au = {k: float(x) for k, x in zip(AU_NAMES, delta, strict=True)}
         self._interior(v.frame, s_n, t_n, own, au)
         if self.shading_strength > 0:
@@ -228,7 +230,9 @@ class FaceRenderer:
             if box is not None:
                 x0, y0, x1, y1 = box
                 q = t_n[:, :2] - [x0, y0]
-                fallback = mouth_model((y1 - y0, x1 - x0), q, iod, au, lip_colour(img, t_n))
+                fallback = mouth_model(
+                    (y1 - y0, x1 - x0), q, iod, au, lip_colour(img, t_n), teeth_colour(img, t_n)
+                )
         donors.sort(key=lambda dw: -dw[1])
         cavity = None if self.mouth_bank is None else self.mouth_bank.cavity
         compose_interior(
@@ -238,23 +242,28 @@ class FaceRenderer:
 
 def shade_into(view: View, dark: np.ndarray, light: np.ndarray) -> None:
     """Working-size shading maps ([S, S] each, :func:`cmet.face.shading.shading`) applied to the
-    view's frame at its own resolution (the maps are smooth: read bilinearly), in place."""
+    view's frame at its own resolution (the maps are smooth: read bilinearly), in place; a change
+    under half a grey level (:data:`SHADE_FLOOR`) is not worth a frame pixel's arithmetic."""
+    import cv2
+
     if view.identity:
         view.frame[...] = apply_shading(view.frame, dark, light)
         return
-    box = nonzero_box(np.maximum(dark, light))
+    box = nonzero_box(((dark > SHADE_FLOOR) | (light > SHADE_FLOOR)).astype(np.uint8))
     if box is None:
         return
     fbox = view.frame_box(box)
     if fbox is None:
         return
     x0, y0, x1, y1 = box
-    dl = view.upsample(np.dstack([dark[y0:y1, x0:x1], light[y0:y1, x0:x1]]), box, fbox)
+    # f (1 - dark) + light (255 - f (1 - dark)) = f (1 - dark) (1 - light) + 255 light
+    gain = (1 - dark[y0:y1, x0:x1]) * (1 - light[y0:y1, x0:x1])
+    dl = view.upsample(np.dstack([gain, 255 * light[y0:y1, x0:x1]]), box, fbox)
     fx0, fy0, fx1, fy1 = fbox
-    f = view.frame[fy0:fy1, fx0:fx1].astype(np.float32)
-    f *= 1 - dl[..., :1]
-    f += dl[..., 1:] * (255 - f)
-    view.frame[fy0:fy1, fx0:fx1] = np.clip(f, 0, 255)
+    roi = view.frame[fy0:fy1, fx0:fx1]
+    f = cv2.multiply(roi, cv2.merge([dl[..., 0]] * 3), dtype=cv2.CV_32F)
+    cv2.add(f, cv2.merge([dl[..., 1]] * 3), dst=f)
+    roi[...] = cv2.convertScaleAbs(f)
 
 
 class Renderer(Protocol):
