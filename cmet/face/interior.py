@@ -1,16 +1,16 @@
 """The edited mouth's interior from the person's own footage, with rigid teeth (Synthesizing Obama,
 Suwajanakorn et al. 2017; Video Rewrite 1997).
 
-A mesh warp that widens or opens the mouth stretches whatever the source frame shows between the
-lips: the teeth come out scaled sideways with a smile, smeared with a jaw drop. Teeth are rigid:
-the upper row moves with the head, the lower row with the jaw. :func:`compose_interior` paints the
-target inner-lip polygon from *donors* read rigidly (:func:`rigid_read`): each target pixel is read
-at the donor's upper inner lip (landmark 13) plus the offset from the target's, rotated and scaled
-only by the head (the eye line: no sideways scale), and likewise from the lower inner lip (14) for
-the lower half; the two reads cross-fade down the opening. Where such a read falls outside the
-donor's own opening (the target mouth is wider or taller than the donor's), the person's own mouth
-shadow shows (:func:`shadow_colour`, the darkest part of the donor's interior): the dark corridor
-at the corners of a smile and the cavity of an open jaw, never teeth stretched into it.
+A mesh warp that widens the mouth stretches whatever the source frame shows between the lips: with
+a smile the teeth come out scaled sideways. Teeth are rigid. :func:`compose_interior` paints the
+target inner-lip polygon from *donors* read rigid across (:func:`rigid_read`): each target column is
+the donor's column at the same offset from the mouth's middle, rotated and scaled only with the head
+(the eye line), so the teeth keep their width and spacing; down each column the donor's opening is
+laid between the target's lips (the upper teeth stay under the upper lip, the lower lip's inside on
+the lower lip). Where a column falls past the donor's corners (the target mouth is wider than the
+donor's), the person's own mouth shows instead: the lips' wet inside along the line, then the mouth
+shadow (:func:`shadow_colour`: the darker part of the donor's interior), deeper towards the back:
+the dark corridor at the corners of a smile, never teeth stretched into it.
 
 Donors: the frame itself (its own teeth, this moment's light), or where its mouth is not open
 enough, the bank's open-mouth moments nearest in lip shape (:class:`cmet.face.mouth_bank.MouthBank`)
@@ -34,14 +34,16 @@ MOVED_FULL = 0.03
 #: the share of the donor's interior (the darkest pixels) whose mean colour is its mouth shadow
 SHADOW_SHARE = 0.8
 #: the donor's opening is read this far (IOD) inside its inner-lip line (the lips' wet edge stays out)
-LIP_EDGE = 0.015
+LIP_EDGE = 0.0
 #: the target polygon's edge is feathered over this (IOD): the lips' inner edge is soft
 FEATHER = 0.012
+#: a mouth's cavity without a bank to learn it from: the lips' colour times this (cmet.face.mouth's)
+CAVITY_TONE = 0.28
 #: the mouth shadow's brightness at the lips and at the back of the mouth (x the shadow colour)
 RIM_LIGHT, DEEP = 1.2, 0.8
 #: the lips' wet inner surface shows along the inner-lip line over this share of the opening, in the
 #: lips' colour times this
-WET, WET_TONE = 0.35, 0.9
+WET, WET_TONE = 0.08, 0.9
 #: the most the light correction shifts a banked interior's colour (levels)
 MAX_FIT = 40.0
 
@@ -119,15 +121,12 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-#: the skull point the upper teeth are fixed to (the nasal base), the jaw's the lower ones are (chin)
-NOSE_BASE, CHIN = 2, 152
 #: the upper and lower inner-lip arcs (corner to corner)
 UPPER_ARC = INNER_LIP_CONTOUR[:11]
+#: a donor's opening is laid between the target's lips at most this much taller (a jaw dropped
+#: further opens a gap of mouth shadow between the rows: teeth are never stretched tall)
+TALL_MAX = 2.0
 LOWER_ARC = [*INNER_LIP_CONTOUR[10:], INNER_LIP_CONTOUR[0]]
-#: how much more of the upper teeth (IOD) a raised lip may show than the donor shows (the crown it hid)
-CROWN = 0.1
-#: the share of the donor's opening (from its upper inner lip) that shows its upper teeth
-DONOR_SPLIT = 0.6
 
 
 def _arc_y(lm: np.ndarray, arc: list[int], x: np.ndarray) -> np.ndarray:
@@ -137,33 +136,19 @@ def _arc_y(lm: np.ndarray, arc: list[int], x: np.ndarray) -> np.ndarray:
     return np.interp(x, pts[o, 0], pts[o, 1]).astype(np.float32)
 
 
-def teethness(donor: Donor, c: np.ndarray) -> np.ndarray:
-    """[h, w] in [0, 1]: how much the colours c [h, w, 3] look like the donor's teeth (brighter than
-    its mouth shadow towards its brightest interior tone)."""
-    inside = donor.opening > 0.5
-    px = donor.img[inside].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    if len(px) < 8:
-        return np.zeros(c.shape[:2], np.float32)
-    lo, hi = np.percentile(px, [50, 95])
-    lum = c @ np.array([0.299, 0.587, 0.114], np.float32)
-    return _smoothstep((lum - lo) / max(hi - lo, 8.0))
+def rigid_read(donor: Donor, t_lm: np.ndarray, box: tuple[int, int, int, int]):
+    """The donor's mouth read onto the target box (x0, y0, x1, y1) of landmarks t_lm [468, >=2],
+    rigid across and with the lips down -> (colour [h, w, 3] float32 weighted by the cover, cover
+    [h, w] float32: how much of the pixel the donor's opening covers; the rest is the mouth's own:
+    the lips' inside, then shadow).
 
-
-def rigid_read(
-    donor: Donor, t_lm: np.ndarray, head: tuple[np.ndarray, np.ndarray], box: tuple[int, int, int, int]
-):
-    """The donor's teeth read rigidly onto the target box (x0, y0, x1, y1) of landmarks t_lm
-    [468, >=2] -> (colour [h, w, 3] float32 weighted by the cover, cover [h, w] float32: how much of
-    the pixel the donor's teeth cover; the rest is the mouth's own: lips' inside, shadow).
-
-    The upper row is fixed to the skull: ``head`` = (a point of the skull in this frame, the same
-    point in the donor's; for the frame's own mouth the same point: the teeth stay where they are);
-    the lower row to the jaw: the donor's chin on the target's. Both only rotated and scaled
-    with the head (:func:`head_similarity`), each taken only from its own part of the donor's opening
-    (:data:`DONOR_SPLIT`). A lip raised above (lowered below) the donor's shows more of the same crown
-    (the donor's top (bottom) row of teeth held on, where it is teeth, :data:`CROWN` at most); a wider mouth shows the
-    dark corridor past the donor's corners, a taller one a gap between the rows: never teeth
-    stretched into them."""
+    Across, every column is the donor's at the same offset from the mouth's middle (the upper inner
+    lip), only rotated and scaled with the head (:func:`head_similarity`): the teeth keep their
+    width and spacing however wide the smile (past the donor's corners lies the dark corridor of a
+    wide mouth, never teeth stretched into it). Down, each column's opening (upper to lower inner
+    lip) is the donor's opening in that column, up to :data:`TALL_MAX` taller: the upper half hangs
+    from the upper lip, the lower half stands on the lower lip, and a jaw dropped further shows the
+    gap between them (mouth shadow)."""
     import cv2
 
     x0, y0, x1, y1 = box
@@ -171,39 +156,26 @@ def rigid_read(
     xs = np.arange(x0, x1, dtype=np.float32)[None, :]
     ys = np.arange(y0, y1, dtype=np.float32)[:, None]
     R = head_similarity(donor.lm, t_lm)
-    mask = donor.opening
-    dtop, dbot = donor.lm[UPPER_LIP_INNER], donor.lm[LOWER_LIP_INNER]
-    dgap = float(np.linalg.norm(dbot - dtop))
-    ddown = (dbot - dtop) / max(dgap, 1e-6)
-    iod_d = float(np.linalg.norm(donor.lm[LEFT_EYE_OUTER] - donor.lm[RIGHT_EYE_OUTER]))
-    edge = max(1, int(round(LIP_EDGE * iod_d))) + 1.5  # inside the opening mask's eroded line
-    col = np.zeros((*shape, 3), np.float32)
-    cover = np.zeros(shape, np.float32)
-    jaw = (t_lm[CHIN, :2], donor.lm[CHIN])
-    for upper, (a, d) in ((True, head), (False, jaw)):
-        ux = np.broadcast_to(d[0] + R[0, 0] * (xs - a[0]) + R[0, 1] * (ys - a[1]), shape)
-        uy = np.broadcast_to(d[1] + R[1, 0] * (xs - a[0]) + R[1, 1] * (ys - a[1]), shape)
-        # past the donor's lip: its first (last) row of teeth held up (down): the crown the lip hid
-        if upper:
-            lip = _arc_y(donor.lm, UPPER_ARC, ux) + edge
-            hidden = lip - uy
-            uy = np.maximum(uy, lip)
-        else:
-            lip = _arc_y(donor.lm, LOWER_ARC, ux) - edge
-            hidden = uy - lip
-            uy = np.minimum(uy, lip)
-        ux, uy = np.ascontiguousarray(ux, np.float32), np.ascontiguousarray(uy, np.float32)
-        c = cv2.remap(donor.img, ux, uy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        m = cv2.remap(mask, ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-        td = ((ux - dtop[0]) * ddown[0] + (uy - dtop[1]) * ddown[1]) / max(dgap, 1.0)
-        half = _smoothstep((td - DONOR_SPLIT + 0.1) / 0.2)
-        m = m * (1 - half if upper else half)
-        crown = 1 - _smoothstep(hidden / max(1.0, CROWN * iod_d))  # the held crown: where that row is
-        m = m * np.where(hidden > 0, crown * teethness(donor, c), 1.0)  # teeth, and only so tall
-        col += m[..., None] * c
-        cover += m
-    over = np.maximum(cover, 1.0)
-    return col / over[..., None], cover / over
+    a, d = t_lm[UPPER_LIP_INNER, :2], donor.lm[UPPER_LIP_INNER]
+    # rigid across: the donor column of each target column (and its rotation's slant)
+    ux = np.broadcast_to(d[0] + R[0, 0] * (xs - a[0]) + R[0, 1] * (ys - a[1]), shape)
+    # down: the fraction of the way from the target's upper to its lower inner lip in this column,
+    # the same fraction of the donor's opening in its column
+    ttop, tbot = _arc_y(t_lm, UPPER_ARC, xs), _arc_y(t_lm, LOWER_ARC, xs)
+    dtop, dbot = _arc_y(donor.lm, UPPER_ARC, ux), _arc_y(donor.lm, LOWER_ARC, ux)
+    hd = np.maximum(dbot - dtop, 1.0)
+    scale = np.minimum(np.maximum(tbot - ttop, 0.0) / hd, TALL_MAX)  # taller: up to TALL_MAX
+    scale = np.maximum(scale, 1e-3)
+    up = dtop + (ys - ttop) / scale  # the upper teeth hang from the upper lip
+    lo = dbot - (tbot - ys) / scale  # the lower lip's inside stands on the lower lip
+    mid = 0.5 * (dtop + dbot)
+    gap = np.clip(np.minimum(mid - up, lo - mid) * scale + 0.5, 0, 1)  # past both halves: the gap
+    uy = np.where(up <= mid, up, lo)
+    ux, uy = np.ascontiguousarray(ux, np.float32), np.ascontiguousarray(uy, np.float32)
+    c = cv2.remap(donor.img, ux, uy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    m = cv2.remap(donor.opening, ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    m = m * (1 - np.where((up > mid) & (lo < mid), gap, 0.0)).astype(np.float32)
+    return c * m[..., None], m
 
 
 def sharpen_to(blend: np.ndarray, nearest: np.ndarray, weight: float) -> np.ndarray:
@@ -246,7 +218,6 @@ def cavity_shade(t_lm: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.n
 def compose_interior(
     img: np.ndarray,
     t_lm: np.ndarray,
-    head_lm: np.ndarray,
     donors: list[tuple[Donor, float]],
     amount: float,
     fallback: np.ndarray | None = None,
@@ -254,8 +225,7 @@ def compose_interior(
     cavity: np.ndarray | None = None,
 ) -> np.ndarray:
     """Paint the target inner-lip polygon of landmarks t_lm [468, >=2] in img [H, W, 3] uint8 (in
-    place; returned; ``head_lm``: this frame's source landmarks, in the same pixels: where the skull
-    is, which an expression does not move) from ``donors`` [(Donor, weight)] (nearest first; weights summing to at most 1),
+    place; returned) from ``donors`` [(Donor, weight)] (nearest first; weights summing to at most 1),
     each read rigidly (:func:`rigid_read`) with its own shadow past its opening, its light matched to
     this frame's; ``fallback`` [H, W, 3] float32 (a modelled interior, e.g. :func:`cmet.face.mouth.mouth_model`
     on the box) takes ``fallback_weight``. ``cavity`` [3]: the person's darkest mouth shadow (the bank's,
@@ -279,13 +249,11 @@ def compose_interior(
     for donor, wt in donors:
         if wt <= 0:
             continue
-        # the skull's place: this frame's nasal base, the donor's (the frame's own mouth: the same)
-        head = (head_lm[NOSE_BASE, :2], donor.lm[NOSE_BASE])
-        c, ins = rigid_read(donor, t_lm, head, box)
+        c, ins = rigid_read(donor, t_lm, box)
         shade = shadow_colour(donor)
-        if shade is None:
-            shade = 0.28 * lip_colour(img, t_lm) if cavity is None else cavity
-        elif cavity is not None and luminance(cavity) < luminance(shade):
+        if cavity is None:  # no bank: the modelled cavity, in the lips' hue
+            cavity = CAVITY_TONE * lip_colour(img, t_lm)
+        if shade is None or luminance(cavity) < luminance(shade):
             shade = cavity
         bare = rim * wet + (1 - rim) * shade * depth  # where no tooth covers: lips' inside, then shadow
         c = c + (1 - ins[..., None]) * bare  # (c is already weighted by the cover)

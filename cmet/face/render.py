@@ -235,9 +235,7 @@ class FaceRenderer:
                 )
         donors.sort(key=lambda dw: -dw[1])
         cavity = None if self.mouth_bank is None else self.mouth_bank.cavity
-        compose_interior(
-            img, t_n, s_n, donors, amount, fallback, rest if fallback is not None else 0.0, cavity
-        )
+        compose_interior(img, t_n, donors, amount, fallback, rest if fallback is not None else 0.0, cavity)
 
 
 def shade_into(view: View, dark: np.ndarray, light: np.ndarray) -> None:

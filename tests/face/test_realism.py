@@ -69,7 +69,7 @@ def _paste(bank, img, lm):
     from cmet.face.interior import compose_interior
 
     (i, _), *_ = bank.nearest(lm[:, :2], 1)
-    return compose_interior(img.copy(), lm[:, :2], lm[:, :2], [(bank.donor(i), 1.0)], 1.0, cavity=bank.cavity)
+    return compose_interior(img.copy(), lm[:, :2], [(bank.donor(i), 1.0)], 1.0, cavity=bank.cavity)
 
 
 def test_mouth_bank_gives_the_persons_own_interior_in_this_frames_light(astronaut_face, astronaut_landmarks):
