@@ -16,7 +16,7 @@ Donors: the frame itself (its own teeth, this moment's light), or where its mout
 enough, the bank's open-mouth moments nearest in lip shape (:class:`cmet.face.mouth_bank.MouthBank`)
 blended by weight and sharpened against the nearest (its detail layer added back, so the blend does
 not soften the teeth edges), their light matched to this frame's by the lip ring
-(:func:`cmet.face.mouth_bank.lip_ring_colour`).
+(:func:`lip_ring_colour`).
 """
 
 from __future__ import annotations
@@ -100,6 +100,32 @@ def shadow_colour(donor: Donor) -> np.ndarray | None:
     lum = px @ np.array([0.299, 0.587, 0.114], np.float32)
     k = max(4, int(SHADOW_SHARE * len(px)))
     return px[np.argpartition(lum, k - 1)[:k]].mean(0)
+
+
+#: the lip ring whose colour measures the light: from the inner-lip line out to this share of the
+#: mouth width
+RING = 0.12
+
+
+def lip_ring_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray | None:
+    """Mean colour [3] of the lips around the inner-lip polygon of landmarks p [468, >=2] in img
+    [H, W, 3] (a ring from the polygon out to :data:`RING` x the mouth width); None if empty."""
+    import cv2
+
+    lip = p[INNER_LIP_CONTOUR, :2].astype(np.float64)
+    mw = float(np.linalg.norm(p[308, :2] - p[78, :2]))
+    grow = max(1, int(round(RING * mw)))
+    H, W = img.shape[:2]
+    x0, y0 = np.maximum(np.floor(lip.min(0)).astype(int) - grow - 1, 0)
+    x1, y1 = np.minimum(np.ceil(lip.max(0)).astype(int) + grow + 2, [W, H])
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return None
+    poly = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(poly, [np.round((lip - [x0, y0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    ring = cv2.dilate(poly, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(bool) & ~poly.astype(bool)
+    if ring.sum() < 3:
+        return None
+    return img[y0:y1, x0:x1][ring].astype(np.float32).mean(0)
 
 
 def luminance(rgb: np.ndarray) -> float:
@@ -234,7 +260,6 @@ def compose_interior(
     import cv2
 
     from cmet.face.mouth import lip_colour
-    from cmet.face.mouth_bank import lip_ring_colour
 
     box = inner_box(t_lm, img.shape[:2])
     if box is None or amount <= 0:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cmet.face.au_fields import INNER_LIP_CONTOUR
+from cmet.face.interior import lip_ring_colour
 from cmet.face.landmarks import mouth_opening
 
 #: corner vertices of the inner-lip contour
@@ -38,32 +39,6 @@ def mouth_shape(p: np.ndarray) -> np.ndarray:
     ey = np.array([-ex[1], ex[0]])
     q = p[INNER_LIP_CONTOUR, :2] - o
     return (np.stack([q @ ex, q @ ey], 1) / L).reshape(-1).astype(np.float32)
-
-
-#: the lip ring whose colour measures the light: from the inner-lip line out to this share of the
-#: mouth width
-RING = 0.12
-
-
-def lip_ring_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray | None:
-    """Mean colour [3] of the lips around the inner-lip polygon of landmarks p [468, >=2] in img
-    [H, W, 3] (a ring from the polygon out to :data:`RING` x the mouth width); None if empty."""
-    import cv2
-
-    lip = p[INNER_LIP_CONTOUR, :2].astype(np.float64)
-    mw = float(np.linalg.norm(p[CORNERS[1], :2] - p[CORNERS[0], :2]))
-    grow = max(1, int(round(RING * mw)))
-    H, W = img.shape[:2]
-    x0, y0 = np.maximum(np.floor(lip.min(0)).astype(int) - grow - 1, 0)
-    x1, y1 = np.minimum(np.ceil(lip.max(0)).astype(int) + grow + 2, [W, H])
-    if x1 - x0 < 3 or y1 - y0 < 3:
-        return None
-    poly = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    cv2.fillPoly(poly, [np.round((lip - [x0, y0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-    ring = cv2.dilate(poly, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)).astype(bool) & ~poly.astype(bool)
-    if ring.sum() < 3:
-        return None
-    return img[y0:y1, x0:x1][ring].astype(np.float32).mean(0)
 
 
 @dataclass

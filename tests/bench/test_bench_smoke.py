@@ -75,13 +75,13 @@ def test_accuracy_section_on_tiny_data(tmp_path):
 
 
 def test_realism_markdown_and_frontier_plot(tmp_path):
-    """The realism section's report from figures (no release data): table, targets, frontier line
-    and image."""
+    """The realism section's report from figures (no release data): table, targets (a sharpness
+    floor among them), the 1080p and portrait tables, frontier line and image."""
     from bench.realism import frontier_plot, markdown
 
     edit = dict(
-        mouth_colour=0.1, identity_median=0.45, identity_p90=0.5, flicker=1.1, render_s_per_frame=0.007,
-        folds_warp=1.0, folds_left=0.0,
+        mouth_colour=0.1, identity_median=0.35, identity_p90=0.5, flicker=1.1, render_s_per_frame=0.007,
+        folds_warp=1.0, folds_left=0.0, sharpness=0.9, teeth_stretch=1.01,
     )  # fmt: skip
     rows = [
         dict(gain=g, emotion=e, identity_median=i, judge_acc=a)
@@ -105,14 +105,20 @@ def test_realism_markdown_and_frontier_plot(tmp_path):
         "other_recording_identity_median": 0.3,
         "input_vs_itself": dict(mouth_colour=0.0, n_open=52, identity_median=0.0, flicker=1.0),
         "edits": {
-            "happy": dict(edit, judge_acc=0.99),
+            "happy": dict(edit, judge_acc=0.99, sharpness=0.5),
             "contempt": dict(edit, identity_median=0.2, judge_acc=None),
         },
         "frontier": fr,
+        "hd": {"frames": 60, "edits": {"happy": dict(edit, judge_acc=0.5)}},
+        "portraits": {
+            "p.png": {"happy": dict(identity=0.3, sharpness=0.9, interior_px=300, interior_grey_sd=31.0)}
+        },
     }
     md = markdown(res, "line")
-    assert "| happy | 0.100 | 0.450 (p90 0.500) | 1.10 | 100 -> 0 | 7 | 99 | NOT met |" in md
-    assert "| contempt | 0.100 | 0.200 (p90 0.500) | 1.10 | 100 -> 0 | 7 | n/a | met |" in md
+    assert "| happy | 0.50 | 1.010 | 0.100 | 0.350 (p90 0.500) | 1.10 | 100 -> 0 | 7 | 99 | NOT met |" in md
+    assert "| contempt | 0.90 | 1.010 | 0.100 | 0.200 (p90 0.500) | 1.10 | 100 -> 0 | 7 | n/a | met |" in md
+    assert "| happy | 0.90 | 1.010 | 0.100 | 0.350 | 50 |" in md  # the 1080p table
+    assert "| p.png | happy | 0.300 | 0.90 | 300 | 31.0 |" in md
     assert "gain 1.6: worst identity 0.420 / FER 99.0%" in md and "another MEAD recording" in md
     png = frontier_plot(fr, tmp_path / "f.png")
     assert png.is_file() and png.stat().st_size > 10_000

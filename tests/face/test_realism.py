@@ -117,6 +117,7 @@ def test_bank_interior_keeps_its_colour_when_the_light_is_the_same(
 ):
     """The light correction is the difference of the lip rings: ~0 when the bank's moment was lit
     like this frame (the interior is then the bank's as it is), the ring's own colour measured."""
+    import cmet.face.interior as interior
     import cmet.face.mouth_bank as mb
     from cmet.face.realism import polygon_mask
 
@@ -126,16 +127,16 @@ def test_bank_interior_keeps_its_colour_when_the_light_is_the_same(
     frames = _video(astronaut_face, n=3, seed=5)
     bank = mb.MouthBank.from_frames(frames, np.repeat(lm[None], len(frames), 0), min_open=0.05)
     out = _paste(bank, astronaut_face, lm)
-    monkeypatch.setattr(mb, "lip_ring_colour", lambda img, p: None)
+    monkeypatch.setattr(interior, "lip_ring_colour", lambda img, p: None)
     plain = _paste(bank, astronaut_face, lm)
     inside = polygon_mask(out.shape[:2], lm[INNER_LIP_CONTOUR])
     assert np.abs(out[inside].astype(float).mean(0) - plain[inside].astype(float).mean(0)).max() < 2.0
     monkeypatch.undo()
-    ring = mb.lip_ring_colour(astronaut_face, lm[:, :2])
+    ring = interior.lip_ring_colour(astronaut_face, lm[:, :2])
     tinted = astronaut_face.copy()
     tinted[..., 2] = (tinted[..., 2] * 0.5).astype(np.uint8)
     assert ring.shape == (3,)
-    np.testing.assert_allclose(mb.lip_ring_colour(tinted, lm[:, :2])[2], 0.5 * ring[2], atol=1.0)
+    np.testing.assert_allclose(interior.lip_ring_colour(tinted, lm[:, :2])[2], 0.5 * ring[2], atol=1.0)
 
 
 @pytest.mark.slow
