@@ -201,11 +201,11 @@ class FaceRenderer:
         mouth is open enough (:data:`OWN_COVER`), else the bank's nearest mouths, else the mouth model."""
         iod = float(np.linalg.norm(t_n[263, :2] - t_n[33, :2]))
         gap_t, gap_s = signed_gap(t_n), signed_gap(s_n)
-        # the warp stretches what the source shows between the lips where the edit widens or opens the
-        # mouth: there the interior is composed; a mouth narrowed or closed keeps the warp's (squeezed
-        # teeth read as teeth)
+        # the warp scales what the source shows between the lips where the edit widens, narrows or
+        # opens the mouth: there the interior is composed (rigid teeth); a change under UNSEEN keeps
+        # the warp's interior
         width = lambda p: float(np.linalg.norm(p[308, :2] - p[78, :2]))  # noqa: E731
-        grown = max(width(t_n) - width(s_n), gap_t - TALLER * max(gap_s, 0.0)) / iod
+        grown = max(abs(width(t_n) - width(s_n)), gap_t - TALLER * max(gap_s, 0.0)) / iod
         amount = float(np.clip((grown - UNSEEN) / MOVED_FULL, 0, 1) * np.clip(gap_t / iod / OPEN_MIN, 0, 1))
         if gap_t <= 1.0 or amount <= 0:
             return
