@@ -50,9 +50,19 @@ def make_pruner(spec):
     raise ConfigError(f"pipeline.tune.pruner.kind must be median | halving | threshold | none, got {kind!r}")
 
 
-def open_study(cfg, study_name: str, attempts: int = 5):
-    """Create or load the shared study. Workers starting together race on the schema / study row;
-    the loser retries (create_study(load_if_exists=True) is then a plain load)."""
+def worker_seed(cfg, worker: str) -> int:
+    """The sampler seed of one worker: ``cfg.seed`` for the pipeline's own worker (so ``make run``
+    samples the same trials on every machine and every run), offset by the worker's name for the
+    others (workers sharing a study must not all propose the same points)."""
+    import zlib
+
+    return int(cfg.seed) + (0 if worker == "pipeline" else zlib.crc32(worker.encode()) % 100_003)
+
+
+def open_study(cfg, study_name: str, attempts: int = 5, seed: int | None = None):
+    """Create or load the shared study (its TPE sampler seeded with ``seed``). Workers starting
+    together race on the schema / study row; the loser retries (create_study(load_if_exists=True) is
+    then a plain load)."""
     import optuna
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -64,6 +74,7 @@ def open_study(cfg, study_name: str, attempts: int = 5):
                 storage=make_storage(storage_url(cfg)),
                 direction=str(tcfg.direction),
                 load_if_exists=True,
+                sampler=optuna.samplers.TPESampler(seed=seed),
                 pruner=make_pruner(OmegaConf.to_container(tcfg.pruner, resolve=True)),
             )
         except (IntegrityError, DBAPIError, optuna.exceptions.DuplicatedStudyError):
@@ -198,7 +209,7 @@ def run_worker(
     tcfg = cfg.pipeline.tune
     fs = FeatureSet.load(fs_dir)
     out_root = Path(out_root or Path(str(cfg.paths.runs_dir)) / "trials" / study_name)
-    study = open_study(cfg, study_name)
+    study = open_study(cfg, study_name, seed=worker_seed(cfg, worker))
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     n_trials = int(tcfg.n_trials)
     t0 = time.perf_counter()
