@@ -143,34 +143,3 @@ def mouth_model(
         tooth = enamel * (light * shade)[..., None]
         col = col * (1 - m) + tooth * m
     return col
-
-
-def mouth_interior(
-    img: np.ndarray, p: np.ndarray, iod: float, added_open: float, au: dict[str, float]
-) -> np.ndarray:
-    """The mouth model blended into the target inner-lip polygon where the mouth opened more than
-    in the source. img [H, W, 3] uint8, p [468, 2] target landmarks, added_open (IOD units)."""
-    import cv2
-
-    if added_open <= 0.01:
-        return img
-    H, W = img.shape[:2]
-    lip = p[INNER_LIP_CONTOUR]
-    m = int(max(4, iod * 0.1))
-    x0, y0 = (np.floor(lip.min(0)).astype(int) - m).clip(0, None)
-    x1, y1 = min(W, int(np.ceil(lip.max(0)[0])) + m), min(H, int(np.ceil(lip.max(0)[1])) + m)
-    if x1 - x0 < 2 or y1 - y0 < 2:
-        return img
-    crop = img[y0:y1, x0:x1].astype(np.float32)
-    q = p - [x0, y0]
-    mask = np.zeros(crop.shape[:2], np.float32)
-    cv2.fillPoly(
-        mask, [np.round(q[INNER_LIP_CONTOUR] * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4
-    )
-    if mask.sum() < 2:
-        return img
-    col = mouth_model(crop.shape[:2], q, iod, au, lip_colour(img, p), teeth_colour(img, p))
-    alpha = (np.clip(added_open / 0.05, 0, 1) * cv2.GaussianBlur(mask, (0, 0), 0.7))[..., None]
-    out = img.copy()
-    out[y0:y1, x0:x1] = np.clip(crop * (1 - alpha) + col * alpha, 0, 255).astype(np.uint8)
-    return out
