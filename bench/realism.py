@@ -608,8 +608,31 @@ def run(ctx: Ctx) -> Section:
     return Section(NAME, TITLE, markdown(res, line), res)
 
 
+def measure_edit(edited: Path, emotion: str | None, release: Path, source: Path | None = None) -> dict:
+    """The realism figures of an edit already made (e.g. by ``cmet edit``) against its input (default
+    ``asset/video/W009_038.mp4``): sharpness, teeth stretch, mouth colour, identity, flicker and, for
+    a judged emotion, the FER judge's share on every 2nd frame."""
+    from cmet.face.judge import EMOTION_TO_LABEL, Judge
+    from cmet.face.realism import measure
+    from cmet.media import read_video
+
+    src = source or release / "asset/video/W009_038.mp4"
+    frames, _ = read_video(src)
+    out, _ = read_video(edited)
+    n = min(len(frames), len(out))
+    frames, out = frames[:n], out[:n]
+    lm_in, lm_out = track(frames, src.name), track(out, Path(edited).name)
+    r = measure(frames, lm_in, out, lm_out).to_dict()
+    r.update(mouth_detail(frames, lm_in, out, lm_out))
+    if emotion in EMOTION_TO_LABEL:
+        judge = Judge("tflite")
+        r["judge_acc"] = round(judge_share(judge, out[::2], judge.face_box(frames[0], src.name), emotion), 4)
+    return r
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.realism --bundle DIR [--emotions happy,sad] [--out DIR]``."""
+    """``python -m bench.realism --bundle DIR [--emotions happy,sad] [--out DIR]``, or
+    ``python -m bench.realism --measure EDIT.mp4 [--emotion happy] [--source IN.mp4]``."""
     import argparse
 
     from bench.common import RESULTS
@@ -618,7 +641,12 @@ def main(argv: list[str] | None = None) -> int:
     from cmet.model.bundle import ModelBundle
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bundle", required=True)
+    ap.add_argument("--bundle")
+    ap.add_argument(
+        "--measure", help="an edit already made of --source (default W009_038.mp4): print its figures"
+    )
+    ap.add_argument("--emotion", help="with --measure: the target (the FER judge's share)")
+    ap.add_argument("--source", help="with --measure: the edit's input video")
     ap.add_argument("--emotions", default=",".join(BASIC))
     ap.add_argument("--out", default=str(RESULTS))
     ap.add_argument("--no-sheet", action="store_true")
@@ -630,6 +658,13 @@ def main(argv: list[str] | None = None) -> int:
     rel = find_release()
     if rel is None:
         raise SystemExit("needs ../shared/data/cmet_release")
+    if a.measure:
+        import json
+
+        print(json.dumps(measure_edit(Path(a.measure), a.emotion, rel, Path(a.source) if a.source else None)))
+        return 0
+    if not a.bundle:
+        raise SystemExit("--bundle DIR (or --measure EDIT.mp4)")
     ctx = Ctx(release=rel, out=Path(a.out))
     from bench.pixel import tracked_video
 
