@@ -68,7 +68,8 @@ class Donor:
         x1, y1 = np.minimum(np.ceil(lip.max(0) + m).astype(int) + 1, [W, H])
         if x1 - x0 < 3 or y1 - y0 < 3:
             return None
-        return cls(np.ascontiguousarray(frame[y0:y1, x0:x1]), (lm[:, :2] - [x0, y0]).astype(np.float32), ring)
+        # a copy: the frame is edited in place after this
+        return cls(np.array(frame[y0:y1, x0:x1]), (lm[:, :2] - [x0, y0]).astype(np.float32), ring)
 
     @cached_property
     def opening(self) -> np.ndarray:

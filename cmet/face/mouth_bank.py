@@ -71,21 +71,17 @@ class MouthBank:
         shape = mouth_shape(p)
         if self.shapes and float(np.min(np.linalg.norm(np.stack(self.shapes) - shape, axis=1))) < 0.03:
             return False
-        lip = p[INNER_LIP_CONTOUR, :2]
-        m = 0.35 * float(np.linalg.norm(p[CORNERS[1], :2] - p[CORNERS[0], :2]))
-        H, W = frame.shape[:2]
-        x0, y0 = np.maximum(np.floor(lip.min(0) - m).astype(int), 0)
-        x1, y1 = np.minimum(np.ceil(lip.max(0) + m).astype(int), [W, H])
-        if x1 - x0 < 3 or y1 - y0 < 3:
+        from cmet.face.interior import Donor, shadow_colour
+
+        d = Donor.cut(frame, p, margin=0.35, ring=lip_ring_colour(frame, p))
+        if d is None:
             return False
-        self.crops.append(np.ascontiguousarray(frame[y0:y1, x0:x1]))
-        self.landmarks.append((p[:, :2] - [x0, y0]).astype(np.float32))
+        self.crops.append(d.img)
+        self.landmarks.append(d.lm)
         self.shapes.append(shape)
         self.openings.append(mo)
-        self.rings.append(lip_ring_colour(frame, p))
-        from cmet.face.interior import shadow_colour
-
-        shade = shadow_colour(self.donor(len(self) - 1))
+        self.rings.append(d.ring)
+        shade = shadow_colour(d)
         if shade is not None:
             self.shadows.append(shade)
         return True

@@ -144,8 +144,9 @@ class FaceRenderer:
         s_n, t_n = (src_lm, tgt) if v.identity else (v.to_frame(src_lm), v.to_frame(tgt))
         if self.mouth_bank is not None:
             self.mouth_bank.offer(v.frame, s_n)
-        own = Donor.cut(v.frame, s_n)  # the source's own mouth, read before the warp writes over it
-        own = None if own is None else Donor(own.img.copy(), own.lm)
+        amount = self._interior_amount(s_n, t_n)
+        # the source's own mouth, read before the warp writes over it (only where it will be used)
+        own = Donor.cut(v.frame, s_n) if amount > 0 else None
         inv = inverse_map(src_c, dst_c, self.tris, frame.shape[:2])
         if inv is not None:
             maps = frame_maps(v, *inv[1:], inv[0])
@@ -153,7 +154,8 @@ class FaceRenderer:
                 (x0, y0, x1, y1), MX, MY, W = maps
                 v.frame[y0:y1, x0:x1] = sample(v.frame, MX, MY, cubic_weight=W)
         au = {k: float(x) for k, x in zip(AU_NAMES, delta, strict=True)}
-        self._interior(v.frame, s_n, t_n, own, au)
+        if amount > 0:
+            self._interior(v.frame, s_n, t_n, own, au, amount)
         if self.shading_strength > 0:
             iod = float(np.linalg.norm(tgt[263, :2] - tgt[33, :2]))
             dark, light = shading(frame.shape[:2], tgt[:, :2], iod, au, self.shading_strength)
@@ -195,20 +197,29 @@ class FaceRenderer:
         tgt[:, :2] = dst_c[:468]
         return np.asarray(landmarks, np.float32), delta, tgt, src_c, dst_c
 
-    def _interior(self, img: np.ndarray, s_n: np.ndarray, t_n: np.ndarray, own, au: dict[str, float]):
-        """The target inner-lip polygon painted from the person's own mouth (in place, frame pixels:
-        source / target landmarks s_n / t_n [468, >=2]): this frame's own teeth read rigidly where its
-        mouth is open enough (:data:`OWN_COVER`), else the bank's nearest mouths, else the mouth model."""
+    @staticmethod
+    def _interior_amount(s_n: np.ndarray, t_n: np.ndarray) -> float:
+        """How much of the target inner-lip polygon is composed anew (0..1), from source / target
+        landmarks s_n / t_n [468, >=2] (frame pixels). The warp scales what the source shows between
+        the lips where the edit widens, narrows or opens the mouth: there the interior is composed
+        (rigid teeth); a change under UNSEEN keeps the warp's interior, a slit (OPEN_MIN) shows little."""
         iod = float(np.linalg.norm(t_n[263, :2] - t_n[33, :2]))
         gap_t, gap_s = signed_gap(t_n), signed_gap(s_n)
-        # the warp scales what the source shows between the lips where the edit widens, narrows or
-        # opens the mouth: there the interior is composed (rigid teeth); a change under UNSEEN keeps
-        # the warp's interior
+        if gap_t <= 1.0:
+            return 0.0
         width = lambda p: float(np.linalg.norm(p[308, :2] - p[78, :2]))  # noqa: E731
         grown = max(abs(width(t_n) - width(s_n)), gap_t - TALLER * max(gap_s, 0.0)) / iod
-        amount = float(np.clip((grown - UNSEEN) / MOVED_FULL, 0, 1) * np.clip(gap_t / iod / OPEN_MIN, 0, 1))
-        if gap_t <= 1.0 or amount <= 0:
-            return
+        return float(np.clip((grown - UNSEEN) / MOVED_FULL, 0, 1) * np.clip(gap_t / iod / OPEN_MIN, 0, 1))
+
+    def _interior(
+        self, img: np.ndarray, s_n: np.ndarray, t_n: np.ndarray, own, au: dict[str, float], amount: float
+    ):
+        """The target inner-lip polygon painted from the person's own mouth with weight ``amount`` (in
+        place, frame pixels: source / target landmarks s_n / t_n [468, >=2]): this frame's own teeth
+        read rigidly where its mouth is open enough (:data:`OWN_COVER`), else the bank's nearest
+        mouths, else the mouth model."""
+        iod = float(np.linalg.norm(t_n[263, :2] - t_n[33, :2]))
+        gap_t, gap_s = signed_gap(t_n), signed_gap(s_n)
         cover = gap_s / gap_t
         w_own = (
             0.0
