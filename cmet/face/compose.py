@@ -73,8 +73,6 @@ class View:
         the frame box ``fbox`` [fh, fw, (C)] (outside ``box``: its edge values)."""
         import cv2
 
-        if self.identity and box == fbox:
-            return arr
         fx0, fy0, fx1, fy1 = fbox
         gx = ((np.arange(fx0, fx1, dtype=np.float32) - self.x0 + 0.5) * self.k - 0.5 - box[0])[None, :]
         gy = ((np.arange(fy0, fy1, dtype=np.float32) - self.y0 + 0.5) * self.k - 0.5 - box[1])[:, None]

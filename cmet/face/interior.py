@@ -28,13 +28,12 @@ import numpy as np
 
 from cmet.face.au_fields import INNER_LIP_CONTOUR
 from cmet.face.landmarks import LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_OUTER, UPPER_LIP_INNER
+from cmet.face.mouth import LOWER_ARC, UPPER_ARC, lip_arc_y, lip_colour
 
 #: the edit widened or opened the mouth this much (IOD) past render.UNSEEN: the interior is fully composed
 MOVED_FULL = 0.03
 #: the share of the donor's interior (the darkest pixels) whose mean colour is its mouth shadow
 SHADOW_SHARE = 0.8
-#: the donor's opening is read this far (IOD) inside its inner-lip line (the lips' wet edge stays out)
-LIP_EDGE = 0.0
 #: the target polygon's edge is feathered over this (IOD): the lips' inner edge is soft
 FEATHER = 0.012
 #: a mouth's cavity without a bank to learn it from: the lips' colour times this (cmet.face.mouth's)
@@ -76,19 +75,21 @@ class Donor:
         """:meth:`opening_mask`, computed once."""
         return self.opening_mask()
 
+    @cached_property
+    def shadow(self) -> np.ndarray | None:
+        """:func:`shadow_colour`, computed once."""
+        return shadow_colour(self)
+
     def opening_mask(self) -> np.ndarray:
-        """[h, w] float32: 1 inside the donor's inner-lip polygon shrunk by :data:`LIP_EDGE` x its
-        IOD (the wet inner edge of the lips, which a rigid read must not carry into the opening),
-        feathered over a pixel."""
+        """[h, w] float32: 1 inside the donor's inner-lip polygon shrunk by a pixel (its anti-aliased
+        edge is lip), feathered over a pixel."""
         import cv2
 
         m = np.zeros(self.img.shape[:2], np.uint8)
         pts = np.round(self.lm[INNER_LIP_CONTOUR] * 16).astype(np.int32)
         cv2.fillPoly(m, [pts], 255, lineType=cv2.LINE_AA, shift=4)
-        iod = float(np.linalg.norm(self.lm[LEFT_EYE_OUTER] - self.lm[RIGHT_EYE_OUTER]))
-        r = max(1, int(round(LIP_EDGE * iod)))
-        m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-        return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), 0.6 + 0.3 * r)
+        m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+        return cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), 0.9)
 
 
 def shadow_colour(donor: Donor) -> np.ndarray | None:
@@ -148,19 +149,9 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
-#: the upper and lower inner-lip arcs (corner to corner)
-UPPER_ARC = INNER_LIP_CONTOUR[:11]
 #: a donor's opening is laid between the target's lips at most this much taller (a jaw dropped
 #: further opens a gap of mouth shadow between the rows: teeth are never stretched tall)
 TALL_MAX = 2.0
-LOWER_ARC = [*INNER_LIP_CONTOUR[10:], INNER_LIP_CONTOUR[0]]
-
-
-def _arc_y(lm: np.ndarray, arc: list[int], x: np.ndarray) -> np.ndarray:
-    """The y of the lip arc ``arc`` of landmarks lm [468, 2] at the columns x (held past its ends)."""
-    pts = lm[arc]
-    o = np.argsort(pts[:, 0])
-    return np.interp(x, pts[o, 0], pts[o, 1]).astype(np.float32)
 
 
 def rigid_read(donor: Donor, t_lm: np.ndarray, box: tuple[int, int, int, int]):
@@ -188,8 +179,8 @@ def rigid_read(donor: Donor, t_lm: np.ndarray, box: tuple[int, int, int, int]):
     ux = np.broadcast_to(d[0] + R[0, 0] * (xs - a[0]) + R[0, 1] * (ys - a[1]), shape)
     # down: the fraction of the way from the target's upper to its lower inner lip in this column,
     # the same fraction of the donor's opening in its column
-    ttop, tbot = _arc_y(t_lm, UPPER_ARC, xs), _arc_y(t_lm, LOWER_ARC, xs)
-    dtop, dbot = _arc_y(donor.lm, UPPER_ARC, ux), _arc_y(donor.lm, LOWER_ARC, ux)
+    ttop, tbot = lip_arc_y(t_lm, UPPER_ARC, xs), lip_arc_y(t_lm, LOWER_ARC, xs)
+    dtop, dbot = lip_arc_y(donor.lm, UPPER_ARC, ux), lip_arc_y(donor.lm, LOWER_ARC, ux)
     hd = np.maximum(dbot - dtop, 1.0)
     scale = np.minimum(np.maximum(tbot - ttop, 0.0) / hd, TALL_MAX)  # taller: up to TALL_MAX
     scale = np.maximum(scale, 1e-3)
@@ -260,14 +251,15 @@ def compose_interior(
     its own darker than its teeth. Blended in with weight ``amount`` (feathered at the lips)."""
     import cv2
 
-    from cmet.face.mouth import lip_colour
-
     box = inner_box(t_lm, img.shape[:2])
     if box is None or amount <= 0:
         return img
     x0, y0, x1, y1 = box
     depth, rim = cavity_shade(t_lm, box)
-    wet = WET_TONE * lip_colour(img, t_lm)  # the inside of the lips: their colour, in their shade
+    lips = lip_colour(img, t_lm)
+    wet = WET_TONE * lips  # the inside of the lips: their colour, in their shade
+    if cavity is None:  # no bank: the modelled cavity, in the lips' hue
+        cavity = CAVITY_TONE * lips
     now = None
     col = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
     total = 0.0
@@ -276,9 +268,7 @@ def compose_interior(
         if wt <= 0:
             continue
         c, ins = rigid_read(donor, t_lm, box)
-        shade = shadow_colour(donor)
-        if cavity is None:  # no bank: the modelled cavity, in the lips' hue
-            cavity = CAVITY_TONE * lip_colour(img, t_lm)
+        shade = donor.shadow
         if shade is None or luminance(cavity) < luminance(shade):
             shade = cavity
         bare = rim * wet + (1 - rim) * shade * depth  # where no tooth covers: lips' inside, then shadow

@@ -96,9 +96,15 @@ def teeth_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.clip(white * np.asarray(ENAMEL, np.float32), 0, 255)
 
 
-def _arc(p: np.ndarray, idx: list[int], xs: np.ndarray) -> np.ndarray:
-    """The y of a lip arc (landmark indices ``idx``, corner to corner) at the columns xs [1, w]."""
-    pts = p[idx, :2]
+#: the upper and lower inner-lip arcs (corner to corner)
+UPPER_ARC = INNER_LIP_CONTOUR[:11]
+LOWER_ARC = [*INNER_LIP_CONTOUR[10:], INNER_LIP_CONTOUR[0]]
+
+
+def lip_arc_y(p: np.ndarray, arc: list[int], xs: np.ndarray) -> np.ndarray:
+    """The y of a lip arc (landmark indices ``arc``, corner to corner, of landmarks p [468, >=2]) at
+    the columns xs (any shape; held past the arc's ends)."""
+    pts = p[arc, :2]
     o = np.argsort(pts[:, 0])
     return np.interp(xs, pts[o, 0], pts[o, 1]).astype(np.float32)
 
@@ -112,8 +118,6 @@ def mouth_model(
     upper inner lip along its curve (standing on the lower), tallest at the centre and shorter
     towards the corners as the arch turns away, each tooth shaded, darker under the lip."""
     import cv2
-
-    from cmet.face.au_fields import INNER_LIP_CONTOUR
 
     t, across, gap = _mouth_coords(shape, p)
     h, w = shape
@@ -130,8 +134,8 @@ def mouth_model(
     upper = float(np.clip(au.get("AU12", 0) + au.get("AU10", 0) + 0.2 * au.get("AU20", 0), 0, 1))
     lower = float(np.clip(au.get("AU20", 0) + 0.5 * au.get("AU26_emo", 0) - au.get("AU12", 0), 0, 1))
     arch = np.clip(1 - 0.7 * across**2, 0.2, 1)  # the visible crown shortens towards the corners
-    top = _arc(p, INNER_LIP_CONTOUR[:11], xs)
-    bot = _arc(p, [*INNER_LIP_CONTOUR[10:], INNER_LIP_CONTOUR[0]], xs)
+    top = lip_arc_y(p, UPPER_ARC, xs)
+    bot = lip_arc_y(p, LOWER_ARC, xs)
     rows = [(ys - top, 0.05 + 0.06 * upper)] + ([(bot - ys, 0.06 * lower)] if lower > 0.2 else [])
     enamel = np.asarray(teeth_rgb, np.float32)
     for dist, height in rows:

@@ -43,24 +43,21 @@ def mouth_shape(p: np.ndarray) -> np.ndarray:
 
 @dataclass
 class MouthBank:
-    """Open-mouth crops of one person: crops (uint8 RGB), their landmarks [468, 2] (crop pixels),
-    shape descriptors [40] and openings (inner-lip gap / IOD). Filled up front
-    (:meth:`from_frames`) or as a video streams past the renderer (:meth:`offer`)."""
+    """Open-mouth moments of one person: each a :class:`cmet.face.interior.Donor` (its crop, its
+    landmarks in it, its lip-ring colour; its opening mask and shadow computed once), its shape
+    descriptor [40] and opening (inner-lip gap / IOD). Filled up front (:meth:`from_frames`) or as a
+    video streams past the renderer (:meth:`offer`)."""
 
-    crops: list[np.ndarray] = field(default_factory=list)
-    landmarks: list[np.ndarray] = field(default_factory=list)
+    donors: list = field(default_factory=list)
     shapes: list[np.ndarray] = field(default_factory=list)
     openings: list[float] = field(default_factory=list)
-    rings: list = field(default_factory=list)  # lip-ring colour [3] of each entry (None: unknown)
-    #: the entries' mouth shadows (:func:`cmet.face.interior.shadow_colour`)
-    shadows: list = field(default_factory=list)
     size: int = 40
     min_open: float = 0.08
     hysteresis: float = 0.15
     _last: int | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
-        return len(self.crops)
+        return len(self.donors)
 
     def offer(self, frame: np.ndarray, p: np.ndarray) -> bool:
         """Keep frame [H, W, 3] (landmarks p [468, >=2]) if its mouth is open at least ``min_open``,
@@ -71,19 +68,14 @@ class MouthBank:
         shape = mouth_shape(p)
         if self.shapes and float(np.min(np.linalg.norm(np.stack(self.shapes) - shape, axis=1))) < 0.03:
             return False
-        from cmet.face.interior import Donor, shadow_colour
+        from cmet.face.interior import Donor
 
         d = Donor.cut(frame, p, margin=0.35, ring=lip_ring_colour(frame, p))
         if d is None:
             return False
-        self.crops.append(d.img)
-        self.landmarks.append(d.lm)
+        self.donors.append(d)
         self.shapes.append(shape)
         self.openings.append(mo)
-        self.rings.append(d.ring)
-        shade = shadow_colour(d)
-        if shade is not None:
-            self.shadows.append(shade)
         return True
 
     @property
@@ -91,10 +83,11 @@ class MouthBank:
         """The person's mouth shadow: the entries' shadow of median brightness (None: no entry yet)."""
         from cmet.face.interior import luminance
 
-        if not self.shadows:
+        shadows = [d.shadow for d in self.donors if d.shadow is not None]
+        if not shadows:
             return None
-        lum = [luminance(s) for s in self.shadows]
-        return self.shadows[int(np.argsort(lum)[len(lum) // 2])]
+        lum = [luminance(s) for s in shadows]
+        return shadows[int(np.argsort(lum)[len(lum) // 2])]
 
     @classmethod
     def from_frames(
@@ -129,6 +122,4 @@ class MouthBank:
 
     def donor(self, i: int):
         """Entry ``i`` as a :class:`cmet.face.interior.Donor`."""
-        from cmet.face.interior import Donor
-
-        return Donor(self.crops[i], self.landmarks[i], self.rings[i])
+        return self.donors[i]
