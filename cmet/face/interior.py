@@ -8,9 +8,11 @@ the donor's column at the same offset from the mouth's middle, rotated and scale
 (the eye line), so the teeth keep their width and spacing; down each column the donor's opening is
 laid between the target's lips (the upper teeth stay under the upper lip, the lower lip's inside on
 the lower lip). Where a column falls past the donor's corners (the target mouth is wider than the
-donor's), the person's own mouth shows instead: the lips' wet inside along the line, then the mouth
-shadow (:func:`shadow_colour`: the darker part of the donor's interior), deeper towards the back:
-the dark corridor at the corners of a smile, never teeth stretched into it.
+donor's), or near its corners where its lips converge (:data:`CORNER_FADE`: that thin wedge laid
+tall between wider lips is lip, a pale seam), the person's own mouth shows instead: the lips' wet
+inside along the line, then the mouth shadow (:func:`shadow_colour`: the darker part of the donor's
+interior), deeper towards the back: the dark corridor at the corners of a smile, never teeth
+stretched into it.
 
 Donors: the frame itself (its own teeth, this moment's light), or where its mouth is not open
 enough, the bank's open-mouth moments nearest in lip shape (:class:`cmet.face.mouth_bank.MouthBank`)
@@ -38,8 +40,10 @@ SHADOW_SHARE = 0.8
 FEATHER = 0.012
 #: a mouth's cavity without a bank to learn it from: the lips' colour times this (cmet.face.mouth's)
 CAVITY_TONE = 0.28
-#: the mouth shadow's brightness at the lips and at the back of the mouth (x the shadow colour)
-RIM_LIGHT, DEEP = 1.2, 0.8
+#: the mouth shadow's brightness at the lips and at the back of the mouth (x the shadow colour): a
+#: real interior spans the person's dark range (W009_038's open mouths: value 32-160 about evenly),
+#: not one level (1.2/0.8: W009 happy mouth colour 0.199, 1.4/0.6: 0.191)
+RIM_LIGHT, DEEP = 1.4, 0.6
 #: the lips' wet inner surface shows along the inner-lip line over this share of the opening, in the
 #: lips' colour times this
 WET, WET_TONE = 0.08, 0.9
@@ -149,6 +153,12 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
+#: a donor's opening fades out over this share of its half-width before its corners (its corner
+#: wedge is lip and shadow: laid tall between the wider target's lips it reads as a pale seam)
+CORNER_FADE = 0.25
+#: ... and where its opening is under this share of its opening at the middle
+CORNER_OPEN = 0.35
+
 #: a donor's opening is laid between the target's lips at most this much taller (a jaw dropped
 #: further opens a gap of mouth shadow between the rows: teeth are never stretched tall)
 TALL_MAX = 2.0
@@ -193,6 +203,14 @@ def rigid_read(donor: Donor, t_lm: np.ndarray, box: tuple[int, int, int, int]):
     c = cv2.remap(donor.img, ux, uy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     m = cv2.remap(donor.opening, ux, uy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     m = m * (1 - np.where((up > mid) & (lo < mid), gap, 0.0)).astype(np.float32)
+    # towards the donor's corners (its lips converge: a tall read of the thin wedge smears lip) its
+    # opening fades into the target's own shadow: the dark buccal corridor of a wide mouth
+    left, right = sorted((float(donor.lm[78, 0]), float(donor.lm[308, 0])))
+    edge = np.minimum(ux - left, right - ux) / (CORNER_FADE * max(0.5 * (right - left), 1.0))
+    # ... and where its opening thins to under CORNER_OPEN of its opening at the middle
+    mid_h = float((lip_arc_y(donor.lm, LOWER_ARC, d[:1]) - lip_arc_y(donor.lm, UPPER_ARC, d[:1]))[0])
+    thin = (dbot - dtop) / max(CORNER_OPEN * mid_h, 1.0)
+    m = m * (_smoothstep(edge) * _smoothstep(thin)).astype(np.float32)
     return c * m[..., None], m
 
 

@@ -204,3 +204,48 @@ def test_a_portrait_opened_by_the_edit_gets_teeth_in_its_own_light_along_the_lip
     centre = teeth[:, cx - 1 : cx + 2].sum(0).mean()
     side = teeth[:, int(cx + 0.7 * half) - 1 : int(cx + 0.7 * half) + 2].sum(0).mean()
     assert centre > 1.3 * max(side, 0.5), (centre, side)
+
+
+def test_a_wider_smile_shows_dark_corners_not_the_donors_pale_corner_wedge(
+    astronaut_face, astronaut_landmarks, monkeypatch
+):
+    """A donor's opening narrows to its corners, where the lips converge and what lies between them is
+    lip: laid between a target mouth 25 % wider, that wedge would read as pale seams. The rigid read
+    fades the donor out towards its corners (CORNER_FADE, CORNER_OPEN): the target's columns facing
+    the donor's corner wedge are mouth shadow (darker than the donor's teeth and than its pale wedge);
+    with the fade switched off they show the wedge."""
+    import cmet.face.interior as interior
+    from cmet.face.interior import Donor, compose_interior, luminance
+    from cmet.face.realism import polygon_mask
+
+    img, lm = _open_with_teeth(astronaut_face, astronaut_landmarks)
+    left, right = sorted((float(lm[78, 0]), float(lm[308, 0])))
+    half = 0.5 * (right - left)
+    inside = polygon_mask(img.shape[:2], lm[INNER_LIP_CONTOUR])
+    ys, xs = np.nonzero(inside)
+    wedge = np.minimum(xs - left, right - xs) < 0.2 * half  # the donor's corner wedges
+    pale = (225, 175, 165)  # lip-pink, light
+    img[ys[wedge], xs[wedge]] = pale
+    donor = Donor.cut(img, lm)
+    tgt = lm.copy()
+    mouth = np.r_[INNER_LIP_CONTOUR, 61, 291, 78, 308]
+    cx = float(lm[13, 0])
+    tgt[mouth, 0] = cx + 1.25 * (lm[mouth, 0] - cx)  # the same opening, 25 % wider
+    # the target columns that read the donor's wedge (the read is rigid across: same offset from the middle)
+    t_in = polygon_mask(img.shape[:2], tgt[INNER_LIP_CONTOUR])
+    tys, txs = np.nonzero(t_in)
+    off = np.minimum(txs - left, right - txs)
+    facing = (off < 0.15 * half) & (off > 0.03 * half)
+    assert facing.sum() > 10
+
+    def composed():
+        out = astronaut_face.copy()
+        compose_interior(out, tgt, [(donor, 1.0)], 1.0)
+        return out[tys[facing], txs[facing]].astype(np.float32).mean(0)
+
+    faded = composed()
+    assert luminance(faded) < 0.6 * luminance(pale), (faded, pale)
+    monkeypatch.setattr(interior, "CORNER_OPEN", 0.0)  # the fade off: the wedge is read
+    monkeypatch.setattr(interior, "CORNER_FADE", 1e-6)
+    seam = composed()
+    assert luminance(seam) > luminance(faded) + 25, (seam, faded)
