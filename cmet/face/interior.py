@@ -164,6 +164,13 @@ CORNER_OPEN = 0.35
 TALL_MAX = 2.0
 
 
+def gap_weight(up: np.ndarray, lo: np.ndarray, mid: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """[h, w] 1 where a target row is past both halves of the donor's opening (its upper read below
+    the donor's middle ``mid``, its lower read above it): the gap between the rows, which shows mouth
+    shadow, not the donor's other half read again (its teeth twice); soft over a target pixel."""
+    return np.clip(np.minimum(up - mid, mid - lo) * scale + 0.5, 0, 1)
+
+
 def rigid_read(donor: Donor, t_lm: np.ndarray, box: tuple[int, int, int, int]):
     """The donor's mouth read onto the target box (x0, y0, x1, y1) of landmarks t_lm [468, >=2],
     rigid across and with the lips down -> (colour [h, w, 3] float32 weighted by the cover, cover
@@ -197,7 +204,7 @@ def rigid_read(donor: Donor, t_lm: np.ndarray, box: tuple[int, int, int, int]):
     up = dtop + (ys - ttop) / scale  # the upper teeth hang from the upper lip
     lo = dbot - (tbot - ys) / scale  # the lower lip's inside stands on the lower lip
     mid = 0.5 * (dtop + dbot)
-    gap = np.clip(np.minimum(mid - up, lo - mid) * scale + 0.5, 0, 1)  # past both halves: the gap
+    gap = gap_weight(up, lo, mid, scale)
     uy = np.where(up <= mid, up, lo)
     ux, uy = np.ascontiguousarray(ux, np.float32), np.ascontiguousarray(uy, np.float32)
     c = cv2.remap(donor.img, ux, uy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)

@@ -249,3 +249,36 @@ def test_a_wider_smile_shows_dark_corners_not_the_donors_pale_corner_wedge(
     monkeypatch.setattr(interior, "CORNER_FADE", 1e-6)
     seam = composed()
     assert luminance(seam) > luminance(faded) + 25, (seam, faded)
+
+
+def test_a_mouth_opened_past_tall_max_shows_one_row_of_teeth_and_a_gap(
+    astronaut_face, astronaut_landmarks, monkeypatch
+):
+    """The lower lip dropped so far that the target's opening is 3 x the donor's (past TALL_MAX): down
+    the middle column one band of upper teeth (at most TALL_MAX x the input's height), then mouth
+    shadow; the donor's teeth are not read again into the gap between the halves (two bands)."""
+    import cmet.face.interior as interior
+    from cmet.face.interior import TALL_MAX, Donor, compose_interior
+    from cmet.face.realism import polygon_mask
+
+    img, lm = _open_with_teeth(astronaut_face, astronaut_landmarks)
+    tgt = lm.copy()
+    tgt[LOWER_INNER, 1] += 2.0 * float(lm[14, 1] - lm[13, 1])
+    donor = Donor.cut(img, lm)
+    cx = int(round(lm[13, 0]))
+
+    def bands(frame, p):
+        """(teeth rows, bright bands) down the middle column inside the inner lips."""
+        inside = polygon_mask(frame.shape[:2], p[INNER_LIP_CONTOUR])[:, cx]
+        col = frame[:, cx - 3 : cx + 4].astype(np.float32).mean((1, 2))
+        bright = (col > 120) & inside
+        return int(bright.sum()), int(np.count_nonzero(np.diff(bright.astype(np.int8)) == 1))
+
+    h_in, n_in = bands(img, lm)
+    assert h_in >= 3 and n_in == 1
+    h, n = bands(compose_interior(astronaut_face.copy(), tgt, [(donor, 1.0)], 1.0), tgt)
+    assert n == 1 and h <= TALL_MAX * h_in + 1, (h, n, h_in)
+    # no gap: the rows past both halves read the donor's other half, its teeth again
+    monkeypatch.setattr(interior, "gap_weight", lambda up, lo, mid, scale: np.zeros_like(up))
+    h2, n2 = bands(compose_interior(astronaut_face.copy(), tgt, [(donor, 1.0)], 1.0), tgt)
+    assert n2 == 2, (h2, n2)
