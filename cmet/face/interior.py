@@ -11,8 +11,9 @@ the lower lip). Where a column falls past the donor's corners (the target mouth 
 donor's), or near its corners where its lips converge (:data:`CORNER_FADE`: that thin wedge laid
 tall between wider lips is lip, a pale seam), the person's own mouth shows instead: the lips' wet
 inside along the line, then the mouth shadow (:func:`shadow_colour`: the darker part of the donor's
-interior), deeper towards the back: the dark corridor at the corners of a smile, never teeth
-stretched into it.
+interior), deeper towards the back, with the footage's own grain (:func:`grain_sigma`: a clean
+painted patch is a colour no camera records): the dark corridor at the corners of a smile, never
+teeth stretched into it.
 
 Donors: the frame itself (its own teeth, this moment's light), or where its mouth is not open
 enough, the bank's open-mouth moments nearest in lip shape (:class:`cmet.face.mouth_bank.MouthBank`)
@@ -84,6 +85,11 @@ class Donor:
         """:func:`shadow_colour`, computed once."""
         return shadow_colour(self)
 
+    @cached_property
+    def grain(self) -> np.ndarray | None:
+        """:func:`grain_sigma`, computed once."""
+        return grain_sigma(self)
+
     def opening_mask(self) -> np.ndarray:
         """[h, w] float32: 1 inside the donor's inner-lip polygon shrunk by a pixel (its anti-aliased
         edge is lip), feathered over a pixel."""
@@ -106,6 +112,33 @@ def shadow_colour(donor: Donor) -> np.ndarray | None:
     lum = px @ np.array([0.299, 0.587, 0.114], np.float32)
     k = max(4, int(SHADOW_SHARE * len(px)))
     return px[np.argpartition(lum, k - 1)[:k]].mean(0)
+
+
+def grain_sigma(donor: Donor) -> np.ndarray | None:
+    """The footage's grain in the donor's mouth shadow: per channel [3] float32, the robust spread
+    (1.4826 x the median absolute deviation) of its fine layer (the pixels minus a 1-px Gaussian
+    blur) over the darker half of its interior, a pixel in from any edge; None when that holds fewer
+    than 16 pixels."""
+    import cv2
+
+    inside = donor.opening > 0.5
+    if inside.sum() < 16:
+        return None
+    img = donor.img.astype(np.float32)
+    fine = img - cv2.GaussianBlur(img, (0, 0), 1.0)
+    lum = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    dark = (inside & (lum <= np.median(lum[inside]))).astype(np.uint8)
+    dark = cv2.erode(dark, np.ones((3, 3), np.uint8)).astype(bool)  # not the teeth's or lips' edges
+    if dark.sum() < 16:
+        return None
+    r = fine[dark]
+    return (1.4826 * np.median(np.abs(r - np.median(r, 0)), 0)).astype(np.float32)
+
+
+def grain_field(shape: tuple[int, int]) -> np.ndarray:
+    """[h, w, 3] float32 unit-variance noise, the same for every call of a shape (seeded): the grain
+    laid on a painted shadow (one field for every donor of a frame, so a blend keeps its strength)."""
+    return np.random.default_rng(0).standard_normal((*shape, 3), np.float32)
 
 
 #: the lip ring whose colour measures the light: from the inner-lip line out to this share of the
@@ -266,6 +299,7 @@ def compose_interior(
     fallback: np.ndarray | None = None,
     fallback_weight: float = 0.0,
     cavity: np.ndarray | None = None,
+    grain: np.ndarray | None = None,
 ) -> np.ndarray:
     """Paint the target inner-lip polygon of landmarks t_lm [468, >=2] in img [H, W, 3] uint8 (in
     place; returned) from ``donors`` [(Donor, weight)] (nearest first; weights summing to at most 1),
@@ -273,7 +307,9 @@ def compose_interior(
     this frame's; ``fallback`` [H, W, 3] float32 (a modelled interior, e.g. :func:`cmet.face.mouth.mouth_model`
     on the box) takes ``fallback_weight``. ``cavity`` [3]: the person's darkest mouth shadow (the bank's,
     :attr:`cmet.face.mouth_bank.MouthBank.cavity`): a donor whose opening is all teeth has no shadow of
-    its own darker than its teeth. Blended in with weight ``amount`` (feathered at the lips)."""
+    its own darker than its teeth. ``grain`` [3]: the footage's grain laid on the painted shadow (the
+    bank's, :attr:`cmet.face.mouth_bank.MouthBank.grain`; None: each donor's own, :func:`grain_sigma`).
+    Blended in with weight ``amount`` (feathered at the lips)."""
     import cv2
 
     box = inner_box(t_lm, img.shape[:2])
@@ -285,7 +321,7 @@ def compose_interior(
     wet = WET_TONE * lips  # the inside of the lips: their colour, in their shade
     if cavity is None:  # no bank: the modelled cavity, in the lips' hue
         cavity = CAVITY_TONE * lips
-    now = None
+    now = noise = None
     col = np.zeros((y1 - y0, x1 - x0, 3), np.float32)
     total = 0.0
     first = None
@@ -297,6 +333,10 @@ def compose_interior(
         if shade is None or luminance(cavity) < luminance(shade):
             shade = cavity
         bare = rim * wet + (1 - rim) * shade * depth  # where no tooth covers: lips' inside, then shadow
+        sigma = donor.grain if grain is None else grain
+        if sigma is not None:  # the footage's own grain, not a clean painted patch
+            noise = grain_field(bare.shape[:2]) if noise is None else noise
+            bare = bare + noise * sigma
         c = c + (1 - ins[..., None]) * bare  # (c is already weighted by the cover)
         if donor.ring is not None:  # another moment's light: shifted to this frame's (lip rings)
             now = lip_ring_colour(img, t_lm) if now is None else now

@@ -89,6 +89,13 @@ class MouthBank:
         lum = [luminance(s) for s in shadows]
         return shadows[int(np.argsort(lum)[len(lum) // 2])]
 
+    @property
+    def grain(self) -> np.ndarray | None:
+        """The footage's grain [3] (a camera's, not a moment's): the median over the entries of their
+        :func:`cmet.face.interior.grain_sigma` (None: no entry measured)."""
+        grains = [d.grain for d in self.donors if d.grain is not None]
+        return None if not grains else np.median(np.stack(grains), 0).astype(np.float32)
+
     @classmethod
     def from_frames(
         cls, frames: np.ndarray, landmarks: np.ndarray, min_open: float = 0.08, size: int = 40

@@ -245,8 +245,11 @@ class FaceRenderer:
                     (y1 - y0, x1 - x0), q, iod, au, lip_colour(img, t_n), teeth_colour(img, t_n)
                 )
         donors.sort(key=lambda dw: -dw[1])
-        cavity = None if self.mouth_bank is None else self.mouth_bank.cavity
-        compose_interior(img, t_n, donors, amount, fallback, rest if fallback is not None else 0.0, cavity)
+        bank = self.mouth_bank
+        cavity, grain = (None, None) if bank is None else (bank.cavity, bank.grain)
+        compose_interior(
+            img, t_n, donors, amount, fallback, rest if fallback is not None else 0.0, cavity, grain
+        )
 
 
 def shade_into(view: View, dark: np.ndarray, light: np.ndarray) -> None:

@@ -282,3 +282,48 @@ def test_a_mouth_opened_past_tall_max_shows_one_row_of_teeth_and_a_gap(
     monkeypatch.setattr(interior, "gap_weight", lambda up, lo, mid, scale: np.zeros_like(up))
     h2, n2 = bands(compose_interior(astronaut_face.copy(), tgt, [(donor, 1.0)], 1.0), tgt)
     assert n2 == 2, (h2, n2)
+
+
+def test_the_painted_mouth_shadow_carries_the_footages_grain(
+    astronaut_face, astronaut_landmarks, monkeypatch
+):
+    """A donor whose mouth shadow has camera grain (sigma 6 levels), its mouth opened to 3 x (past
+    TALL_MAX: a gap of painted shadow between the rows): the gap has grain of about the donor's
+    strength (0.5-2 x in its fine layer); painted without it (grain_sigma None) it is a clean patch
+    (< 0.3 x) that no camera records."""
+    import cv2
+
+    import cmet.face.interior as interior
+    from cmet.face.interior import Donor, compose_interior
+    from cmet.face.realism import polygon_mask
+
+    img, lm = _open_with_teeth(astronaut_face, astronaut_landmarks)
+    inside = polygon_mask(img.shape[:2], lm[INNER_LIP_CONTOUR])
+    dark = inside & (img.astype(np.float32).mean(-1) < 60)
+    noisy = img.astype(np.float32)
+    noisy[dark] += np.random.default_rng(1).normal(0, 6.0, (int(dark.sum()), 3))
+    img = np.clip(noisy, 0, 255).astype(np.uint8)
+    h = float(lm[14, 1] - lm[13, 1])
+    tgt = lm.copy()
+    tgt[LOWER_INNER, 1] += 2.0 * h
+    # the gap: the middle third of the opening, around the middle column (4 px off the teeth: the
+    # fine layer's blur reaches that far)
+    top, cx = float(tgt[13, 1]), float(tgt[13, 0])
+    half = 0.5 * float(np.linalg.norm(lm[308, :2] - lm[78, :2]))
+    yy, xx = np.mgrid[: img.shape[0], : img.shape[1]]
+    gap = (yy > top + h + 4) & (yy < top + 2 * h - 4) & (np.abs(xx - cx) < 0.3 * half)
+    assert gap.sum() > 20
+
+    def fine_std():
+        donor = Donor.cut(img, lm)  # a new donor: its grain is measured once
+        out = compose_interior(astronaut_face.copy(), tgt, [(donor, 1.0)], 1.0).astype(np.float32)
+        return float((out - cv2.GaussianBlur(out, (0, 0), 1.0))[gap].std())
+
+    # the same fine-layer measure of the donor's own grain, off its edges
+    ref = img.astype(np.float32) - cv2.GaussianBlur(img.astype(np.float32), (0, 0), 1.0)
+    ref_std = float(ref[cv2.erode(dark.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)].std())
+    grained = fine_std()
+    assert 0.5 * ref_std <= grained <= 2.0 * ref_std, (grained, ref_std)
+    monkeypatch.setattr(interior, "grain_sigma", lambda donor: None)
+    clean = fine_std()
+    assert clean < 0.3 * ref_std, (clean, ref_std)
