@@ -43,7 +43,8 @@ FEATHER = 0.012
 CAVITY_TONE = 0.28
 #: the mouth shadow's brightness at the lips and at the back of the mouth (x the shadow colour): a
 #: real interior spans the person's dark range (W009_038's open mouths: value 32-160 about evenly),
-#: not one level (1.2/0.8: W009 happy mouth colour 0.199, 1.4/0.6: 0.191)
+#: not one level (W009 -> happy mouth colour with the gap fixed, before the grain: 1.2/0.8 0.217,
+#: 1.4/0.6 0.203)
 RIM_LIGHT, DEEP = 1.4, 0.6
 #: the lips' wet inner surface shows along the inner-lip line over this share of the opening, in the
 #: lips' colour times this
