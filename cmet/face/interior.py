@@ -32,6 +32,7 @@ import numpy as np
 from cmet.face.au_fields import INNER_LIP_CONTOUR
 from cmet.face.landmarks import LEFT_EYE_OUTER, LOWER_LIP_INNER, RIGHT_EYE_OUTER, UPPER_LIP_INNER
 from cmet.face.mouth import LOWER_ARC, UPPER_ARC, lip_arc_y, lip_colour
+from cmet.face.realism import luma
 
 #: the edit widened or opened the mouth this much (IOD) past render.UNSEEN: the interior is fully composed
 MOVED_FULL = 0.03
@@ -110,7 +111,7 @@ def shadow_colour(donor: Donor) -> np.ndarray | None:
     px = donor.img[inside].astype(np.float32)
     if len(px) < 8:
         return None
-    lum = px @ np.array([0.299, 0.587, 0.114], np.float32)
+    lum = luma(px)
     k = max(4, int(SHADOW_SHARE * len(px)))
     return px[np.argpartition(lum, k - 1)[:k]].mean(0)
 
@@ -127,7 +128,7 @@ def grain_sigma(donor: Donor) -> np.ndarray | None:
         return None
     img = donor.img.astype(np.float32)
     fine = img - cv2.GaussianBlur(img, (0, 0), 1.0)
-    lum = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    lum = luma(img)
     dark = (inside & (lum <= np.median(lum[inside]))).astype(np.uint8)
     dark = cv2.erode(dark, np.ones((3, 3), np.uint8)).astype(bool)  # not the teeth's or lips' edges
     if dark.sum() < 16:
@@ -169,7 +170,7 @@ def lip_ring_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray | None:
 
 
 def luminance(rgb: np.ndarray) -> float:
-    return float(np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+    return float(luma(rgb))
 
 
 def head_similarity(d_lm: np.ndarray, t_lm: np.ndarray) -> np.ndarray:

@@ -86,12 +86,12 @@ def teeth_colour(img: np.ndarray, p: np.ndarray) -> np.ndarray:
     """The teeth's colour [3] in this person's light: the brightest tenth of their eye whites
     (inside both eye openings of landmarks p [468, >=2] in img [H, W, 3]) times :data:`ENAMEL`;
     :data:`TEETH_RGB` when the eyes show too few pixels."""
-    from cmet.face.realism import polygon_mask
+    from cmet.face.realism import luma, polygon_mask
 
     px = np.concatenate([img[polygon_mask(img.shape[:2], p[c, :2])] for c in EYE_CONTOURS])
     if len(px) < 12:
         return np.asarray(TEETH_RGB, np.float32)
-    lum = px.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    lum = luma(px)
     white = px[lum >= np.percentile(lum, 90)].astype(np.float32).mean(0)
     return np.clip(white * np.asarray(ENAMEL, np.float32), 0, 255)
 

@@ -129,8 +129,9 @@ def flicker_ratio(
     return frame_change(frames_out, mask) / max(frame_change(frames_in, mask), 1e-6)
 
 
-def _grey(img: np.ndarray) -> np.ndarray:
-    return img.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of RGB values [..., 3] -> [...] float32 (grey level)."""
+    return np.asarray(rgb, np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def lip_box(lm: np.ndarray, shape: tuple[int, int], margin: float = 0.0) -> tuple[int, int, int, int] | None:
@@ -150,7 +151,7 @@ def laplacian_variance(img: np.ndarray, box: tuple[int, int, int, int]) -> float
     import cv2
 
     x0, y0, x1, y1 = box
-    g = _grey(img[max(0, y0 - 1) : y1 + 1, max(0, x0 - 1) : x1 + 1])
+    g = luma(img[max(0, y0 - 1) : y1 + 1, max(0, x0 - 1) : x1 + 1])
     return float(cv2.Laplacian(g, cv2.CV_32F, ksize=1)[1:-1, 1:-1].var())
 
 
@@ -195,7 +196,7 @@ def teeth_profile(img: np.ndarray, lm: np.ndarray) -> tuple[np.ndarray, float, f
     H, W = img.shape[:2]
     if y0 < 0 or x0 < 0 or y1 > H or x1 > W or y1 - y0 < 1:
         return None
-    col = _grey(img[y0:y1, x0:x1]).mean(0)
+    col = luma(img[y0:y1, x0:x1]).mean(0)
     xs = np.arange(x0, x1, dtype=np.float64)
     grid = cx + np.arange(-int(R), int(R) + 1, dtype=np.float64)
     prof = np.interp(grid, xs, col)
